@@ -1,0 +1,27 @@
+# Brightline customer-service bot. `make run` starts everything, `make test` tests everything.
+PY ?= python3
+DEVCTL = $(PY) scripts/devctl.py
+
+.PHONY: setup train run test lint clean
+
+setup:  ## create/update .venv-rasa (Python 3.10, Rasa) and .venv (gateway)
+	$(DEVCTL) setup
+
+train:  ## train the Rasa model if data/, domain.yml or config.yml changed
+	$(DEVCTL) train
+
+run:  ## start the Rasa server and the action server (Ctrl-C stops them)
+	$(DEVCTL) run
+
+test:  ## validate data, run test stories, action tests and pytest
+	$(DEVCTL) test
+
+lint:  ## ruff + mypy
+	$(DEVCTL) setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check scripts bot connectors handoff tests
+	.venv/bin/mypy bot connectors handoff scripts
+	.venv-rasa/bin/python -m compileall -q actions
+
+clean:  ## remove environments, models and runtime files
+	rm -rf .venv .venv-rasa models var

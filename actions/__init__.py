@@ -1,0 +1,1 @@
+"""Custom actions of the Brightline assistant (rasa-sdk; runs in .venv-rasa)."""

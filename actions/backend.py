@@ -1,0 +1,290 @@
+"""Brightline's demo backend: customers, products, orders, devices and repairs in SQLite.
+
+The custom actions read and write it the way they would call a real order system. The data is
+created by ``python -m actions.backend seed``; dates are relative to the seed day so that delivery
+estimates and return windows stay meaningful whenever the demo runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Optional
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DB = REPO_ROOT / "var" / "demo_backend.sqlite3"
+RETURN_WINDOW_DAYS = 30
+
+
+def db_path() -> Path:
+    """Where the backend lives; BRIGHTLINE_BACKEND_DB overrides the default under var/."""
+    return Path(os.environ.get("BRIGHTLINE_BACKEND_DB", str(DEFAULT_DB)))
+
+
+SCHEMA = """
+CREATE TABLE customers (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL, vip INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE products (
+    sku TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, category TEXT NOT NULL,
+    warranty_months INTEGER NOT NULL, price REAL NOT NULL
+);
+CREATE TABLE orders (
+    number TEXT PRIMARY KEY, customer_id INTEGER NOT NULL REFERENCES customers(id),
+    status TEXT NOT NULL, placed_on TEXT NOT NULL, shipped_on TEXT, expected_on TEXT,
+    delivered_on TEXT, carrier TEXT, tracking TEXT, total REAL NOT NULL,
+    refund_status TEXT NOT NULL DEFAULT 'none', refund_amount REAL, refund_started_on TEXT,
+    refunded_on TEXT, return_code TEXT
+);
+CREATE TABLE order_items (
+    order_number TEXT NOT NULL REFERENCES orders(number), sku TEXT NOT NULL REFERENCES products(sku),
+    quantity INTEGER NOT NULL
+);
+CREATE TABLE devices (
+    serial TEXT PRIMARY KEY, sku TEXT NOT NULL REFERENCES products(sku),
+    customer_id INTEGER NOT NULL REFERENCES customers(id), purchased_on TEXT NOT NULL
+);
+CREATE TABLE repairs (
+    reference TEXT PRIMARY KEY, serial TEXT NOT NULL REFERENCES devices(serial),
+    booked_on TEXT NOT NULL, pickup_on TEXT NOT NULL, under_warranty INTEGER NOT NULL
+);
+"""
+
+PRODUCTS = [
+    ("AUR-1", "Aurora Speaker", "speaker", 24, 129.0),
+    ("AUR-M", "Aurora Mini", "speaker", 24, 59.0),
+    ("PLS-1", "Pulse Soundbar", "speaker", 24, 249.0),
+    ("NOV-1", "Nova Phone", "phone", 24, 499.0),
+    ("HAL-1", "Halo Earbuds", "earbuds", 12, 89.0),
+    ("BEA-1", "Beacon Router", "router", 36, 149.0),
+    ("LUM-1", "Lumen Hub", "hub", 24, 99.0),
+    ("GLW-1", "Glow Bulb", "bulb", 12, 19.0),
+    ("SEN-1", "Sentry Doorbell", "doorbell", 24, 179.0),
+]
+
+CUSTOMERS = [
+    (1, "Maya Patel", "maya.patel@example.com", 0),
+    (2, "Jonas Weber", "jonas.weber@example.com", 1),
+    (3, "Aiko Tanaka", "aiko.tanaka@example.com", 0),
+    (4, "Liam O'Brien", "liam.obrien@example.com", 0),
+]
+
+
+def _d(today: date, days: int) -> str:
+    return (today + timedelta(days=days)).isoformat()
+
+
+def seed(path: Optional[Path] = None, today: Optional[date] = None) -> Path:
+    """(Re)create the demo database with a fixed set of customers, orders and devices."""
+    path = path or db_path()
+    t = today or date.today()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    con = sqlite3.connect(tmp)
+    with con:
+        con.executescript(SCHEMA)
+        con.executemany("INSERT INTO products VALUES (?,?,?,?,?)", PRODUCTS)
+        con.executemany("INSERT INTO customers VALUES (?,?,?,?)", CUSTOMERS)
+        orders = [
+            # number, customer, status, placed, shipped, expected, delivered, carrier, tracking,
+            # total, refund_status, refund_amount, refund_started, refunded, return_code
+            ("1001", 1, "shipped", _d(t, -4), _d(t, -2), _d(t, 2), None, "DHL", "JD014600003827",
+             129.0, "none", None, None, None, None),
+            ("1002", 2, "delivered", _d(t, -14), _d(t, -12), _d(t, -10), _d(t, -10), "UPS",
+             "1Z999AA10123456784", 499.0, "none", None, None, None, None),
+            ("1003", 3, "shipped", _d(t, -15), _d(t, -12), _d(t, -5), None, "DPD",
+             "01234567890123", 149.0, "none", None, None, None, None),
+            ("1004", 4, "processing", _d(t, -1), None, _d(t, 4), None, None, None,
+             89.0, "none", None, None, None, None),
+            ("1005", 1, "returned", _d(t, -30), _d(t, -28), _d(t, -26), _d(t, -26), "DHL",
+             "JD014600009911", 249.0, "processing", 249.0, _d(t, -3), None, "RMA-1005"),
+            ("1006", 2, "delivered", _d(t, -50), _d(t, -48), _d(t, -45), _d(t, -45), "UPS",
+             "1Z999AA10123459999", 175.0, "none", None, None, None, None),
+            ("1007", 3, "cancelled", _d(t, -25), None, None, None, None, None,
+             59.0, "refunded", 59.0, _d(t, -25), _d(t, -20), None),
+            ("1008", 4, "out_for_delivery", _d(t, -3), _d(t, -1), _d(t, 0), None, "DHL",
+             "JD014600004455", 179.0, "none", None, None, None, None),
+        ]
+        con.executemany(f"INSERT INTO orders VALUES ({','.join('?' * 15)})", orders)
+        items = [("1001", "AUR-1", 1), ("1002", "NOV-1", 1), ("1003", "BEA-1", 1),
+                 ("1004", "HAL-1", 1), ("1005", "PLS-1", 1), ("1006", "LUM-1", 1),
+                 ("1006", "GLW-1", 4), ("1007", "AUR-M", 1), ("1008", "SEN-1", 1)]
+        con.executemany("INSERT INTO order_items VALUES (?,?,?)", items)
+        devices = [("SN100234", "AUR-1", 1, _d(t, -240)), ("SN482910", "NOV-1", 2, _d(t, -800)),
+                   ("SN300117", "NOV-1", 2, _d(t, -90)), ("SN555001", "BEA-1", 3, _d(t, -420)),
+                   ("SN777320", "HAL-1", 4, _d(t, -400)), ("SN640022", "PLS-1", 1, _d(t, -30))]
+        con.executemany("INSERT INTO devices VALUES (?,?,?,?)", devices)
+    con.close()
+    os.replace(tmp, path)
+    return path
+
+
+def connect() -> sqlite3.Connection:
+    """Open the backend, seeding it on first use."""
+    path = db_path()
+    if not path.exists():
+        seed(path)
+    con = sqlite3.connect(path)
+    con.row_factory = sqlite3.Row
+    return con
+
+
+@dataclass(frozen=True)
+class Order:
+    number: str
+    customer_name: str
+    customer_vip: bool
+    status: str
+    placed_on: date
+    shipped_on: Optional[date]
+    expected_on: Optional[date]
+    delivered_on: Optional[date]
+    carrier: Optional[str]
+    tracking: Optional[str]
+    total: float
+    refund_status: str
+    refund_amount: Optional[float]
+    refund_started_on: Optional[date]
+    refunded_on: Optional[date]
+    return_code: Optional[str]
+    items: tuple[str, ...]
+
+    @property
+    def item_summary(self) -> str:
+        return ", ".join(self.items)
+
+
+def _date(value: Optional[str]) -> Optional[date]:
+    return date.fromisoformat(value) if value else None
+
+
+def get_order(number: str) -> Optional[Order]:
+    """The order with this number, or None."""
+    with connect() as con:
+        row = con.execute(
+            "SELECT o.*, c.name AS customer_name, c.vip AS customer_vip FROM orders o "
+            "JOIN customers c ON c.id = o.customer_id WHERE o.number = ?", (number,)
+        ).fetchone()
+        if row is None:
+            return None
+        items = tuple(
+            f"{r['quantity']} × {r['name']}" if r["quantity"] > 1 else r["name"]
+            for r in con.execute(
+                "SELECT i.quantity, p.name FROM order_items i JOIN products p ON p.sku = i.sku "
+                "WHERE i.order_number = ? ORDER BY p.name", (number,)
+            )
+        )
+    return Order(
+        number=row["number"], customer_name=row["customer_name"],
+        customer_vip=bool(row["customer_vip"]), status=row["status"],
+        placed_on=date.fromisoformat(row["placed_on"]), shipped_on=_date(row["shipped_on"]),
+        expected_on=_date(row["expected_on"]), delivered_on=_date(row["delivered_on"]),
+        carrier=row["carrier"], tracking=row["tracking"], total=row["total"],
+        refund_status=row["refund_status"], refund_amount=row["refund_amount"],
+        refund_started_on=_date(row["refund_started_on"]), refunded_on=_date(row["refunded_on"]),
+        return_code=row["return_code"], items=items,
+    )
+
+
+def cancel_order(number: str, today: Optional[date] = None) -> None:
+    """Cancel an order that has not shipped yet and start its refund."""
+    t = (today or date.today()).isoformat()
+    with connect() as con:
+        cur = con.execute(
+            "UPDATE orders SET status='cancelled', refund_status='processing', "
+            "refund_amount=total, refund_started_on=? WHERE number=? AND status='processing'",
+            (t, number),
+        )
+        if cur.rowcount != 1:
+            raise ValueError(f"order {number} cannot be cancelled")
+
+
+def start_return(number: str) -> str:
+    """Open a return for a delivered order; returns the return code (RMA)."""
+    code = f"RMA-{number}"
+    with connect() as con:
+        con.execute(
+            "UPDATE orders SET return_code=? WHERE number=? AND return_code IS NULL", (code, number)
+        )
+    return code
+
+
+@dataclass(frozen=True)
+class Device:
+    serial: str
+    product: str
+    category: str
+    customer_name: str
+    purchased_on: date
+    warranty_until: date
+
+    def under_warranty(self, today: Optional[date] = None) -> bool:
+        return (today or date.today()) <= self.warranty_until
+
+
+def _add_months(d: date, months: int) -> date:
+    month = d.month - 1 + months
+    year, month = d.year + month // 12, month % 12 + 1
+    day = min(d.day, [31, 29 if year % 4 == 0 else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1])
+    return date(year, month, day)
+
+
+def get_device(serial: str) -> Optional[Device]:
+    """The registered device with this serial number, or None."""
+    with connect() as con:
+        row = con.execute(
+            "SELECT d.serial, d.purchased_on, p.name, p.category, p.warranty_months, c.name AS cname "
+            "FROM devices d JOIN products p ON p.sku = d.sku JOIN customers c ON c.id = d.customer_id "
+            "WHERE d.serial = ?", (serial,)
+        ).fetchone()
+    if row is None:
+        return None
+    bought = date.fromisoformat(row["purchased_on"])
+    return Device(
+        serial=row["serial"], product=row["name"], category=row["category"],
+        customer_name=row["cname"], purchased_on=bought,
+        warranty_until=_add_months(bought, row["warranty_months"]),
+    )
+
+
+def product_names() -> list[str]:
+    """Every product in the catalogue, by name."""
+    with connect() as con:
+        return [r["name"] for r in con.execute("SELECT name FROM products ORDER BY name")]
+
+
+def book_repair(serial: str, today: Optional[date] = None) -> tuple[str, date, bool]:
+    """Book a courier pickup for a repair: (reference, pickup day, covered by warranty)."""
+    t = today or date.today()
+    device = get_device(serial)
+    if device is None:
+        raise ValueError(f"unknown serial number {serial}")
+    pickup = t + timedelta(days=2)
+    while pickup.weekday() >= 5:  # couriers collect on weekdays
+        pickup += timedelta(days=1)
+    with connect() as con:
+        n = con.execute("SELECT COUNT(*) FROM repairs").fetchone()[0]
+        reference = f"R-{2001 + n}"
+        covered = device.under_warranty(t)
+        con.execute(
+            "INSERT INTO repairs VALUES (?,?,?,?,?)",
+            (reference, serial, t.isoformat(), pickup.isoformat(), int(covered)),
+        )
+    return reference, pickup, covered
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m actions.backend", description=__doc__)
+    parser.add_argument("command", choices=["seed"], help="seed: (re)create the demo data")
+    args = parser.parse_args()
+    if args.command == "seed":
+        print(f"demo backend seeded at {seed()}")
+
+
+if __name__ == "__main__":
+    main()

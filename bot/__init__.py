@@ -1,0 +1,1 @@
+"""Gateway core: app factory, conversation model, state machine, Rasa client, stores, CLI."""

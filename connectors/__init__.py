@@ -1,0 +1,1 @@
+"""Channel connectors: Telegram, Slack, web chat, REST."""

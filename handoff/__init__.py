@@ -1,0 +1,1 @@
+"""Human handoff: queue, routing, handoff packet, agent console, CSAT, metrics."""

@@ -1,0 +1,435 @@
+#!/usr/bin/env python3
+"""Developer control: set up both environments, train, run the stack, run the tests.
+
+Standard library only: it runs before any virtual environment exists.
+``make setup|train|run|test`` call it; ``python3 scripts/devctl.py --help`` lists the commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+RASA_VENV = ROOT / ".venv-rasa"
+GATEWAY_VENV = ROOT / ".venv"
+MODELS = ROOT / "models"
+RASA_REQUIREMENTS = [ROOT / "requirements" / "rasa.txt", ROOT / "requirements" / "rasa-dev.txt"]
+TRAINING_INPUTS = ["config.yml", "domain.yml", "data", "requirements/rasa.txt"]
+
+# Quiet, offline-friendly Rasa: no telemetry calls home, no TensorFlow chatter.
+RASA_ENV = {
+    "RASA_TELEMETRY_ENABLED": "false",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+    "PYTHONWARNINGS": "ignore",
+}
+
+
+class SetupError(RuntimeError):
+    """A problem the user has to fix; the message says how."""
+
+
+def say(msg: str) -> None:
+    print(f"==> {msg}", flush=True)
+
+
+# --- finding Python 3.10 ---------------------------------------------------------------
+
+
+def _python_version(exe: str) -> tuple[int, int] | None:
+    try:
+        out = subprocess.run(
+            [exe, "-c", "import sys; print(sys.version_info[0], sys.version_info[1])"],
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout.split()
+        return int(out[0]), int(out[1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+def _pyenv_root() -> Path | None:
+    if os.environ.get("PYENV_ROOT"):
+        return Path(os.environ["PYENV_ROOT"])
+    pyenv = shutil.which("pyenv")
+    if not pyenv:
+        return None
+    try:
+        out = subprocess.run([pyenv, "root"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return Path(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip() else None
+
+
+def find_python310() -> str:
+    """A working Python 3.10 interpreter, or a SetupError that says how to get one."""
+    override = os.environ.get("CSBOT_PYTHON310")
+    candidates: list[str] = [override] if override else []
+    if not override:
+        on_path = shutil.which("python3.10")
+        if on_path:
+            candidates.append(on_path)
+        root = _pyenv_root()
+        if root:
+            candidates += sorted(glob.glob(str(root / "versions" / "3.10.*" / "bin" / "python3.10")),
+                                 reverse=True)
+        candidates.append("/usr/bin/python3.10")
+    for exe in candidates:
+        if exe and _python_version(exe) == (3, 10):
+            return exe
+    where = f"CSBOT_PYTHON310={override} is not a working Python 3.10" if override else (
+        "no python3.10 on PATH and none under pyenv")
+    raise SetupError(
+        f"Rasa 3.6 needs Python 3.10, but it was not found ({where}).\n"
+        "    Install it, then run the command again:\n"
+        "      pyenv install 3.10        (with pyenv), or\n"
+        "      apt-get install python3.10 python3.10-venv   (where your OS packages it)\n"
+        "    or point CSBOT_PYTHON310 at a python3.10 executable."
+    )
+
+
+def find_python311() -> str:
+    """The gateway's interpreter: this one if it is 3.11+, else python3.11 / pyenv."""
+    if sys.version_info >= (3, 11):
+        return sys.executable
+    for exe in [shutil.which("python3.11"), shutil.which("python3.12")]:
+        if exe and (_python_version(exe) or (0, 0)) >= (3, 11):
+            return exe
+    raise SetupError("The gateway needs Python 3.11 or newer; install it (pyenv install 3.11).")
+
+
+# --- environments ---------------------------------------------------------------------
+
+
+def _digest(paths: Iterable[Path], extra: str = "") -> str:
+    h = hashlib.sha256(extra.encode())
+    for path in paths:
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for f in files:
+            h.update(str(f.relative_to(ROOT)).encode())
+            h.update(b"\0")
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def run_with_progress(cmd: Sequence[str], label: str, log: Path,
+                      env: dict[str, str] | None = None, cwd: Path = ROOT) -> None:
+    """Run a long command, its output in a log file, with a heartbeat line every 15 s."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    full_env = {**os.environ, **(env or {})}
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=full_env)
+        while True:
+            try:
+                proc.wait(timeout=15)
+                break
+            except subprocess.TimeoutExpired:
+                print(f"    {label}: {int(time.monotonic() - started)} s, {_last_line(log)}",
+                      flush=True)
+    elapsed = time.monotonic() - started
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
+        raise SetupError(f"{label} failed (exit {proc.returncode}) after {elapsed:.0f} s. "
+                         f"Last lines of {log.relative_to(ROOT)}:\n{tail}")
+    say(f"{label}: done in {elapsed:.0f} s")
+
+
+def _last_line(log: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in log.read_text(errors="replace").replace("\r", "\n")
+                 .splitlines() if ln.strip() and "WARNING: Location" not in ln]
+    except OSError:
+        return ""
+    return (lines[-1][:100] if lines else "starting")
+
+
+def _ensure_venv(venv: Path, python: str, stamp_value: str, label: str,
+                 install: list[str]) -> None:
+    stamp = venv / ".csbot-stamp"
+    if stamp.exists() and stamp.read_text() == stamp_value and (venv / "bin" / "python").exists():
+        return
+    if not (venv / "bin" / "python").exists():
+        say(f"creating {venv.name} with {python}")
+        subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    say(f"installing {label} into {venv.name} (first time: a few minutes)")
+    run_with_progress([str(venv / "bin" / "python"), "-m", "pip", "install",
+                       "--disable-pip-version-check", *install],
+                      f"pip install {label}", VAR / "logs" / f"pip-{venv.name.strip('.')}.log")
+    stamp.write_text(stamp_value)
+
+
+def setup() -> None:
+    """Create or update .venv-rasa (Python 3.10, Rasa) and .venv (Python 3.11, gateway)."""
+    py310 = find_python310()
+    _ensure_venv(RASA_VENV, py310, _digest(RASA_REQUIREMENTS, py310), "rasa==3.6.21 + pytest",
+                 ["-r", str(RASA_REQUIREMENTS[1])])
+    py311 = find_python311()
+    _ensure_venv(GATEWAY_VENV, py311, _digest([ROOT / "pyproject.toml"], py311),
+                 "the gateway (pyproject.toml [dev])", ["-e", f"{ROOT}[dev]"])
+
+
+# --- training -------------------------------------------------------------------------
+
+
+def model_hash() -> str:
+    return _digest([ROOT / p for p in TRAINING_INPUTS])
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("CSBOT_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "csbot")
+    return Path(base) / "models"
+
+
+def train(force: bool = False) -> Path:
+    """The model for the current data, trained only when data/domain/config changed."""
+    digest = model_hash()
+    model = MODELS / f"{digest}.tar.gz"
+    if model.exists() and not force:
+        say(f"model up to date: {model.relative_to(ROOT)}")
+        return model
+    cached = cache_dir() / model.name
+    MODELS.mkdir(exist_ok=True)
+    if cached.exists() and not force:
+        shutil.copy2(cached, model)
+        say(f"model {digest} restored from cache {cached}")
+        return model
+    say(f"training the Rasa model {digest} (data, domain or config changed; about 2 minutes)")
+    run_with_progress(
+        [str(RASA_VENV / "bin" / "rasa"), "train", "--out", str(MODELS), "--fixed-model-name",
+         digest, "--num-threads", "2"], "rasa train", VAR / "logs" / "train.log", env=RASA_ENV)
+    if not model.exists():
+        raise SetupError(f"rasa train finished but {model} is missing; see var/logs/train.log")
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(model, cached)
+    except OSError as exc:  # a read-only cache only costs the next run a training
+        print(f"    (could not cache the model: {exc})")
+    return model
+
+
+# --- running Rasa and the action server ------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rasa_token() -> str:
+    """RASA_TOKEN, or a token generated once and kept in var/rasa_token."""
+    if os.environ.get("RASA_TOKEN"):
+        return os.environ["RASA_TOKEN"]
+    path = VAR / "rasa_token"
+    if not path.exists():
+        VAR.mkdir(exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def seed_backend() -> None:
+    subprocess.run([str(RASA_VENV / "bin" / "python"), "-m", "actions.backend", "seed"],
+                   cwd=ROOT, check=True, env={**os.environ, **RASA_ENV})
+
+
+class Stack:
+    """Rasa server + action server as child processes, stopped together."""
+
+    def __init__(self, model: Path, rasa_port: int, actions_port: int, token: str,
+                 log_dir: Path) -> None:
+        self.model, self.rasa_port, self.actions_port = model, rasa_port, actions_port
+        self.token, self.log_dir = token, log_dir
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://127.0.0.1:{self.rasa_port}"
+
+    def _spawn(self, name: str, cmd: list[str]) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        out = (self.log_dir / f"{name}.log").open("wb")
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, **RASA_ENV}, start_new_session=True)
+        self.procs.append((name, proc))
+
+    def start(self, timeout: float = 240.0) -> None:
+        endpoints = self.log_dir / "endpoints.yml"
+        endpoints.write_text(
+            f'action_endpoint:\n  url: "http://127.0.0.1:{self.actions_port}/webhook"\n')
+        rasa = str(RASA_VENV / "bin" / "rasa")
+        self._spawn("actions", [rasa, "run", "actions", "--port", str(self.actions_port),
+                                "--actions", "actions"])
+        self._spawn("rasa", [rasa, "run", "--enable-api", "--auth-token", self.token,
+                             "--port", str(self.rasa_port), "--model", str(self.model),
+                             "--endpoints", str(endpoints), "--credentials",
+                             str(ROOT / "credentials.yml"), "--interface", "127.0.0.1"])
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float) -> None:
+        checks = {
+            "actions": f"http://127.0.0.1:{self.actions_port}/health",
+            "rasa": f"{self.rasa_url}/status?token={self.token}",
+        }
+        started = time.monotonic()
+        last_note = started
+        pending = dict(checks)
+        while pending:
+            for name, proc in self.procs:
+                if proc.poll() is not None:
+                    log = self.log_dir / f"{name}.log"
+                    tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+                    raise SetupError(f"the {name} server exited with {proc.returncode} while "
+                                     f"starting; last lines of {log}:\n{tail}")
+            for name, url in list(pending.items()):
+                try:
+                    with urllib.request.urlopen(url, timeout=2) as resp:
+                        body = resp.read()
+                    if name == "rasa" and not json.loads(body).get("model_file"):
+                        continue
+                    del pending[name]
+                    say(f"{name} server ready after {time.monotonic() - started:.0f} s")
+                except (OSError, urllib.error.URLError, ValueError):
+                    pass
+            if time.monotonic() - started > timeout:
+                raise SetupError(f"{', '.join(pending)} not ready after {timeout:.0f} s; "
+                                 f"see the logs in {self.log_dir}")
+            if time.monotonic() - last_note > 15:
+                print(f"    waiting for {', '.join(pending)} "
+                      f"({time.monotonic() - started:.0f} s; loading the model takes ~40 s)",
+                      flush=True)
+                last_note = time.monotonic()
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        for _, proc in self.procs:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 15
+        for _, proc in self.procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.procs.clear()
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+def cmd_run(_: argparse.Namespace) -> None:
+    setup()
+    model = train()
+    seed_backend()
+    token = rasa_token()
+    stack = Stack(model, int(os.environ.get("RASA_PORT", "5005")),
+                  int(os.environ.get("ACTIONS_PORT", "5055")), token, VAR / "run")
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        say("starting the action server and the Rasa server")
+        stack.start()
+        print(f"""
+The Brightline assistant is running.
+  Rasa server    {stack.rasa_url}  (API token in var/rasa_token)
+  Action server  http://127.0.0.1:{stack.actions_port}
+  Logs           var/run/rasa.log, var/run/actions.log
+
+Talk to the bot:
+  curl -s {stack.rasa_url}/webhooks/rest/webhook \\
+       -H 'Content-Type: application/json' \\
+       -d '{{"sender": "me", "message": "where is my order 1001?"}}'
+
+Press Ctrl-C to stop.
+""", flush=True)
+        while not stopping.is_set():
+            for name, proc in stack.procs:
+                if proc.poll() is not None:
+                    raise SetupError(f"the {name} server stopped (exit {proc.returncode}); "
+                                     f"see var/run/{name}.log")
+            stopping.wait(1)
+    finally:
+        say("stopping")
+        stack.stop()
+
+
+def _run(cmd: Sequence[str], env: dict[str, str] | None = None) -> None:
+    print(f"$ {' '.join(cmd)}", flush=True)
+    result = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **(env or {})})
+    if result.returncode != 0:
+        raise SetupError(f"'{' '.join(cmd)}' failed with exit code {result.returncode}")
+
+
+def cmd_test(args: argparse.Namespace) -> None:
+    setup()
+    model = train()
+    rasa = str(RASA_VENV / "bin" / "rasa")
+    started = time.monotonic()
+    say("validating the training data")
+    _run([rasa, "data", "validate", "--fail-on-warnings"], env=RASA_ENV)
+    say("end-to-end test stories (tests/stories), prediction errors fail the build")
+    results = VAR / "test-results"
+    _run([rasa, "test", "core", "--stories", "tests/stories", "--model", str(model),
+          "--fail-on-prediction-errors", "--out", str(results / "core"), "--no-plot"],
+         env=RASA_ENV)
+    say("action tests (tests/actions, in .venv-rasa)")
+    _run([str(RASA_VENV / "bin" / "python"), "-m", "pytest", "tests/actions", "-q",
+          "-p", "no:cacheprovider"], env=RASA_ENV)
+    say("gateway and end-to-end tests (tests/, in .venv)")
+    _run([str(GATEWAY_VENV / "bin" / "python"), "-m", "pytest", *args.pytest_args],
+         env={"CSBOT_MODEL": str(model)})
+    say(f"all tests passed in {time.monotonic() - started:.0f} s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="devctl", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("setup", help="create/update .venv-rasa and .venv").set_defaults(
+        func=lambda a: setup())
+    p_train = sub.add_parser("train", help="train the model if data/domain/config changed")
+    p_train.add_argument("--force", action="store_true", help="train even if up to date")
+    p_train.set_defaults(func=lambda a: (setup(), train(force=a.force)))
+    sub.add_parser("run", help="start the whole stack").set_defaults(func=cmd_run)
+    p_test = sub.add_parser("test", help="data validation, test stories, all tests")
+    p_test.add_argument("pytest_args", nargs="*", help="extra arguments for the gateway pytest")
+    p_test.set_defaults(func=cmd_test)
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except SetupError as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Shared fixtures: the trained Rasa model and a running Rasa + action server stack."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scripts import devctl
+
+
+@pytest.fixture(scope="session")
+def rasa_model() -> Path:
+    """The model for the current training data (make test passes it in CSBOT_MODEL).
+
+    Run through pytest alone, it trains only if no model for this data hash exists yet.
+    """
+    env_model = os.environ.get("CSBOT_MODEL")
+    if env_model:
+        path = Path(env_model)
+        if not path.exists():
+            pytest.fail(f"CSBOT_MODEL={env_model} does not exist; run `make train`")
+        return path
+    return devctl.train()
+
+
+@pytest.fixture(scope="session")
+def rasa_stack(rasa_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[devctl.Stack]:
+    """Rasa server and action server on free ports, with a freshly seeded demo backend."""
+    run_dir = tmp_path_factory.mktemp("rasa-stack")
+    os.environ["BRIGHTLINE_BACKEND_DB"] = str(run_dir / "backend.sqlite3")
+    devctl.seed_backend()
+    stack = devctl.Stack(rasa_model, devctl.free_port(), devctl.free_port(), "test-token", run_dir)
+    try:
+        stack.start()
+    except devctl.SetupError as exc:
+        stack.stop()
+        pytest.fail(f"could not start Rasa: {exc}")
+    yield stack
+    stack.stop()
