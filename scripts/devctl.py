@@ -50,6 +50,14 @@ def say(msg: str) -> None:
     print(f"==> {msg}", flush=True)
 
 
+def _rel(path: Path) -> str:
+    """The path relative to the repo when it is inside it, else as is."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 # --- finding Python 3.10 ---------------------------------------------------------------
 
 
@@ -147,7 +155,7 @@ def run_with_progress(cmd: Sequence[str], label: str, log: Path,
     if proc.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
         raise SetupError(f"{label} failed (exit {proc.returncode}) after {elapsed:.0f} s. "
-                         f"Last lines of {log.relative_to(ROOT)}:\n{tail}")
+                         f"Last lines of {_rel(log)}:\n{tail}")
     say(f"{label}: done in {elapsed:.0f} s")
 
 
@@ -203,7 +211,7 @@ def train(force: bool = False) -> Path:
     digest = model_hash()
     model = MODELS / f"{digest}.tar.gz"
     if model.exists() and not force:
-        say(f"model up to date: {model.relative_to(ROOT)}")
+        say(f"model up to date: {_rel(model)}")
         return model
     cached = cache_dir() / model.name
     MODELS.mkdir(exist_ok=True)
@@ -264,11 +272,12 @@ class Stack:
     def rasa_url(self) -> str:
         return f"http://127.0.0.1:{self.rasa_port}"
 
-    def _spawn(self, name: str, cmd: list[str]) -> None:
+    def _spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         out = (self.log_dir / f"{name}.log").open("wb")
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, **RASA_ENV}, start_new_session=True)
+                                env={**os.environ, **RASA_ENV, **(env or {})},
+                                start_new_session=True)
         self.procs.append((name, proc))
 
     def start(self, timeout: float = 240.0) -> None:
@@ -339,6 +348,42 @@ class Stack:
 # --- commands ---------------------------------------------------------------------------
 
 
+def _secret(name: str, env_var: str, nbytes: int = 24) -> str:
+    """The env value, or a random secret generated once and kept in var/<name>."""
+    if os.environ.get(env_var):
+        return os.environ[env_var]
+    path = VAR / name
+    if not path.exists():
+        VAR.mkdir(exist_ok=True)
+        path.write_text(secrets.token_urlsafe(nbytes))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def start_gateway(stack: Stack, port: int, env: dict[str, str]) -> None:
+    """The gateway (python -m bot serve) as a third child process of the stack."""
+    stack._spawn("gateway", [str(GATEWAY_VENV / "bin" / "python"), "-m", "bot", "serve",
+                             "--port", str(port)], env=env)
+    url = f"http://127.0.0.1:{port}/healthz"
+    started = time.monotonic()
+    while True:
+        name, proc = stack.procs[-1]
+        if proc.poll() is not None:
+            log = stack.log_dir / "gateway.log"
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+            raise SetupError(f"the gateway exited with {proc.returncode}; last lines of {log}:"
+                             f"\n{tail}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                break
+        except (OSError, urllib.error.URLError):
+            if time.monotonic() - started > 60:
+                raise SetupError(f"the gateway did not answer {url} within 60 s; "
+                                 "see var/run/gateway.log") from None
+            time.sleep(0.3)
+    say(f"gateway ready after {time.monotonic() - started:.0f} s")
+
+
 def cmd_run(_: argparse.Namespace) -> None:
     setup()
     model = train()
@@ -346,6 +391,14 @@ def cmd_run(_: argparse.Namespace) -> None:
     token = rasa_token()
     stack = Stack(model, int(os.environ.get("RASA_PORT", "5005")),
                   int(os.environ.get("ACTIONS_PORT", "5055")), token, VAR / "run")
+    gateway_port = int(os.environ.get("GATEWAY_PORT", "8080"))
+    demo_password = _secret("demo_agent_password", "DEMO_AGENT_PASSWORD", 9)
+    gateway_env = {
+        "RASA_URL": stack.rasa_url,
+        "RASA_TOKEN": token,
+        "GATEWAY_SECRET_KEY": _secret("secret_key", "GATEWAY_SECRET_KEY", 32),
+        "DEMO_AGENT_PASSWORD": demo_password,
+    }
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -356,13 +409,19 @@ def cmd_run(_: argparse.Namespace) -> None:
     try:
         say("starting the action server and the Rasa server")
         stack.start()
+        say("starting the gateway")
+        start_gateway(stack, gateway_port, gateway_env)
+        gw = f"http://127.0.0.1:{gateway_port}"
         print(f"""
 The Brightline assistant is running.
-  Rasa server    {stack.rasa_url}  (API token in var/rasa_token)
-  Action server  http://127.0.0.1:{stack.actions_port}
-  Logs           var/run/rasa.log, var/run/actions.log
+  Demo shop with the chat widget   {gw}/
+  Agent console                    {gw}/console
+      log in as  demo / {demo_password}   (add agents: .venv/bin/python -m bot agents add NAME)
+  Rasa server                      {stack.rasa_url}  (API token in var/rasa_token)
+  Action server                    http://127.0.0.1:{stack.actions_port}
+  Logs                             var/run/gateway.log, rasa.log, actions.log
 
-Talk to the bot:
+Talk to the bot without the widget:
   curl -s {stack.rasa_url}/webhooks/rest/webhook \\
        -H 'Content-Type: application/json' \\
        -d '{{"sender": "me", "message": "where is my order 1001?"}}'

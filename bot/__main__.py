@@ -1,0 +1,150 @@
+"""Command line: `python -m bot serve | migrate | agents add/list`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.config import Settings, SettingsError, load_settings
+from bot.logs import configure_logging
+from bot.store import DuplicateAgent, Store
+from handoff.auth import hash_password
+
+DEFAULT_CONFIG = Path("gateway.yml")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    path: Path | None = args.config
+    if path is None and DEFAULT_CONFIG.exists():
+        path = DEFAULT_CONFIG
+    return load_settings(path)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.app import create_app
+
+    settings = _settings(args)
+    configure_logging(settings.log_level, settings.log_format)
+    host = args.host or settings.http.host
+    port = args.port if args.port is not None else settings.http.port
+    print(f"gateway listening on http://{host}:{port} (console: /console)", flush=True)
+    web.run_app(create_app(settings), host=host, port=port, print=None)
+    return 0
+
+
+async def _migrate(settings: Settings) -> None:
+    store = await Store.connect(settings.database_url)
+    try:
+        await store.migrate()
+    finally:
+        await store.close()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    asyncio.run(_migrate(settings))
+    print("database schema is up to date")
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif os.environ.get("AGENT_PASSWORD"):
+        password = os.environ["AGENT_PASSWORD"]
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat: ") != password:
+            raise SystemExit("error: the passwords differ; nothing was changed")
+    if len(password) < 8:
+        raise SystemExit("error: the password needs at least 8 characters; nothing was changed")
+    return password
+
+
+async def _add_agent(settings: Settings, args: argparse.Namespace, password: str) -> str:
+    store = await Store.connect(settings.database_url)
+    try:
+        await store.migrate()
+        agent = await store.add_agent(
+            args.username,
+            args.name or args.username,
+            hash_password(password),
+            role=args.role,
+            teams=args.team or [],
+        )
+        return f"agent {agent.username} (id {agent.id}, {agent.role}) added"
+    finally:
+        await store.close()
+
+
+def cmd_agents_add(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    password = _read_password(args)
+    try:
+        print(asyncio.run(_add_agent(settings, args, password)))
+    except DuplicateAgent:
+        print(f"error: an agent named {args.username!r} already exists", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _list_agents(settings: Settings) -> list[str]:
+    store = await Store.connect(settings.database_url)
+    try:
+        await store.migrate()
+        return [
+            f"{a.id:>4}  {a.username:<20} {a.role:<10} {a.display_name}"
+            for a in await store.agents()
+        ]
+    finally:
+        await store.close()
+
+
+def cmd_agents_list(args: argparse.Namespace) -> int:
+    for line in asyncio.run(_list_agents(_settings(args))):
+        print(line)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Brightline gateway")
+    parser.add_argument("--config", type=Path, help="settings file (default: ./gateway.yml)")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="run the gateway (default command)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=cmd_serve)
+    sub.add_parser("migrate", help="create or upgrade the database schema").set_defaults(
+        func=cmd_migrate
+    )
+    agents = sub.add_parser("agents", help="manage console agents").add_subparsers(
+        dest="agents_command", required=True
+    )
+    add = agents.add_parser("add", help="add an agent (asks for the password)")
+    add.add_argument("username")
+    add.add_argument("--name", help="display name shown to customers")
+    add.add_argument("--role", choices=["agent", "supervisor"], default="agent")
+    add.add_argument("--team", action="append", help="team name (repeatable)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.set_defaults(func=cmd_agents_add)
+    agents.add_parser("list", help="list agents").set_defaults(func=cmd_agents_list)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args([*(argv or sys.argv[1:]), "serve"])
+    try:
+        result: int = args.func(args)
+        return result
+    except SettingsError as exc:
+        print(f"error: invalid settings: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""The gateway's aiohttp app factory: resources opened and closed in cleanup_ctx."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from bot.appkeys import BROKER, SERVICE, SETTINGS, STORE
+from bot.broker import create_broker
+from bot.config import Settings
+from bot.rasa_client import RasaClient
+from bot.service import ConversationService
+from bot.store import Store
+from connectors.webchat import setup_webchat
+from handoff.auth import hash_password
+from handoff.console import setup_console
+
+log = structlog.get_logger(__name__)
+
+CORS_PATHS = ("/webchat/session",)
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    store = await Store.connect(settings.database_url)
+    await store.migrate()
+    broker = create_broker(settings.redis_url)
+    http = aiohttp.ClientSession()
+    rasa = RasaClient(settings.rasa.urls, settings.rasa.token, http, settings.rasa.timeout_seconds)
+    app[STORE], app[BROKER] = store, broker
+    app[SERVICE] = ConversationService(settings, store, broker, rasa)
+    if settings.demo_agent is not None:
+        demo = settings.demo_agent
+        if await store.agent_by_username(demo.username) is None:
+            await store.add_agent(
+                demo.username, demo.display_name, hash_password(demo.password), role="supervisor"
+            )
+            log.info("demo agent created", username=demo.username)
+    log.info(
+        "gateway ready",
+        database=settings.database_url.split("://")[0],
+        broker="redis" if settings.redis_url else "in-process",
+        rasa=settings.rasa.urls,
+    )
+    yield
+    await app[SERVICE].drain()
+    await http.close()
+    await broker.close()
+    await store.close()
+
+
+@web.middleware
+async def cors_for_widget(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """The widget runs on other sites: its session endpoint answers cross-origin (no cookies)."""
+    if request.path in CORS_PATHS and request.method == "OPTIONS":
+        response: web.StreamResponse = web.Response(status=204)
+    else:
+        response = await handler(request)
+    if request.path in CORS_PATHS:
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+    return response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    broker_ok = await request.app[BROKER].ping()
+    ok = broker_ok
+    return web.json_response(
+        {"status": "ok" if ok else "degraded", "broker": broker_ok}, status=200 if ok else 503
+    )
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[cors_for_widget], client_max_size=256 * 1024)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_resources)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_route("OPTIONS", "/webchat/session", healthz)  # answered by the middleware
+    setup_webchat(app)
+    setup_console(app)
+    return app

@@ -1,0 +1,166 @@
+"""Gateway settings: gateway.yml, with ${ENV} substitution for secrets, validated at start-up."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class SettingsError(ValueError):
+    """The settings file is missing, unreadable or invalid; the message names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HttpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    public_url: str | None = None
+
+
+class RasaSettings(_Section):
+    # Several URLs = several Rasa replicas; a conversation always goes to the same one.
+    urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:5005"], min_length=1)
+    token: str | None = None
+    timeout_seconds: float = Field(20.0, gt=0)
+
+
+class HandoffPolicySettings(_Section):
+    """Gateway-side handoff triggers; they work with any Rasa bot."""
+
+    request_intents: list[str] = Field(default_factory=lambda: ["request_human"])
+    intents: list[str] = Field(default_factory=lambda: ["complaint"])
+    fallback_intent: str = "nlu_fallback"
+    consecutive_fallbacks: int = Field(2, ge=0)
+    low_confidence_threshold: float = Field(0.5, ge=0, le=1)
+    low_confidence_streak: int = Field(3, ge=0)
+    keywords: list[str] = Field(default_factory=lambda: ["lawyer", "chargeback", "data breach"])
+
+
+class TeamSettings(_Section):
+    name: str
+    display_name: str | None = None
+
+
+class QueueSettings(_Section):
+    default_team: str = "general"
+    teams: list[TeamSettings] = Field(
+        default_factory=lambda: [
+            TeamSettings(name="general", display_name="Customer care"),
+            TeamSettings(name="orders", display_name="Orders and delivery"),
+            TeamSettings(name="tech_support", display_name="Technical support"),
+        ]
+    )
+    # Used for the first wait estimates, until real handoffs give a measured average.
+    average_handle_seconds: float = Field(240.0, gt=0)
+
+
+class HoursSettings(_Section):
+    """Opening hours of the human team; outside them a handoff becomes a follow-up."""
+
+    always_open: bool = True
+    timezone: str = "UTC"
+    # weekday (mon..sun) -> "08:00-20:00"; a missing day is closed.
+    schedule: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("schedule")
+    @classmethod
+    def _check_schedule(cls, value: dict[str, str]) -> dict[str, str]:
+        days = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
+        for day, span in value.items():
+            if day not in days:
+                raise ValueError(f"unknown weekday {day!r}; use {sorted(days)}")
+            if not re.fullmatch(r"\d{2}:\d{2}-\d{2}:\d{2}", span):
+                raise ValueError(f"{day}: {span!r} is not like 08:00-20:00")
+        return value
+
+
+class LimitSettings(_Section):
+    max_message_chars: int = Field(4000, ge=1)
+
+
+class DemoAgentSettings(_Section):
+    username: str = "demo"
+    password: str = "demo-password"
+    display_name: str = "Sam (demo agent)"
+
+
+class Settings(_Section):
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    database_url: str = "sqlite+aiosqlite:///var/gateway.sqlite3"
+    redis_url: str | None = None
+    secret_key: str = Field(min_length=16)
+    rasa: RasaSettings = Field(default_factory=RasaSettings)
+    handoff: HandoffPolicySettings = Field(default_factory=HandoffPolicySettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
+    hours: HoursSettings = Field(default_factory=HoursSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    csat_prompt: str = "Thanks for your patience! How did we do? Please rate this conversation from 1 (poor) to 5 (excellent)."
+    demo_agent: DemoAgentSettings | None = None
+    log_format: str = Field("console", pattern="^(console|json)$")
+    log_level: str = "INFO"
+
+
+def substitute_env(value: Any, env: Mapping[str, str], where: str = "") -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string; a missing VAR without default fails."""
+    if isinstance(value, str):
+
+        def repl(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise SettingsError(
+                f"{where or 'settings'}: environment variable {name} is not set "
+                f"(set it, or write ${{{name}:-default}})"
+            )
+
+        return _ENV_REF.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: substitute_env(v, env, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute_env(v, env, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the settings; DATABASE_URL, REDIS_URL and RASA_TOKEN override the file."""
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise SettingsError(f"{path}: file not found") from None
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"{path}: not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise SettingsError(f"{path}: the top level must be a mapping of settings")
+        raw = substitute_env(loaded or {}, env)
+    if env.get("DATABASE_URL"):
+        raw["database_url"] = env["DATABASE_URL"]
+    if env.get("REDIS_URL"):
+        raw["redis_url"] = env["REDIS_URL"]
+    if env.get("RASA_TOKEN"):
+        raw.setdefault("rasa", {})["token"] = env["RASA_TOKEN"]
+    if env.get("GATEWAY_SECRET_KEY"):
+        raw["secret_key"] = env["GATEWAY_SECRET_KEY"]
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SettingsError(f"{path or 'settings'}: {problems}") from None

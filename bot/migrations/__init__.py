@@ -1,0 +1,1 @@
+"""Alembic migrations of the conversation record (run them with ``Store.migrate()``)."""

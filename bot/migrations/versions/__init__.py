@@ -1,0 +1,1 @@
+"""Migration scripts; alembic finds them by file name, not by import."""

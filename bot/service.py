@@ -1,0 +1,800 @@
+"""The conversation service: every customer message, bot turn, handoff and agent action.
+
+Delivery rules (docs/architecture.md): persist, then acknowledge; one conversation is processed
+in order, one message at a time (a cursor of handled messages, under a per-conversation broker
+lock); state changes are compare-and-set on the conversation version, so a bot reply that comes
+back after the conversation left BOT is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from bot.broker import Broker
+from bot.config import Settings
+from bot.policy import HandoffDecision, Turn, decide
+from bot.rasa_client import BotReply, RasaClient, RasaUnavailable
+from bot.state import (
+    HUMAN_STATES,
+    ConversationEvent,
+    ConversationState,
+    next_state,
+)
+from bot.store import (
+    Agent,
+    Conversation,
+    DuplicateMessage,
+    Note,
+    StaleVersion,
+    Store,
+)
+from bot.types import Button, Direction, InboundMessage, SenderKind, StoredMessage
+from handoff.packet import (
+    CustomerInfo,
+    LinkedIdentity,
+    PastConversation,
+    build_packet,
+)
+
+log = structlog.get_logger(__name__)
+
+QUEUE = "queue"
+CONSOLE_TOPIC = "console"
+PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
+CSAT_RE = re.compile(r"^\s*(?:csat:)?([1-5])(?:\s*(?:/\s*5|stars?|out of 5))?\s*[.!]?\s*$", re.I)
+WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class ServiceError(Exception):
+    """A domain error; route handlers turn it into an HTTP status."""
+
+
+class NotFound(ServiceError):
+    pass
+
+
+class Conflict(ServiceError):
+    pass
+
+
+class BadMessage(ServiceError):
+    """Empty, too long or otherwise unusable customer input."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def conversation_topic(conversation_id: str) -> str:
+    """Broker topic of everything a customer's open sockets should see."""
+    return f"conv:{conversation_id}"
+
+
+class Connector(Protocol):
+    """Outbound side of a channel: delivers one stored message to the customer."""
+
+    channel: str
+
+    async def deliver(self, conversation: Conversation, message: StoredMessage) -> None: ...
+
+
+@dataclass(frozen=True)
+class Accepted:
+    conversation: Conversation
+    message: StoredMessage
+    duplicate: bool
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ConversationService:
+    """Owns the conversation lifecycle; connectors and the console call it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        broker: Broker,
+        rasa: RasaClient,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings, self.store, self.broker, self.rasa = settings, store, broker, rasa
+        self.clock = clock
+        self.connectors: dict[str, Connector] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def register_connector(self, connector: Connector) -> None:
+        self.connectors[connector.channel] = connector
+
+    # --- inbound ---------------------------------------------------------------------------
+
+    async def receive(
+        self, message: InboundMessage, conversation_id: str | None = None
+    ) -> Accepted:
+        """Store a customer message (deduped on its channel id). Acknowledge after this returns."""
+        text = message.text.strip()
+        if not text and not message.payload:
+            raise BadMessage("bad_request", "The message is empty.")
+        limit = self.settings.limits.max_message_chars
+        if len(message.text) > limit:
+            raise BadMessage(
+                "too_long",
+                f"Your message is {len(message.text)} characters long; the limit is {limit}. "
+                "Please shorten it or split it into several messages.",
+            )
+        if conversation_id is not None:
+            conversation = await self.store.conversation(conversation_id)
+            if conversation is None:
+                raise NotFound(f"unknown conversation {conversation_id}")
+        else:
+            customer = await self.store.find_or_create_customer(
+                message.channel, message.channel_user_id, message.display_name
+            )
+            conversation = await self.store.open_conversation(
+                customer.id, message.channel, message.channel_user_id
+            )
+        try:
+            stored = await self.store.append_message(
+                conversation.id,
+                direction=Direction.INBOUND,
+                sender_kind=SenderKind.CUSTOMER,
+                text=text or message.payload or "",
+                sender_name=message.display_name,
+                payload=message.payload,
+                channel_message_id=message.channel_message_id,
+            )
+        except DuplicateMessage as dup:
+            return Accepted(conversation, dup.existing, duplicate=True)
+        await self._publish_message(conversation, stored)
+        return Accepted(conversation, stored, duplicate=False)
+
+    def process_soon(self, conversation_id: str) -> None:
+        """Process the conversation in the background (the socket keeps reading meanwhile)."""
+        task = asyncio.create_task(self._process_logged(conversation_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _process_logged(self, conversation_id: str) -> None:
+        try:
+            await self.process(conversation_id)
+        except Exception:
+            log.exception("processing failed", conversation_id=conversation_id)
+
+    async def drain(self) -> None:
+        """Wait for background processing (shutdown, tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def process(self, conversation_id: str) -> None:
+        """Handle every stored customer message not handled yet, in order, one at a time."""
+        async with self.broker.lock(f"lock:conv:{conversation_id}", timeout=120.0):
+            while True:
+                conversation = await self.store.conversation(conversation_id)
+                if conversation is None:
+                    return
+                pending = [
+                    m
+                    for m in await self.store.messages(
+                        conversation_id, after_seq=conversation.bot_cursor
+                    )
+                    if m.direction is Direction.INBOUND
+                ]
+                if not pending:
+                    return
+                handled = await self._handle(conversation, pending[0])
+                if not handled:
+                    return  # Rasa is down: the message waits for the next attempt
+
+    async def _handle(self, conversation: Conversation, message: StoredMessage) -> bool:
+        state = conversation.state
+        if state is ConversationState.PENDING_FOLLOWUP:
+            conversation = await self._customer_returns(conversation)
+            state = conversation.state
+        if state in HUMAN_STATES:
+            # People handle it; the console already got the message when it was stored.
+            await self._advance_cursor(conversation.id, message.seq)
+            return True
+        if conversation.awaiting_csat:
+            rating = csat_rating(message)
+            if rating is not None:
+                await self._record_csat(conversation, message, rating)
+                return True
+        return await self._bot_turn(conversation, message)
+
+    # --- the bot --------------------------------------------------------------------------
+
+    async def _bot_turn(self, conversation: Conversation, message: StoredMessage) -> bool:
+        started_version = conversation.version
+        customer = await self.store.customer(conversation.customer_id)
+        metadata = {
+            "channel": conversation.channel,
+            "customer_id": conversation.customer_id,
+            "customer_name": customer.display_name if customer else None,
+        }
+        try:
+            replies = await self.rasa.send(
+                conversation.id, message.payload or message.text, metadata
+            )
+        except RasaUnavailable as exc:
+            log.warning("rasa unavailable", conversation_id=conversation.id, error=str(exc))
+            await self._system_message(
+                conversation,
+                "Sorry, I'm having a technical problem right now. Your message is saved and I'll "
+                "answer as soon as I'm back. You can also ask for a person.",
+            )
+            return False
+        tracker: dict[str, Any] | None
+        try:
+            tracker = await self.rasa.tracker(conversation.id)
+        except RasaUnavailable:
+            tracker = None
+        if tracker is not None:
+            latest = tracker.get("latest_message") or {}
+            intent = latest.get("intent") or {}
+            await self.store.set_message_nlu(
+                message.id, intent.get("name"), intent.get("confidence")
+            )
+        fresh = await self._advance_cursor(
+            conversation.id, message.seq, expected_version=started_version
+        )
+        if fresh is None:
+            log.info(
+                "stale bot reply dropped",
+                conversation_id=conversation.id,
+                replies=len(replies),
+            )
+            return True
+        conversation = fresh
+        for reply in replies:
+            if reply.text or reply.buttons:
+                await self._send(
+                    conversation,
+                    SenderKind.BOT,
+                    reply.text or "",
+                    buttons=reply.buttons,
+                )
+        decision = decide(self.settings.handoff, replies, await self._recent_turns(conversation))
+        if decision is not None:
+            await self._start_handoff(conversation, decision, tracker)
+        return True
+
+    async def _recent_turns(self, conversation: Conversation) -> list[Turn]:
+        """Customer turns since the bot last took over from a person (or the start)."""
+        turns: list[Turn] = []
+        for m in await self.store.messages(conversation.id):
+            if m.sender_kind is SenderKind.SYSTEM and m.payload == "csat_request":
+                turns.clear()
+            elif m.sender_kind is SenderKind.CUSTOMER and m.seq <= conversation.bot_cursor:
+                turns.append(Turn(m.text, m.intent, m.confidence))
+        return turns
+
+    async def _advance_cursor(
+        self, conversation_id: str, seq: int, expected_version: int | None = None
+    ) -> Conversation | None:
+        """Mark messages up to seq handled. With expected_version: only if the conversation is
+        still with the bot; None when it left BOT meanwhile (then the bot's reply is stale)."""
+        while True:
+            current = await self.store.conversation(conversation_id)
+            if current is None:
+                raise NotFound(conversation_id)
+            if expected_version is not None and current.version != expected_version:
+                if current.state is not ConversationState.BOT:
+                    await self._advance_cursor(conversation_id, seq)
+                    return None
+            try:
+                return await self.store.update_conversation(
+                    conversation_id, current.version, bot_cursor=max(seq, current.bot_cursor)
+                )
+            except StaleVersion:
+                continue
+
+    # --- handoff ------------------------------------------------------------------------
+
+    def team_open(self) -> bool:
+        hours = self.settings.hours
+        if hours.always_open:
+            return True
+        now = self.clock().astimezone(ZoneInfo(hours.timezone))
+        span = hours.schedule.get(WEEKDAYS[now.weekday()])
+        if not span:
+            return False
+        start, end = span.split("-")
+        return start <= now.strftime("%H:%M") < end
+
+    async def _customer_info(self, conversation: Conversation) -> CustomerInfo:
+        customer = await self.store.customer(conversation.customer_id)
+        identities = await self.store.identities(conversation.customer_id)
+        past = []
+        for other in await self.store.conversations_for_customer(conversation.customer_id):
+            if other.id == conversation.id:
+                continue
+            handoffs = await self.store.handoffs_for_conversation(other.id)
+            past.append(
+                PastConversation(
+                    conversation_id=other.id,
+                    started_at=other.created_at,
+                    state=other.state.value,
+                    reason=handoffs[0].reason if handoffs else None,
+                )
+            )
+        return CustomerInfo(
+            id=conversation.customer_id,
+            display_name=customer.display_name if customer else None,
+            channel=conversation.channel,
+            channel_user_id=conversation.channel_user_id,
+            vip=bool(customer and customer.vip),
+            linked_identities=[
+                LinkedIdentity(channel=i.channel, channel_user_id=i.channel_user_id)
+                for i in identities
+            ],
+            past_conversations=past,
+        )
+
+    async def _start_handoff(
+        self,
+        conversation: Conversation,
+        decision: HandoffDecision,
+        tracker: dict[str, Any] | None,
+        source_agent: Agent | None = None,
+    ) -> Conversation:
+        try:
+            await self.rasa.pause(conversation.id)
+        except RasaUnavailable as exc:
+            # The gateway stops sending to the bot anyway; the pause only keeps Rasa quiet.
+            log.warning("could not pause rasa", conversation_id=conversation.id, error=str(exc))
+        open_now = source_agent is not None or self.team_open()
+        event = ConversationEvent.HANDOFF if open_now else ConversationEvent.NO_AGENT
+        packet = build_packet(
+            conversation_id=conversation.id,
+            customer=await self._customer_info(conversation),
+            messages=await self.store.messages(conversation.id),
+            tracker=tracker,
+            signal=decision.signal,
+            policy_reason=decision.policy_reason,
+            default_team=self.settings.queue.default_team,
+            now=self.clock(),
+        )
+        if source_agent is not None:
+            packet = packet.model_copy(update={"source": "agent"})
+        conversation = await self._transition(
+            conversation.id, event, team=packet.team, priority=packet.priority
+        )
+        handoff = await self.store.create_handoff(
+            conversation.id,
+            packet.model_dump(mode="json"),
+            packet.reason,
+            packet.team,
+            packet.priority,
+        )
+        await self.store.audit(
+            f"agent:{source_agent.id}" if source_agent else "bot",
+            "handoff",
+            conversation.id,
+            {"reason": packet.reason, "state": conversation.state.value, "handoff": handoff.id},
+        )
+        log.info(
+            "handoff",
+            conversation_id=conversation.id,
+            reason=packet.reason,
+            team=packet.team,
+            priority=packet.priority,
+            state=conversation.state.value,
+        )
+        if conversation.state is ConversationState.QUEUED:
+            score = PRIORITY_RANK.get(packet.priority, 2) * 1e10 + self.clock().timestamp()
+            await self.broker.enqueue(QUEUE, conversation.id, score)
+            if source_agent is None:
+                position, eta = await self.queue_position(conversation.id)
+                await self._system_message(
+                    conversation,
+                    f"You're number {position} in the queue for a person "
+                    f"(about {format_wait(eta)}). They'll see our conversation so far, so "
+                    "you won't need to repeat anything. You can keep typing here meanwhile.",
+                )
+        else:
+            await self._system_message(
+                conversation,
+                "Our team is offline right now. Your conversation is saved, and a person will "
+                "reply here as soon as we're back. You can add anything else meanwhile.",
+            )
+        await self._publish_state(conversation)
+        await self.broadcast_queue()
+        return conversation
+
+    async def take_over(self, conversation_id: str, agent: Agent) -> Conversation:
+        """An agent takes a live bot conversation: the bot stops, the agent is assigned."""
+        conversation = await self._get(conversation_id)
+        if conversation.state is not ConversationState.BOT:
+            raise Conflict("Only a conversation that is with the bot can be taken over.")
+        try:
+            tracker: dict[str, Any] | None = await self.rasa.tracker(conversation_id)
+        except RasaUnavailable:
+            tracker = None
+        await self._start_handoff(
+            conversation, HandoffDecision(policy_reason="agent_takeover"), tracker, agent
+        )
+        return await self.claim(conversation_id, agent)
+
+    async def queue_position(self, conversation_id: str) -> tuple[int, float]:
+        """1-based position and estimated wait in seconds."""
+        position = await self.broker.position(QUEUE, conversation_id) or 1
+        return position, position * await self._seconds_per_position()
+
+    async def _seconds_per_position(self) -> float:
+        durations = [
+            (h.resolved_at - h.assigned_at).total_seconds()
+            for h in await self.store.recent_handoffs(50)
+            if h.resolved_at and h.assigned_at
+        ]
+        per_agent = (
+            sum(durations) / len(durations)
+            if len(durations) >= 3
+            else self.settings.queue.average_handle_seconds
+        )
+        agents = sum(1 for m in await self.broker.present() if m.startswith("agent:"))
+        return per_agent / max(1, agents)
+
+    async def broadcast_queue(self) -> None:
+        """Send the queue to every console and each waiting customer their new position."""
+        await self.broker.publish(CONSOLE_TOPIC, {"type": "queue", "items": await self.queue_snapshot()})
+        per_position = await self._seconds_per_position()
+        for position, conversation_id in enumerate(await self.broker.queue_items(QUEUE), start=1):
+            await self.broker.publish(
+                conversation_topic(conversation_id),
+                {"type": "queue", "position": position, "eta_seconds": round(position * per_position)},
+            )
+
+    # --- agents ----------------------------------------------------------------------------
+
+    async def claim(self, conversation_id: str, agent: Agent) -> Conversation:
+        conversation = await self._get(conversation_id)
+        if conversation.state is ConversationState.ASSIGNED:
+            who = await self._agent_name(conversation.assigned_agent_id)
+            raise Conflict(f"{who} already took this conversation.")
+        if conversation.state is ConversationState.QUEUED:
+            if not await self.broker.remove(QUEUE, conversation_id):
+                raise Conflict("Another agent just took this conversation.")
+        conversation = await self._transition(
+            conversation_id, ConversationEvent.CLAIM, assigned_agent_id=agent.id
+        )
+        handoff = await self.store.current_handoff(conversation_id)
+        if handoff is not None:
+            await self.store.update_handoff(handoff.id, assigned_at=self.clock(), agent_id=agent.id)
+        await self.store.audit(f"agent:{agent.id}", "claim", conversation_id)
+        await self._system_message(
+            conversation, f"{agent.display_name} from our support team joined the conversation."
+        )
+        await self.broker.publish(
+            conversation_topic(conversation_id), {"type": "agent_joined", "name": agent.display_name}
+        )
+        await self._publish_state(conversation)
+        await self.broadcast_queue()
+        return conversation
+
+    def _check_assignee(self, conversation: Conversation, agent: Agent) -> None:
+        if conversation.state is not ConversationState.ASSIGNED:
+            raise Conflict(f"The conversation is {conversation.state.value}, not assigned.")
+        if conversation.assigned_agent_id != agent.id and agent.role != "supervisor":
+            raise Conflict("This conversation is assigned to another agent.")
+
+    async def agent_reply(self, conversation_id: str, agent: Agent, text: str) -> StoredMessage:
+        text = text.strip()
+        if not text:
+            raise BadMessage("bad_request", "The reply is empty.")
+        if len(text) > self.settings.limits.max_message_chars:
+            raise BadMessage("too_long", "The reply is too long.")
+        conversation = await self._get(conversation_id)
+        self._check_assignee(conversation, agent)
+        message = await self._send(
+            conversation, SenderKind.AGENT, text, sender_name=agent.display_name
+        )
+        handoff = await self.store.current_handoff(conversation_id)
+        if handoff is not None and handoff.first_agent_reply_at is None:
+            await self.store.update_handoff(handoff.id, first_agent_reply_at=message.created_at)
+        return message
+
+    async def add_note(self, conversation_id: str, agent: Agent, text: str) -> Note:
+        text = text.strip()
+        if not text:
+            raise BadMessage("bad_request", "The note is empty.")
+        await self._get(conversation_id)
+        note = await self.store.add_note(conversation_id, agent.id, text)
+        await self.broker.publish(
+            CONSOLE_TOPIC,
+            {"type": "note", "conversation_id": conversation_id, "note": note_dict(note)},
+        )
+        return note
+
+    async def transfer(self, conversation_id: str, agent: Agent, to_agent_id: int) -> Conversation:
+        conversation = await self._get(conversation_id)
+        self._check_assignee(conversation, agent)
+        target = await self.store.agent(to_agent_id)
+        if target is None:
+            raise NotFound(f"unknown agent {to_agent_id}")
+        if target.id == conversation.assigned_agent_id:
+            raise Conflict(f"{target.display_name} already has this conversation.")
+        conversation = await self._transition(
+            conversation_id, ConversationEvent.TRANSFER, assigned_agent_id=target.id
+        )
+        handoff = await self.store.current_handoff(conversation_id)
+        if handoff is not None:
+            await self.store.update_handoff(handoff.id, agent_id=target.id)
+        await self.store.audit(
+            f"agent:{agent.id}", "transfer", conversation_id, {"to_agent": target.id}
+        )
+        await self._system_message(
+            conversation, f"{target.display_name} is taking over from {agent.display_name}."
+        )
+        await self.broker.publish(
+            conversation_topic(conversation_id), {"type": "agent_joined", "name": target.display_name}
+        )
+        await self._publish_state(conversation)
+        await self.broadcast_queue()
+        return conversation
+
+    async def resolve(self, conversation_id: str, agent: Agent) -> Conversation:
+        """Close the human part: the bot resumes (slots kept) and asks for a rating."""
+        conversation = await self._get(conversation_id)
+        self._check_assignee(conversation, agent)
+        conversation = await self._transition(conversation_id, ConversationEvent.RESOLVE)
+        handoff = await self.store.current_handoff(conversation_id)
+        if handoff is not None:
+            await self.store.update_handoff(handoff.id, resolved_at=self.clock())
+        await self.store.audit(f"agent:{agent.id}", "resolve", conversation_id)
+        await self._publish_state(conversation)
+        return await self._return_to_bot(conversation)
+
+    async def _return_to_bot(self, conversation: Conversation) -> Conversation:
+        try:
+            await self.rasa.resume(conversation.id)
+        except RasaUnavailable as exc:
+            log.warning("could not resume rasa", conversation_id=conversation.id, error=str(exc))
+        conversation = await self._transition(
+            conversation.id,
+            ConversationEvent.RETURN_TO_BOT,
+            assigned_agent_id=None,
+            awaiting_csat=True,
+        )
+        await self._send(
+            conversation,
+            SenderKind.SYSTEM,
+            self.settings.csat_prompt,
+            buttons=[Button(title=str(n), payload=f"csat:{n}") for n in range(1, 6)],
+            payload="csat_request",
+        )
+        await self._publish_state(conversation)
+        await self.broadcast_queue()
+        return conversation
+
+    async def _customer_returns(self, conversation: Conversation) -> Conversation:
+        try:
+            await self.rasa.resume(conversation.id)
+        except RasaUnavailable as exc:
+            log.warning("could not resume rasa", conversation_id=conversation.id, error=str(exc))
+        handoff = await self.store.current_handoff(conversation.id)
+        if handoff is not None:
+            await self.store.update_handoff(handoff.id, resolved_at=self.clock())
+        conversation = await self._transition(
+            conversation.id, ConversationEvent.CUSTOMER_RETURNS
+        )
+        await self._publish_state(conversation)
+        await self.broadcast_queue()
+        return conversation
+
+    async def _record_csat(
+        self, conversation: Conversation, message: StoredMessage, rating: int
+    ) -> None:
+        handoffs = await self.store.handoffs_for_conversation(conversation.id)
+        latest = max(handoffs, key=lambda h: h.requested_at) if handoffs else None
+        await self.store.add_csat(conversation.id, latest.id if latest else None, rating)
+        while True:
+            current = await self._get(conversation.id)
+            try:
+                conversation = await self.store.update_conversation(
+                    current.id,
+                    current.version,
+                    awaiting_csat=False,
+                    bot_cursor=max(message.seq, current.bot_cursor),
+                )
+                break
+            except StaleVersion:
+                continue
+        await self._system_message(conversation, "Thank you for your feedback!")
+
+    # --- views for the console ---------------------------------------------------------------
+
+    async def queue_snapshot(self) -> list[dict[str, Any]]:
+        now = self.clock()
+        ordered = await self.broker.queue_items(QUEUE)
+        waiting = await self.store.conversations_in_states(
+            [ConversationState.QUEUED, ConversationState.PENDING_FOLLOWUP]
+        )
+        assigned = await self.store.conversations_in_states([ConversationState.ASSIGNED])
+        rank = {cid: i for i, cid in enumerate(ordered)}
+        waiting.sort(key=lambda c: (c.state is not ConversationState.QUEUED, rank.get(c.id, 1 << 30)))
+        items = []
+        for conversation in [*waiting, *assigned]:
+            handoff = await self.store.current_handoff(conversation.id)
+            customer = await self.store.customer(conversation.customer_id)
+            last = await self.store.messages(conversation.id, after_seq=0)
+            last_customer = next(
+                (m for m in reversed(last) if m.sender_kind is SenderKind.CUSTOMER), None
+            )
+            items.append(
+                {
+                    "conversation_id": conversation.id,
+                    "position": rank[conversation.id] + 1 if conversation.id in rank else None,
+                    "waiting_seconds": round((now - handoff.requested_at).total_seconds())
+                    if handoff
+                    else 0,
+                    "priority": conversation.priority,
+                    "team": conversation.team,
+                    "reason_text": (handoff.packet.get("reason_text") if handoff else None),
+                    "customer_name": (customer.display_name if customer else None)
+                    or f"{conversation.channel} visitor",
+                    "channel": conversation.channel,
+                    "state": conversation.state.value,
+                    "assigned_agent_id": conversation.assigned_agent_id,
+                    "assigned_agent_name": await self._agent_name(conversation.assigned_agent_id)
+                    if conversation.assigned_agent_id
+                    else None,
+                    "last_message": last_customer.text[:200] if last_customer else None,
+                }
+            )
+        return items
+
+    async def conversation_view(self, conversation_id: str) -> dict[str, Any]:
+        conversation = await self._get(conversation_id)
+        handoff = await self.store.current_handoff(conversation_id)
+        if handoff is None:
+            handoffs = await self.store.handoffs_for_conversation(conversation_id)
+            handoff = max(handoffs, key=lambda h: h.requested_at) if handoffs else None
+        info = await self._customer_info(conversation)
+        return {
+            "conversation": {
+                "id": conversation.id,
+                "state": conversation.state.value,
+                "channel": conversation.channel,
+                "channel_user_id": conversation.channel_user_id,
+                "team": conversation.team,
+                "priority": conversation.priority,
+                "assigned_agent_id": conversation.assigned_agent_id,
+                "version": conversation.version,
+            },
+            "customer": info.model_dump(mode="json"),
+            "packet": handoff.packet if handoff else None,
+            "messages": [m.to_dict() for m in await self.store.messages(conversation_id)],
+            "notes": [note_dict(n) for n in await self.store.notes(conversation_id)],
+            "handoff": {
+                "requested_at": iso(handoff.requested_at),
+                "assigned_at": iso(handoff.assigned_at),
+                "first_agent_reply_at": iso(handoff.first_agent_reply_at),
+                "resolved_at": iso(handoff.resolved_at),
+            }
+            if handoff
+            else None,
+        }
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    async def _get(self, conversation_id: str) -> Conversation:
+        conversation = await self.store.conversation(conversation_id)
+        if conversation is None:
+            raise NotFound(f"unknown conversation {conversation_id}")
+        return conversation
+
+    async def _agent_name(self, agent_id: int | None) -> str:
+        agent = await self.store.agent(agent_id) if agent_id is not None else None
+        return agent.display_name if agent else "Another agent"
+
+    async def _transition(
+        self, conversation_id: str, event: ConversationEvent, **changes: Any
+    ) -> Conversation:
+        """Apply a state-machine event with compare-and-set; retries only cursor races."""
+        while True:
+            current = await self._get(conversation_id)
+            new_state = next_state(current.state, event)
+            try:
+                return await self.store.update_conversation(
+                    conversation_id, current.version, state=new_state, **changes
+                )
+            except StaleVersion:
+                continue  # re-read: next_state raises if the state moved on meanwhile
+
+    async def _send(
+        self,
+        conversation: Conversation,
+        sender: SenderKind,
+        text: str,
+        *,
+        buttons: list[Button] | None = None,
+        sender_name: str | None = None,
+        payload: str | None = None,
+    ) -> StoredMessage:
+        message = await self.store.append_message(
+            conversation.id,
+            direction=Direction.OUTBOUND,
+            sender_kind=sender,
+            text=text,
+            sender_name=sender_name,
+            buttons=buttons or [],
+            payload=payload,
+        )
+        await self._publish_message(conversation, message)
+        connector = self.connectors.get(conversation.channel)
+        if connector is not None:
+            await connector.deliver(conversation, message)
+        return message
+
+    async def _system_message(self, conversation: Conversation, text: str) -> StoredMessage:
+        return await self._send(conversation, SenderKind.SYSTEM, text)
+
+    async def _publish_message(self, conversation: Conversation, message: StoredMessage) -> None:
+        event = {"type": "message", **message.to_dict()}
+        await self.broker.publish(conversation_topic(conversation.id), event)
+        current = await self.store.conversation(conversation.id)
+        if current is not None and current.state in HUMAN_STATES:
+            await self.broker.publish(
+                CONSOLE_TOPIC,
+                {
+                    "type": "message",
+                    "conversation_id": conversation.id,
+                    "message": message.to_dict(),
+                },
+            )
+
+    async def _publish_state(self, conversation: Conversation) -> None:
+        await self.broker.publish(
+            conversation_topic(conversation.id),
+            {"type": "state", "state": conversation.state.value},
+        )
+        await self.broker.publish(
+            CONSOLE_TOPIC,
+            {
+                "type": "conversation",
+                "conversation_id": conversation.id,
+                "state": conversation.state.value,
+                "assigned_agent_id": conversation.assigned_agent_id,
+            },
+        )
+
+
+def csat_rating(message: StoredMessage) -> int | None:
+    """A 1-5 rating from a button payload ("csat:4") or a typed digit ("4", "5 stars")."""
+    for candidate in (message.payload, message.text):
+        if candidate:
+            match = CSAT_RE.match(candidate)
+            if match:
+                return int(match.group(1))
+    return None
+
+
+def format_wait(seconds: float) -> str:
+    if seconds < 60:
+        return "less than a minute"
+    minutes = round(seconds / 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def note_dict(note: Note) -> dict[str, Any]:
+    return {
+        "id": note.id,
+        "agent_name": note.agent_name,
+        "text": note.text,
+        "created_at": note.created_at.isoformat(),
+    }
+

@@ -1,0 +1,1347 @@
+"""The conversation record: customers, conversations, messages, handoffs, agents, notes, CSAT, audit.
+
+Everything lives in one SQL database reached through SQLAlchemy 2's asyncio API:
+
+* SQLite (``sqlite+aiosqlite:///var/gateway.sqlite3``, the default) for a single gateway process;
+* PostgreSQL (``postgresql+asyncpg://user:pass@host/db``) when several processes share the record.
+
+The schema is owned by the alembic migrations in ``bot/migrations``; :meth:`Store.migrate` brings
+a database up to date. The tables below mirror those migrations and are only used to build
+queries (a test checks that both agree).
+
+Concurrency rules the rest of the gateway relies on:
+
+* conversations are updated by compare-and-set on ``version`` (:class:`StaleVersion` on a race);
+* message sequence numbers are 1, 2, 3, ... per conversation with no gaps or duplicates, however
+  many coroutines or processes append at once;
+* an inbound message is stored at most once per ``channel_message_id`` and conversation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from bot.state import ConversationState
+from bot.types import Button, Direction, SenderKind, StoredMessage
+
+__all__ = [
+    "DEFAULT_URL",
+    "Agent",
+    "Conversation",
+    "CsatRating",
+    "Customer",
+    "DuplicateAgent",
+    "DuplicateMessage",
+    "Handoff",
+    "Identity",
+    "Note",
+    "NotFound",
+    "StaleVersion",
+    "Store",
+    "StoreError",
+    "alembic_config",
+    "metadata",
+]
+
+DEFAULT_URL = "sqlite+aiosqlite:///var/gateway.sqlite3"
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+# How long an SQLite writer waits for another writer's lock before giving up (ms).
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Execution option that marks write transactions; on SQLite they start with BEGIN IMMEDIATE.
+_WRITE_OPTION = "csbot_write"
+# Arbitrary constant key for the PostgreSQL advisory lock that serialises concurrent migrations.
+_MIGRATION_LOCK_KEY = 0x6373626F74  # "csbot"
+
+
+# ---------------------------------------------------------------------------------------------
+# Public records and errors
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Customer:
+    """A person talking to us, on one or more channels (see :class:`Identity`)."""
+
+    id: str
+    display_name: str | None
+    email: str | None
+    vip: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Identity:
+    """One channel's id for a customer (a Telegram chat id, a webchat visitor id, ...)."""
+
+    channel: str
+    channel_user_id: str
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A conversation with one customer on one channel identity.
+
+    ``version`` increases by one on every :meth:`Store.update_conversation`; pass the version
+    you read as ``expected_version`` to update safely.
+    """
+
+    id: str
+    customer_id: str
+    channel: str
+    channel_user_id: str
+    state: ConversationState
+    version: int
+    team: str | None
+    priority: str
+    assigned_agent_id: int | None
+    awaiting_csat: bool
+    bot_cursor: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """One request for a human: who asked, why, for which team, and how it went."""
+
+    id: int
+    conversation_id: str
+    packet: dict[str, Any]
+    reason: str
+    team: str
+    priority: str
+    requested_at: datetime
+    assigned_at: datetime | None
+    first_agent_reply_at: datetime | None
+    resolved_at: datetime | None
+    agent_id: int | None
+
+
+@dataclass(frozen=True)
+class Agent:
+    """A human agent (or admin) of the console."""
+
+    id: int
+    username: str
+    display_name: str
+    password_hash: str
+    role: str
+    teams: list[str]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Note:
+    """An internal note an agent left on a conversation (never shown to the customer)."""
+
+    id: int
+    conversation_id: str
+    agent_id: int
+    agent_name: str
+    text: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CsatRating:
+    """A customer-satisfaction rating, 1 (bad) to 5 (great)."""
+
+    id: int
+    conversation_id: str
+    handoff_id: int | None
+    rating: int
+    created_at: datetime
+
+
+class StoreError(Exception):
+    """Base class of the store's own errors."""
+
+
+class DuplicateMessage(StoreError):
+    """The inbound message was stored before; ``existing`` is the stored copy."""
+
+    def __init__(self, existing: StoredMessage) -> None:
+        super().__init__(
+            f"inbound message {existing.channel_message_id!r} is already stored "
+            f"in conversation {existing.conversation_id} as seq {existing.seq}"
+        )
+        self.existing = existing
+
+
+class StaleVersion(StoreError):
+    """The conversation changed since it was read (its version moved on)."""
+
+
+class NotFound(StoreError):
+    """The conversation, customer, agent, handoff or message does not exist."""
+
+
+class DuplicateAgent(StoreError):
+    """An agent with that username already exists."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Column types and tables (must match bot/migrations)
+# ---------------------------------------------------------------------------------------------
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    PostgreSQL stores ``timestamptz``. SQLite has no time zones and SQLAlchemy drops them, so
+    there we store naive UTC and re-attach UTC when reading. Naive datetimes are rejected
+    rather than guessed at.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# JSONB on PostgreSQL (indexable, compact), JSON text elsewhere.
+JSONType = sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
+# SQLite only autoincrements an INTEGER PRIMARY KEY, so big ids are plain INTEGER there.
+BigIntId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+UUIDHex = sa.String(32)
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+customers = sa.Table(
+    "customers",
+    metadata,
+    sa.Column("id", UUIDHex, primary_key=True),
+    sa.Column("display_name", sa.Text),
+    sa.Column("email", sa.Text),
+    sa.Column("vip", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+identities = sa.Table(
+    "identities",
+    metadata,
+    # The primary key makes (channel, channel_user_id) unique: one customer per channel user.
+    sa.Column("channel", sa.String(32), primary_key=True),
+    sa.Column("channel_user_id", sa.String(255), primary_key=True),
+    sa.Column("customer_id", UUIDHex, sa.ForeignKey("customers.id"), nullable=False, index=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+agents = sa.Table(
+    "agents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(255), nullable=False, unique=True),
+    sa.Column("display_name", sa.Text, nullable=False),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("role", sa.String(32), nullable=False, server_default="agent"),
+    sa.Column("teams", JSONType, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    sa.Column("id", UUIDHex, primary_key=True),
+    sa.Column("customer_id", UUIDHex, sa.ForeignKey("customers.id"), nullable=False, index=True),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("channel_user_id", sa.String(255), nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("team", sa.Text),
+    sa.Column("priority", sa.String(32), nullable=False),
+    sa.Column("assigned_agent_id", sa.Integer, sa.ForeignKey("agents.id")),
+    sa.Column("awaiting_csat", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("bot_cursor", sa.Integer, nullable=False, server_default=sa.text("0")),
+    # Highest message seq handed out so far; bumping it is how appenders take turns.
+    sa.Column("last_seq", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index(None, "channel", "channel_user_id", "created_at"),
+    sa.Index(None, "state", "created_at"),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", BigIntId, primary_key=True, autoincrement=True),
+    sa.Column("conversation_id", UUIDHex, sa.ForeignKey("conversations.id"), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("direction", sa.String(8), nullable=False),
+    sa.Column("sender_kind", sa.String(16), nullable=False),
+    sa.Column("sender_name", sa.Text),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("buttons", JSONType, nullable=False),
+    sa.Column("payload", sa.Text),
+    sa.Column("intent", sa.Text),
+    sa.Column("confidence", sa.Float),
+    sa.Column("channel_message_id", sa.String(255)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("conversation_id", "seq"),
+    # Dedupe key for inbound messages; partial so outbound ids and NULLs are not constrained.
+    sa.Index(
+        "uq_messages_inbound_channel_message_id",
+        "conversation_id",
+        "channel_message_id",
+        unique=True,
+        sqlite_where=sa.text("direction = 'in' AND channel_message_id IS NOT NULL"),
+        postgresql_where=sa.text("direction = 'in' AND channel_message_id IS NOT NULL"),
+    ),
+)
+
+handoffs = sa.Table(
+    "handoffs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "conversation_id", UUIDHex, sa.ForeignKey("conversations.id"), nullable=False, index=True
+    ),
+    sa.Column("packet", JSONType, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("team", sa.Text, nullable=False),
+    sa.Column("priority", sa.String(32), nullable=False),
+    sa.Column("requested_at", UTCDateTime, nullable=False),
+    sa.Column("assigned_at", UTCDateTime),
+    sa.Column("first_agent_reply_at", UTCDateTime),
+    sa.Column("resolved_at", UTCDateTime),
+    sa.Column("agent_id", sa.Integer, sa.ForeignKey("agents.id")),
+)
+
+notes = sa.Table(
+    "notes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "conversation_id", UUIDHex, sa.ForeignKey("conversations.id"), nullable=False, index=True
+    ),
+    sa.Column("agent_id", sa.Integer, sa.ForeignKey("agents.id"), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+csat = sa.Table(
+    "csat",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "conversation_id", UUIDHex, sa.ForeignKey("conversations.id"), nullable=False, index=True
+    ),
+    sa.Column("handoff_id", sa.Integer, sa.ForeignKey("handoffs.id")),
+    sa.Column("rating", sa.SmallInteger, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("rating BETWEEN 1 AND 5", name="rating_range"),
+)
+
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("id", BigIntId, primary_key=True, autoincrement=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    # No foreign key: the audit trail may mention conversations that were never stored.
+    sa.Column("conversation_id", UUIDHex, index=True),
+    sa.Column("details", JSONType),
+)
+
+_CONVERSATION_CHANGES = frozenset(
+    {"state", "team", "priority", "assigned_agent_id", "awaiting_csat", "bot_cursor"}
+)
+_HANDOFF_CHANGES = frozenset(
+    {"assigned_at", "first_agent_reply_at", "resolved_at", "agent_id", "packet", "team", "priority"}
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Row -> record
+# ---------------------------------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _customer(row: sa.Row[Any]) -> Customer:
+    return Customer(
+        id=row.id,
+        display_name=row.display_name,
+        email=row.email,
+        vip=bool(row.vip),
+        created_at=row.created_at,
+    )
+
+
+def _conversation(row: sa.Row[Any]) -> Conversation:
+    return Conversation(
+        id=row.id,
+        customer_id=row.customer_id,
+        channel=row.channel,
+        channel_user_id=row.channel_user_id,
+        state=ConversationState(row.state),
+        version=row.version,
+        team=row.team,
+        priority=row.priority,
+        assigned_agent_id=row.assigned_agent_id,
+        awaiting_csat=bool(row.awaiting_csat),
+        bot_cursor=row.bot_cursor,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _message(row: sa.Row[Any]) -> StoredMessage:
+    return StoredMessage(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        seq=row.seq,
+        direction=Direction(row.direction),
+        sender_kind=SenderKind(row.sender_kind),
+        text=row.text,
+        created_at=row.created_at,
+        sender_name=row.sender_name,
+        buttons=[Button(title=b["title"], payload=b["payload"]) for b in row.buttons or []],
+        payload=row.payload,
+        intent=row.intent,
+        confidence=row.confidence,
+        channel_message_id=row.channel_message_id,
+    )
+
+
+def _handoff(row: sa.Row[Any]) -> Handoff:
+    return Handoff(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        packet=dict(row.packet),
+        reason=row.reason,
+        team=row.team,
+        priority=row.priority,
+        requested_at=row.requested_at,
+        assigned_at=row.assigned_at,
+        first_agent_reply_at=row.first_agent_reply_at,
+        resolved_at=row.resolved_at,
+        agent_id=row.agent_id,
+    )
+
+
+def _agent(row: sa.Row[Any]) -> Agent:
+    return Agent(
+        id=row.id,
+        username=row.username,
+        display_name=row.display_name,
+        password_hash=row.password_hash,
+        role=row.role,
+        teams=list(row.teams),
+        created_at=row.created_at,
+    )
+
+
+def _csat(row: sa.Row[Any]) -> CsatRating:
+    return CsatRating(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        handoff_id=row.handoff_id,
+        rating=row.rating,
+        created_at=row.created_at,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Engine and migrations
+# ---------------------------------------------------------------------------------------------
+
+
+def _normalize_url(url: str) -> sa.URL:
+    """Parse ``url``, picking the async driver when none is named (``postgresql://...``)."""
+    parsed = make_url(url)
+    drivers = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+    backend = "postgresql" if parsed.drivername == "postgres" else parsed.get_backend_name()
+    if backend not in drivers:
+        raise ValueError(f"unsupported database {parsed.drivername!r}: use SQLite or PostgreSQL")
+    if parsed.drivername in (backend, "postgres"):
+        parsed = parsed.set(drivername=drivers[backend])
+    return parsed
+
+
+def _is_sqlite_memory(url: sa.URL) -> bool:
+    return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+
+
+def _install_sqlite_hooks(engine: AsyncEngine, *, wal: bool) -> None:
+    """Make SQLite behave under concurrent writers.
+
+    The driver's own transaction handling starts transactions lazily with a plain BEGIN; two
+    such transactions that both read, then write, deadlock and one fails at once with
+    "database is locked" whatever the busy timeout. So we switch the driver to autocommit and
+    emit BEGIN ourselves: BEGIN IMMEDIATE for write transactions, which takes the write lock up
+    front and, with busy_timeout, simply waits its turn. WAL lets readers run alongside.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if wal:
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        write = connection.get_execution_options().get(_WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """An alembic configuration for ``bot/migrations``, built without an alembic.ini.
+
+    With ``url`` (e.g. for ``alembic`` commands run by hand) env.py connects by itself;
+    :meth:`Store.migrate` instead hands env.py its open connection.
+    """
+    config = Config()
+    # ConfigParser interpolates '%', so escape it in paths and URLs.
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    config.set_main_option("path_separator", "os")
+    if url is not None:
+        config.set_main_option(
+            "sqlalchemy.url",
+            _normalize_url(url).render_as_string(hide_password=False).replace("%", "%%"),
+        )
+    return config
+
+
+def _upgrade_head(connection: sa.Connection) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+# ---------------------------------------------------------------------------------------------
+# The store
+# ---------------------------------------------------------------------------------------------
+
+
+class Store:
+    """The conversation record. Create with :meth:`connect`, then :meth:`migrate` once.
+
+    Every method runs in its own short transaction, so a Store may be shared by any number of
+    concurrent tasks.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, serialize: bool = False) -> None:
+        """Wrap an engine made by :meth:`connect` (use that instead)."""
+        self._engine = engine
+        self._write_engine = engine.execution_options(**{_WRITE_OPTION: True})
+        self._dialect = engine.dialect.name
+        # An in-memory SQLite database lives in one shared connection, which concurrent tasks
+        # must not use at the same time.
+        self._serial: contextlib.AbstractAsyncContextManager[Any] = (
+            asyncio.Lock() if serialize else contextlib.nullcontext()
+        )
+
+    @classmethod
+    async def connect(cls, url: str = DEFAULT_URL) -> Store:
+        """Open the database at ``url`` (creating an SQLite file's directory) and check it answers.
+
+        ``sqlite:///...`` and ``postgresql://...`` without a driver get aiosqlite / asyncpg.
+        """
+        parsed = _normalize_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            memory = _is_sqlite_memory(parsed)
+            if memory:
+                engine = create_async_engine(parsed, poolclass=StaticPool)
+            else:
+                assert parsed.database is not None
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                engine = create_async_engine(parsed)
+            _install_sqlite_hooks(engine, wal=not memory)
+            store = cls(engine, serialize=memory)
+        else:
+            store = cls(create_async_engine(parsed, pool_pre_ping=True))
+        try:
+            async with store._tx() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    async def migrate(self) -> None:
+        """Bring the schema up to the newest migration (``alembic upgrade head``); idempotent."""
+        async with self._tx(write=True) as conn:
+            if self._dialect == "postgresql":
+                # Two processes starting at once must not both create the tables.
+                await conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                )
+            await conn.run_sync(_upgrade_head)
+
+    async def close(self) -> None:
+        """Close all pooled connections."""
+        await self._engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def _tx(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
+        """One transaction, committed on success and rolled back on any exception."""
+        engine = self._write_engine if write else self._engine
+        async with self._serial, engine.begin() as conn:
+            yield conn
+
+    # -- customers ------------------------------------------------------------------------
+
+    async def find_or_create_customer(
+        self, channel: str, channel_user_id: str, display_name: str | None = None
+    ) -> Customer:
+        """The customer behind a channel identity, created (with the identity) on first contact.
+
+        A ``display_name`` fills in a customer that has none yet. Safe when several tasks or
+        processes see the same new identity at once: all get the same customer.
+        """
+        async with self._tx() as conn:
+            found = await self._customer_by_identity(conn, channel, channel_user_id)
+        if found is not None and (display_name is None or found.display_name is not None):
+            return found
+
+        async with self._tx(write=True) as conn:
+            if found is None:
+                new = Customer(_new_id(), display_name, None, False, _now())
+                try:
+                    # Savepoint: on PostgreSQL a failed INSERT would otherwise abort the whole
+                    # transaction, and we still want to read the winner's row.
+                    async with conn.begin_nested():
+                        await conn.execute(
+                            customers.insert().values(
+                                id=new.id,
+                                display_name=new.display_name,
+                                vip=new.vip,
+                                created_at=new.created_at,
+                            )
+                        )
+                        await conn.execute(
+                            identities.insert().values(
+                                channel=channel,
+                                channel_user_id=channel_user_id,
+                                customer_id=new.id,
+                                created_at=new.created_at,
+                            )
+                        )
+                    return new
+                except IntegrityError:
+                    # Another task created this identity between our read and our insert.
+                    found = await self._customer_by_identity(conn, channel, channel_user_id)
+                    if found is None:
+                        raise
+            if display_name is not None and found.display_name is None:
+                await conn.execute(
+                    customers.update()
+                    .where(customers.c.id == found.id, customers.c.display_name.is_(None))
+                    .values(display_name=display_name)
+                )
+                found = await self._customer_by_id(conn, found.id)
+                assert found is not None
+            return found
+
+    async def customer(self, customer_id: str) -> Customer | None:
+        """The customer with this id, or None."""
+        async with self._tx() as conn:
+            return await self._customer_by_id(conn, customer_id)
+
+    async def identities(self, customer_id: str) -> list[Identity]:
+        """The channel identities linked to a customer, oldest first."""
+        async with self._tx() as conn:
+            rows = await conn.execute(
+                sa.select(identities.c.channel, identities.c.channel_user_id)
+                .where(identities.c.customer_id == customer_id)
+                .order_by(identities.c.created_at, identities.c.channel)
+            )
+            return [Identity(row.channel, row.channel_user_id) for row in rows]
+
+    async def link_identity(self, customer_id: str, channel: str, channel_user_id: str) -> None:
+        """Make ``(channel, channel_user_id)`` belong to this customer.
+
+        An identity already linked to another customer is moved over (its past conversations
+        stay with the old customer). NotFound if the customer does not exist.
+        """
+        async with self._tx(write=True) as conn:
+            if await self._customer_by_id(conn, customer_id) is None:
+                raise NotFound(f"no customer {customer_id}")
+            move = (
+                identities.update()
+                .where(
+                    identities.c.channel == channel,
+                    identities.c.channel_user_id == channel_user_id,
+                )
+                .values(customer_id=customer_id)
+            )
+            if (await conn.execute(move)).rowcount:
+                return
+            try:
+                async with conn.begin_nested():
+                    await conn.execute(
+                        identities.insert().values(
+                            channel=channel,
+                            channel_user_id=channel_user_id,
+                            customer_id=customer_id,
+                            created_at=_now(),
+                        )
+                    )
+            except IntegrityError:
+                # Created concurrently: it exists now, so move it.
+                await conn.execute(move)
+
+    async def _customer_by_id(self, conn: AsyncConnection, customer_id: str) -> Customer | None:
+        row = (
+            await conn.execute(sa.select(customers).where(customers.c.id == customer_id))
+        ).first()
+        return None if row is None else _customer(row)
+
+    async def _customer_by_identity(
+        self, conn: AsyncConnection, channel: str, channel_user_id: str
+    ) -> Customer | None:
+        row = (
+            await conn.execute(
+                sa.select(customers)
+                .join(identities, identities.c.customer_id == customers.c.id)
+                .where(
+                    identities.c.channel == channel,
+                    identities.c.channel_user_id == channel_user_id,
+                )
+            )
+        ).first()
+        return None if row is None else _customer(row)
+
+    # -- conversations --------------------------------------------------------------------
+
+    async def open_conversation(
+        self, customer_id: str, channel: str, channel_user_id: str
+    ) -> Conversation:
+        """The customer's newest conversation on this identity (any state), else a new one.
+
+        A new conversation starts in state BOT. Concurrent calls for the same customer all get
+        the same conversation.
+        """
+        async with self._tx() as conn:
+            found = await self._newest_conversation(conn, customer_id, channel, channel_user_id)
+        if found is not None:
+            return found
+        async with self._tx(write=True) as conn:
+            # Lock the customer row so concurrent first messages queue up here (PostgreSQL;
+            # SQLite's BEGIN IMMEDIATE already lets one writer in at a time), then look again.
+            locked = await conn.execute(
+                sa.select(customers.c.id).where(customers.c.id == customer_id).with_for_update()
+            )
+            if locked.first() is None:
+                raise NotFound(f"no customer {customer_id}")
+            found = await self._newest_conversation(conn, customer_id, channel, channel_user_id)
+            if found is not None:
+                return found
+            return await self._insert_conversation(conn, customer_id, channel, channel_user_id)
+
+    async def create_conversation(
+        self, customer_id: str, channel: str, channel_user_id: str
+    ) -> Conversation:
+        """A new conversation in state BOT, version 1. NotFound if the customer does not exist."""
+        async with self._tx(write=True) as conn:
+            if await self._customer_by_id(conn, customer_id) is None:
+                raise NotFound(f"no customer {customer_id}")
+            return await self._insert_conversation(conn, customer_id, channel, channel_user_id)
+
+    async def conversation(self, conversation_id: str) -> Conversation | None:
+        """The conversation with this id, or None."""
+        async with self._tx() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(conversations).where(conversations.c.id == conversation_id)
+                )
+            ).first()
+            return None if row is None else _conversation(row)
+
+    async def conversations_for_customer(self, customer_id: str) -> list[Conversation]:
+        """All of a customer's conversations, on every channel, newest first."""
+        async with self._tx() as conn:
+            rows = await conn.execute(
+                sa.select(conversations)
+                .where(conversations.c.customer_id == customer_id)
+                .order_by(conversations.c.created_at.desc(), conversations.c.id.desc())
+            )
+            return [_conversation(row) for row in rows]
+
+    async def conversations_in_states(
+        self, states: Iterable[ConversationState]
+    ) -> list[Conversation]:
+        """All conversations in any of ``states``, oldest (by creation) first."""
+        wanted = [ConversationState(s).value for s in states]
+        if not wanted:
+            return []
+        async with self._tx() as conn:
+            rows = await conn.execute(
+                sa.select(conversations)
+                .where(conversations.c.state.in_(wanted))
+                .order_by(conversations.c.created_at, conversations.c.id)
+            )
+            return [_conversation(row) for row in rows]
+
+    async def update_conversation(
+        self, conversation_id: str, expected_version: int, **changes: Any
+    ) -> Conversation:
+        """Apply ``changes`` if the conversation is still at ``expected_version``.
+
+        ``changes`` may set state, team, priority, assigned_agent_id, awaiting_csat and
+        bot_cursor (anything else: ValueError). The version goes up by one and updated_at is
+        set to now, in one conditional UPDATE. Raises StaleVersion when someone else updated
+        the conversation first, NotFound when it does not exist (or the assigned agent
+        does not).
+        """
+        unknown = set(changes) - _CONVERSATION_CHANGES
+        if unknown:
+            raise ValueError(f"cannot update conversation fields {sorted(unknown)}")
+        values = dict(changes)
+        if "state" in values:
+            values["state"] = ConversationState(values["state"]).value
+        if "awaiting_csat" in values:
+            values["awaiting_csat"] = bool(values["awaiting_csat"])
+        values["version"] = conversations.c.version + 1
+        values["updated_at"] = _now()
+        stmt = (
+            conversations.update()
+            .where(
+                conversations.c.id == conversation_id,
+                conversations.c.version == expected_version,
+            )
+            .values(**values)
+            .returning(*conversations.c)
+        )
+        try:
+            async with self._tx(write=True) as conn:
+                row = (await conn.execute(stmt)).first()
+                if row is not None:
+                    return _conversation(row)
+                current = (
+                    await conn.execute(
+                        sa.select(conversations.c.version).where(
+                            conversations.c.id == conversation_id
+                        )
+                    )
+                ).scalar_one_or_none()
+        except IntegrityError as exc:
+            # The only foreign key among the changes.
+            raise NotFound(f"no agent {changes.get('assigned_agent_id')}") from exc
+        if current is None:
+            raise NotFound(f"no conversation {conversation_id}")
+        raise StaleVersion(
+            f"conversation {conversation_id} is at version {current}, not {expected_version}"
+        )
+
+    async def _newest_conversation(
+        self, conn: AsyncConnection, customer_id: str, channel: str, channel_user_id: str
+    ) -> Conversation | None:
+        row = (
+            await conn.execute(
+                sa.select(conversations)
+                .where(
+                    conversations.c.channel == channel,
+                    conversations.c.channel_user_id == channel_user_id,
+                    conversations.c.customer_id == customer_id,
+                )
+                .order_by(conversations.c.created_at.desc(), conversations.c.id.desc())
+                .limit(1)
+            )
+        ).first()
+        return None if row is None else _conversation(row)
+
+    async def _insert_conversation(
+        self, conn: AsyncConnection, customer_id: str, channel: str, channel_user_id: str
+    ) -> Conversation:
+        now = _now()
+        new = Conversation(
+            id=_new_id(),
+            customer_id=customer_id,
+            channel=channel,
+            channel_user_id=channel_user_id,
+            state=ConversationState.BOT,
+            version=1,
+            team=None,
+            priority="normal",
+            assigned_agent_id=None,
+            awaiting_csat=False,
+            bot_cursor=0,
+            created_at=now,
+            updated_at=now,
+        )
+        await conn.execute(
+            conversations.insert().values(
+                id=new.id,
+                customer_id=new.customer_id,
+                channel=new.channel,
+                channel_user_id=new.channel_user_id,
+                state=new.state.value,
+                version=new.version,
+                team=new.team,
+                priority=new.priority,
+                assigned_agent_id=new.assigned_agent_id,
+                awaiting_csat=new.awaiting_csat,
+                bot_cursor=new.bot_cursor,
+                last_seq=0,
+                created_at=new.created_at,
+                updated_at=new.updated_at,
+            )
+        )
+        return new
+
+    async def _require_conversation(self, conn: AsyncConnection, conversation_id: str) -> None:
+        found = await conn.execute(
+            sa.select(conversations.c.id).where(conversations.c.id == conversation_id)
+        )
+        if found.first() is None:
+            raise NotFound(f"no conversation {conversation_id}")
+
+    # -- messages -------------------------------------------------------------------------
+
+    async def append_message(
+        self,
+        conversation_id: str,
+        *,
+        direction: Direction,
+        sender_kind: SenderKind,
+        text: str,
+        sender_name: str | None = None,
+        buttons: Sequence[Button] = (),
+        payload: str | None = None,
+        intent: str | None = None,
+        confidence: float | None = None,
+        channel_message_id: str | None = None,
+    ) -> StoredMessage:
+        """Store a message as the conversation's next seq (1, 2, 3, ... without gaps).
+
+        An inbound message whose ``channel_message_id`` is already stored as an inbound
+        message of this conversation raises DuplicateMessage (with the stored copy) and stores
+        nothing. NotFound if the conversation does not exist.
+        """
+        direction = Direction(direction)
+        sender_kind = SenderKind(sender_kind)
+        async with self._tx(write=True) as conn:
+            # Claim the next seq by bumping the conversation's counter. On PostgreSQL the
+            # UPDATE row-locks the conversation until commit, so concurrent appenders queue
+            # here (on SQLite, BEGIN IMMEDIATE already did); a rollback gives the seq back.
+            seq = (
+                await conn.execute(
+                    conversations.update()
+                    .where(conversations.c.id == conversation_id)
+                    .values(last_seq=conversations.c.last_seq + 1)
+                    .returning(conversations.c.last_seq)
+                )
+            ).scalar_one_or_none()
+            if seq is None:
+                raise NotFound(f"no conversation {conversation_id}")
+            if direction is Direction.INBOUND and channel_message_id is not None:
+                # Checked under the lock, so two deliveries of one message can't both pass.
+                existing = await self._find_inbound(conn, conversation_id, channel_message_id)
+                if existing is not None:
+                    raise DuplicateMessage(existing)
+            created_at = _now()
+            button_list = [Button(b.title, b.payload) for b in buttons]
+            message_id = (
+                await conn.execute(
+                    messages.insert()
+                    .values(
+                        conversation_id=conversation_id,
+                        seq=seq,
+                        direction=direction.value,
+                        sender_kind=sender_kind.value,
+                        sender_name=sender_name,
+                        text=text,
+                        buttons=[b.to_dict() for b in button_list],
+                        payload=payload,
+                        intent=intent,
+                        confidence=confidence,
+                        channel_message_id=channel_message_id,
+                        created_at=created_at,
+                    )
+                    .returning(messages.c.id)
+                )
+            ).scalar_one()
+        return StoredMessage(
+            id=message_id,
+            conversation_id=conversation_id,
+            seq=seq,
+            direction=direction,
+            sender_kind=sender_kind,
+            text=text,
+            created_at=created_at,
+            sender_name=sender_name,
+            buttons=button_list,
+            payload=payload,
+            intent=intent,
+            confidence=confidence,
+            channel_message_id=channel_message_id,
+        )
+
+    async def find_inbound(
+        self, conversation_id: str, channel_message_id: str
+    ) -> StoredMessage | None:
+        """The inbound message of this conversation with this channel message id, or None."""
+        async with self._tx() as conn:
+            return await self._find_inbound(conn, conversation_id, channel_message_id)
+
+    async def messages(
+        self, conversation_id: str, after_seq: int = 0, limit: int | None = None
+    ) -> list[StoredMessage]:
+        """The conversation's messages with seq > ``after_seq``, ascending, at most ``limit``."""
+        query = (
+            sa.select(messages)
+            .where(messages.c.conversation_id == conversation_id, messages.c.seq > after_seq)
+            .order_by(messages.c.seq)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        async with self._tx() as conn:
+            return [_message(row) for row in await conn.execute(query)]
+
+    async def set_message_nlu(
+        self, message_id: int, intent: str | None, confidence: float | None
+    ) -> None:
+        """Record what NLU made of a stored message. NotFound if there is no such message."""
+        async with self._tx(write=True) as conn:
+            result = await conn.execute(
+                messages.update()
+                .where(messages.c.id == message_id)
+                .values(intent=intent, confidence=confidence)
+            )
+            if not result.rowcount:
+                raise NotFound(f"no message {message_id}")
+
+    async def _find_inbound(
+        self, conn: AsyncConnection, conversation_id: str, channel_message_id: str
+    ) -> StoredMessage | None:
+        row = (
+            await conn.execute(
+                sa.select(messages).where(
+                    messages.c.conversation_id == conversation_id,
+                    messages.c.channel_message_id == channel_message_id,
+                    messages.c.direction == Direction.INBOUND.value,
+                )
+            )
+        ).first()
+        return None if row is None else _message(row)
+
+    # -- handoffs -------------------------------------------------------------------------
+
+    async def create_handoff(
+        self, conversation_id: str, packet: dict[str, Any], reason: str, team: str, priority: str
+    ) -> Handoff:
+        """Record a request for a human, requested now. NotFound if no such conversation."""
+        requested_at = _now()
+        async with self._tx(write=True) as conn:
+            await self._require_conversation(conn, conversation_id)
+            handoff_id = (
+                await conn.execute(
+                    handoffs.insert()
+                    .values(
+                        conversation_id=conversation_id,
+                        packet=packet,
+                        reason=reason,
+                        team=team,
+                        priority=priority,
+                        requested_at=requested_at,
+                    )
+                    .returning(handoffs.c.id)
+                )
+            ).scalar_one()
+        return Handoff(
+            id=handoff_id,
+            conversation_id=conversation_id,
+            packet=dict(packet),
+            reason=reason,
+            team=team,
+            priority=priority,
+            requested_at=requested_at,
+            assigned_at=None,
+            first_agent_reply_at=None,
+            resolved_at=None,
+            agent_id=None,
+        )
+
+    async def current_handoff(self, conversation_id: str) -> Handoff | None:
+        """The conversation's newest unresolved handoff, or None."""
+        async with self._tx() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(handoffs)
+                    .where(
+                        handoffs.c.conversation_id == conversation_id,
+                        handoffs.c.resolved_at.is_(None),
+                    )
+                    .order_by(handoffs.c.id.desc())
+                    .limit(1)
+                )
+            ).first()
+            return None if row is None else _handoff(row)
+
+    async def handoffs_for_conversation(self, conversation_id: str) -> list[Handoff]:
+        """All handoffs of a conversation, oldest first."""
+        async with self._tx() as conn:
+            rows = await conn.execute(
+                sa.select(handoffs)
+                .where(handoffs.c.conversation_id == conversation_id)
+                .order_by(handoffs.c.id)
+            )
+            return [_handoff(row) for row in rows]
+
+    async def update_handoff(self, handoff_id: int, **changes: Any) -> Handoff:
+        """Set some of assigned_at, first_agent_reply_at, resolved_at, agent_id, packet, team,
+        priority (anything else: ValueError). NotFound for an unknown handoff or agent.
+        """
+        unknown = set(changes) - _HANDOFF_CHANGES
+        if unknown:
+            raise ValueError(f"cannot update handoff fields {sorted(unknown)}")
+        if not changes:
+            async with self._tx() as conn:
+                row = (
+                    await conn.execute(sa.select(handoffs).where(handoffs.c.id == handoff_id))
+                ).first()
+        else:
+            try:
+                async with self._tx(write=True) as conn:
+                    row = (
+                        await conn.execute(
+                            handoffs.update()
+                            .where(handoffs.c.id == handoff_id)
+                            .values(**changes)
+                            .returning(*handoffs.c)
+                        )
+                    ).first()
+            except IntegrityError as exc:
+                raise NotFound(f"no agent {changes.get('agent_id')}") from exc
+        if row is None:
+            raise NotFound(f"no handoff {handoff_id}")
+        return _handoff(row)
+
+    async def recent_handoffs(self, limit: int = 50) -> list[Handoff]:
+        """The newest handoffs across all conversations, newest first."""
+        async with self._tx() as conn:
+            rows = await conn.execute(
+                sa.select(handoffs).order_by(handoffs.c.id.desc()).limit(limit)
+            )
+            return [_handoff(row) for row in rows]
+
+    # -- agents ---------------------------------------------------------------------------
+
+    async def add_agent(
+        self,
+        username: str,
+        display_name: str,
+        password_hash: str,
+        role: str = "agent",
+        teams: Sequence[str] = (),
+    ) -> Agent:
+        """Create a console user. DuplicateAgent if the username is taken."""
+        created_at = _now()
+        team_list = list(teams)
+        try:
+            async with self._tx(write=True) as conn:
+                agent_id = (
+                    await conn.execute(
+                        agents.insert()
+                        .values(
+                            username=username,
+                            display_name=display_name,
+                            password_hash=password_hash,
+                            role=role,
+                            teams=team_list,
+                            created_at=created_at,
+                        )
+                        .returning(agents.c.id)
+                    )
+                ).scalar_one()
+        except IntegrityError as exc:
+            raise DuplicateAgent(f"agent {username!r} already exists") from exc
+        return Agent(agent_id, username, display_name, password_hash, role, team_list, created_at)
+
+    async def agent(self, agent_id: int) -> Agent | None:
+        """The agent with this id, or None."""
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(agents).where(agents.c.id == agent_id))).first()
+            return None if row is None else _agent(row)
+
+    async def agent_by_username(self, username: str) -> Agent | None:
+        """The agent with this username, or None."""
+        async with self._tx() as conn:
+            row = (
+                await conn.execute(sa.select(agents).where(agents.c.username == username))
+            ).first()
+            return None if row is None else _agent(row)
+
+    async def agents(self) -> list[Agent]:
+        """All agents, in order of creation."""
+        async with self._tx() as conn:
+            return [_agent(row) for row in await conn.execute(sa.select(agents).order_by(agents.c.id))]
+
+    async def set_agent_password(self, agent_id: int, password_hash: str) -> None:
+        """Replace an agent's password hash. NotFound if there is no such agent."""
+        async with self._tx(write=True) as conn:
+            result = await conn.execute(
+                agents.update().where(agents.c.id == agent_id).values(password_hash=password_hash)
+            )
+            if not result.rowcount:
+                raise NotFound(f"no agent {agent_id}")
+
+    # -- notes, CSAT, audit ---------------------------------------------------------------
+
+    async def add_note(self, conversation_id: str, agent_id: int, text: str) -> Note:
+        """Leave an internal note. NotFound for an unknown conversation or agent."""
+        created_at = _now()
+        async with self._tx(write=True) as conn:
+            await self._require_conversation(conn, conversation_id)
+            agent_name = (
+                await conn.execute(
+                    sa.select(agents.c.display_name).where(agents.c.id == agent_id)
+                )
+            ).scalar_one_or_none()
+            if agent_name is None:
+                raise NotFound(f"no agent {agent_id}")
+            note_id = (
+                await conn.execute(
+                    notes.insert()
+                    .values(
+                        conversation_id=conversation_id,
+                        agent_id=agent_id,
+                        text=text,
+                        created_at=created_at,
+                    )
+                    .returning(notes.c.id)
+                )
+            ).scalar_one()
+        return Note(note_id, conversation_id, agent_id, agent_name, text, created_at)
+
+    async def notes(self, conversation_id: str) -> list[Note]:
+        """A conversation's notes, oldest first, with each agent's current display name."""
+        async with self._tx() as conn:
+            rows = await conn.execute(
+                sa.select(notes, agents.c.display_name.label("agent_name"))
+                .join(agents, agents.c.id == notes.c.agent_id)
+                .where(notes.c.conversation_id == conversation_id)
+                .order_by(notes.c.id)
+            )
+            return [
+                Note(r.id, r.conversation_id, r.agent_id, r.agent_name, r.text, r.created_at)
+                for r in rows
+            ]
+
+    async def add_csat(
+        self, conversation_id: str, handoff_id: int | None, rating: int
+    ) -> CsatRating:
+        """Record a rating of 1..5 (anything else: ValueError). NotFound for unknown ids."""
+        if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
+            raise ValueError(f"CSAT rating must be an integer from 1 to 5, not {rating!r}")
+        created_at = _now()
+        try:
+            async with self._tx(write=True) as conn:
+                await self._require_conversation(conn, conversation_id)
+                rating_id = (
+                    await conn.execute(
+                        csat.insert()
+                        .values(
+                            conversation_id=conversation_id,
+                            handoff_id=handoff_id,
+                            rating=rating,
+                            created_at=created_at,
+                        )
+                        .returning(csat.c.id)
+                    )
+                ).scalar_one()
+        except IntegrityError as exc:
+            raise NotFound(f"no handoff {handoff_id}") from exc
+        return CsatRating(rating_id, conversation_id, handoff_id, rating, created_at)
+
+    async def csat_for(self, conversation_id: str) -> list[CsatRating]:
+        """A conversation's ratings, oldest first."""
+        async with self._tx() as conn:
+            rows = await conn.execute(
+                sa.select(csat).where(csat.c.conversation_id == conversation_id).order_by(csat.c.id)
+            )
+            return [_csat(row) for row in rows]
+
+    async def audit(
+        self,
+        actor: str,
+        action: str,
+        conversation_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Append to the audit trail (who did what, to which conversation)."""
+        async with self._tx(write=True) as conn:
+            await conn.execute(
+                audit.insert().values(
+                    created_at=_now(),
+                    actor=actor,
+                    action=action,
+                    conversation_id=conversation_id,
+                    details=details,
+                )
+            )
+
+    async def audit_log(self, conversation_id: str) -> list[dict[str, Any]]:
+        """A conversation's audit trail, oldest first.
+
+        Each entry: id, created_at (aware datetime), actor, action, conversation_id, details
+        (a dict, empty when none were given).
+        """
+        async with self._tx() as conn:
+            rows = await conn.execute(
+                sa.select(audit).where(audit.c.conversation_id == conversation_id).order_by(audit.c.id)
+            )
+            return [
+                {
+                    "id": row.id,
+                    "created_at": row.created_at,
+                    "actor": row.actor,
+                    "action": row.action,
+                    "conversation_id": row.conversation_id,
+                    "details": dict(row.details or {}),
+                }
+                for row in rows
+            ]
+

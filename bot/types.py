@@ -1,0 +1,77 @@
+"""Message types shared by the connectors, the conversation service and the console."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class SenderKind(StrEnum):
+    CUSTOMER = "customer"
+    BOT = "bot"
+    AGENT = "agent"
+    SYSTEM = "system"
+
+
+class Direction(StrEnum):
+    INBOUND = "in"
+    OUTBOUND = "out"
+
+
+@dataclass(frozen=True)
+class Button:
+    title: str
+    payload: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"title": self.title, "payload": self.payload}
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A customer message as a connector hands it to the conversation service."""
+
+    channel: str  # "webchat", "telegram", "slack", "rest"
+    channel_user_id: str  # the channel's id for the customer (chat id, user id, visitor id)
+    channel_message_id: str  # dedupe key within the channel (update_id, event_id, client id)
+    text: str
+    payload: str | None = None  # a pressed button's payload, e.g. "/affirm"
+    display_name: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A message as stored: every message of a conversation has its own sequence number."""
+
+    id: int
+    conversation_id: str
+    seq: int
+    direction: Direction
+    sender_kind: SenderKind
+    text: str
+    created_at: datetime
+    sender_name: str | None = None
+    buttons: list[Button] = field(default_factory=list)
+    payload: str | None = None
+    intent: str | None = None
+    confidence: float | None = None
+    channel_message_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "conversation_id": self.conversation_id,
+            "seq": self.seq,
+            "direction": self.direction.value,
+            "sender": self.sender_kind.value,
+            "sender_name": self.sender_name,
+            "text": self.text,
+            "buttons": [b.to_dict() for b in self.buttons],
+            "intent": self.intent,
+            "confidence": self.confidence,
+            "client_id": self.channel_message_id,
+            "created_at": self.created_at.isoformat(),
+        }

@@ -1,0 +1,337 @@
+"""Agent authentication for the console: password hashing, signed session cookies, CSRF, login
+rate limiting.
+
+Sessions are stateless (an HMAC-signed cookie), so every gateway replica accepts a cookie that any
+other replica issued, as long as they share ``secret_key``. The cookie carries the session's CSRF
+token; pages hand it to the browser in a ``<meta>`` tag and the browser sends it back in the
+``X-CSRF-Token`` header (JSON API) or the ``csrf_token`` form field (HTML forms).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+SESSION_COOKIE = "csbot_session"
+LOGIN_CSRF_COOKIE = "csbot_login_csrf"
+COOKIE_PATH = "/console"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FORM_FIELD = "csrf_token"
+DEFAULT_SESSION_TTL = 8 * 3600
+LOGIN_CSRF_TTL = 3600
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+# Cookies longer than this are not ours (ours are ~150 characters); refuse before any work.
+_MAX_COOKIE_CHARS = 2048
+
+# --- passwords -------------------------------------------------------------------------------
+
+_hasher = PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of ``password`` (salt and parameters included)."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """Whether ``password`` matches ``password_hash``; a malformed hash is just a mismatch."""
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    """Whether the hash was made with weaker parameters than the current ones."""
+    try:
+        return _hasher.check_needs_rehash(password_hash)
+    except (InvalidHashError, ValueError):
+        return True
+
+
+# A real hash to verify against when the username is unknown, so that a login for an unknown
+# user takes as long as one for a known user with a wrong password (no username probing by
+# timing). Made lazily: hashing costs ~50 ms and most imports never log anyone in.
+_dummy_hash: str | None = None
+
+
+def burn_password_check(password: str) -> None:
+    """Spend the time of one password check without any account behind it."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = hash_password(secrets.token_urlsafe(16))
+    verify_password(_dummy_hash, password)
+
+
+# --- signed session cookie -------------------------------------------------------------------
+
+
+def _b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class Session:
+    """A decoded, verified, unexpired session cookie."""
+
+    agent_id: int
+    csrf: str
+    expires_at: int  # unix seconds
+
+
+class SessionCodec:
+    """Encodes and verifies ``base64url(JSON).base64url(HMAC-SHA256)`` session cookies."""
+
+    def __init__(
+        self,
+        secret: str,
+        ttl_seconds: int = DEFAULT_SESSION_TTL,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not secret:
+            raise ValueError("the session secret must not be empty")
+        if ttl_seconds <= 0:
+            raise ValueError("ttl_seconds must be positive")
+        # Separate keys per purpose, derived from the one configured secret.
+        master = secret.encode("utf-8")
+        self._session_key = hmac.new(master, b"csbot/console-session/v1", hashlib.sha256).digest()
+        self._login_key = hmac.new(master, b"csbot/console-login-csrf/v1", hashlib.sha256).digest()
+        self.ttl_seconds = ttl_seconds
+        self._clock = clock
+
+    def _sign(self, payload: str) -> str:
+        mac = hmac.new(self._session_key, payload.encode("ascii"), hashlib.sha256).digest()
+        return _b64encode(mac)
+
+    def encode(self, agent_id: int, csrf: str) -> str:
+        """A cookie value for ``agent_id`` that expires ``ttl_seconds`` from now."""
+        exp = int(self._clock()) + self.ttl_seconds
+        body = json.dumps(
+            {"agent_id": agent_id, "csrf": csrf, "exp": exp}, separators=(",", ":")
+        ).encode("utf-8")
+        payload = _b64encode(body)
+        return f"{payload}.{self._sign(payload)}"
+
+    def decode(self, cookie: str | None) -> Session | None:
+        """The session in ``cookie``, or None when it is missing, malformed, forged or expired."""
+        if not cookie or len(cookie) > _MAX_COOKIE_CHARS:
+            return None
+        payload, sep, signature = cookie.partition(".")
+        if not sep or not payload or not signature:
+            return None
+        try:
+            expected = self._sign(payload)
+        except UnicodeEncodeError:
+            return None
+        if not hmac.compare_digest(expected.encode("ascii"), signature.encode("utf-8", "replace")):
+            return None
+        try:
+            data = json.loads(_b64decode(payload))
+        except (ValueError, binascii.Error):
+            return None
+        if not isinstance(data, dict):
+            return None
+        agent_id, csrf, exp = data.get("agent_id"), data.get("csrf"), data.get("exp")
+        if type(agent_id) is not int or type(exp) is not int:
+            return None
+        if not isinstance(csrf, str) or not csrf:
+            return None
+        if exp <= self._clock():
+            return None
+        return Session(agent_id=agent_id, csrf=csrf, expires_at=exp)
+
+    # Login form CSRF: a signed double-submit token. The pre-session cookie holds a random nonce,
+    # the form holds HMAC(nonce); a forged form cannot know the HMAC, and a planted cookie
+    # (e.g. from a sibling subdomain) is useless without the matching form token.
+
+    def login_csrf_pair(self) -> tuple[str, str]:
+        """A fresh (cookie value, form token) pair for the login form."""
+        nonce = secrets.token_urlsafe(24)
+        return nonce, self._login_token(nonce)
+
+    def _login_token(self, nonce: str) -> str:
+        mac = hmac.new(self._login_key, nonce.encode("utf-8"), hashlib.sha256).digest()
+        return _b64encode(mac)
+
+    def check_login_csrf(self, cookie_value: str | None, form_token: str | None) -> bool:
+        """Whether the login form's token belongs to the browser's pre-session cookie."""
+        if not cookie_value or len(cookie_value) > 256:
+            return False
+        return csrf_matches(self._login_token(cookie_value), form_token)
+
+
+def new_csrf_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def csrf_matches(expected: str | None, supplied: str | None) -> bool:
+    """Constant-time comparison; an empty or missing token never matches."""
+    if not expected or not supplied:
+        return False
+    return hmac.compare_digest(expected.encode("utf-8"), supplied.encode("utf-8", "replace"))
+
+
+async def supplied_csrf_token(request: web.Request) -> str | None:
+    """The CSRF token the request carries: the X-CSRF-Token header, else the csrf_token field of
+    a form body (only read for form content types, so JSON bodies stay untouched)."""
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.post()
+        value = form.get(CSRF_FORM_FIELD)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+async def check_csrf(request: web.Request, session: Session) -> bool:
+    """True for safe methods; for state-changing ones, whether the session's token was sent."""
+    if request.method not in UNSAFE_METHODS:
+        return True
+    return csrf_matches(session.csrf, await supplied_csrf_token(request))
+
+
+def csrf_error_response() -> web.Response:
+    return web.json_response(
+        {
+            "error": "csrf",
+            "message": "Missing or invalid CSRF token. Reload the page and try again.",
+        },
+        status=403,
+    )
+
+
+def unauthenticated_response() -> web.Response:
+    return web.json_response(
+        {"error": "unauthenticated", "message": "Your session has ended. Please sign in again."},
+        status=401,
+    )
+
+
+# --- cookies ---------------------------------------------------------------------------------
+
+
+def _set_cookie(
+    response: web.StreamResponse, request: web.Request, name: str, value: str, max_age: int
+) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+    )
+
+
+def set_session_cookie(
+    response: web.StreamResponse, request: web.Request, value: str, max_age: int
+) -> None:
+    _set_cookie(response, request, SESSION_COOKIE, value, max_age)
+
+
+def clear_session_cookie(response: web.StreamResponse) -> None:
+    response.del_cookie(SESSION_COOKIE, path=COOKIE_PATH)
+
+
+def set_login_csrf_cookie(response: web.StreamResponse, request: web.Request, value: str) -> None:
+    _set_cookie(response, request, LOGIN_CSRF_COOKIE, value, LOGIN_CSRF_TTL)
+
+
+def clear_login_csrf_cookie(response: web.StreamResponse) -> None:
+    response.del_cookie(LOGIN_CSRF_COOKIE, path=COOKIE_PATH)
+
+
+# --- login rate limiting ---------------------------------------------------------------------
+
+
+class LoginRateLimiter:
+    """Blocks a username after ``max_failures`` failed logins within ``window_seconds``.
+
+    In memory, per process: with several replicas an attacker gets ``max_failures`` tries per
+    replica per window, which still turns online guessing into a crawl.
+    """
+
+    def __init__(
+        self,
+        max_failures: int = 5,
+        window_seconds: float = 300.0,
+        *,
+        max_tracked: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_failures = max_failures
+        self.window_seconds = window_seconds
+        self.max_tracked = max_tracked
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+
+    @staticmethod
+    def _key(username: str) -> str:
+        return username.strip().casefold()
+
+    def _recent(self, key: str, now: float) -> deque[float] | None:
+        times = self._failures.get(key)
+        if times is None:
+            return None
+        while times and times[0] <= now - self.window_seconds:
+            times.popleft()
+        if not times:
+            del self._failures[key]
+            return None
+        return times
+
+    def is_blocked(self, username: str) -> bool:
+        times = self._recent(self._key(username), self._clock())
+        return times is not None and len(times) >= self.max_failures
+
+    def retry_after(self, username: str) -> int:
+        """Seconds until the next attempt for ``username`` is allowed (0 when it is now)."""
+        now = self._clock()
+        times = self._recent(self._key(username), now)
+        if times is None or len(times) < self.max_failures:
+            return 0
+        # Allowed again once the failures inside the window drop below the limit.
+        unblock_at = times[len(times) - self.max_failures] + self.window_seconds
+        return max(1, int(unblock_at - now + 0.999))
+
+    def record_failure(self, username: str) -> None:
+        now = self._clock()
+        key = self._key(username)
+        times = self._recent(key, now)
+        if times is None:
+            if len(self._failures) >= self.max_tracked:
+                self._prune(now)
+            times = self._failures[key] = deque(maxlen=self.max_failures)
+        times.append(now)
+
+    def reset(self, username: str) -> None:
+        self._failures.pop(self._key(username), None)
+
+    def _prune(self, now: float) -> None:
+        for key in list(self._failures):
+            self._recent(key, now)
+        # Still full (a flood of distinct usernames): forget the oldest entries.
+        while len(self._failures) >= self.max_tracked:
+            oldest = min(self._failures, key=lambda k: self._failures[k][-1])
+            del self._failures[oldest]

@@ -1,0 +1,188 @@
+"""Test clients that act like real users: a widget customer and a console agent, over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+Frame = dict[str, Any]
+
+
+class CustomerClient:
+    """Talks to the gateway exactly like widget.js: session token, websocket frames."""
+
+    def __init__(self, base_url: str, http: aiohttp.ClientSession) -> None:
+        self.base_url, self.http = base_url, http
+        self.token: str | None = None
+        self.conversation_id: str | None = None
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.frames: list[Frame] = []
+        self._reader: asyncio.Task[None] | None = None
+        self._arrived = asyncio.Event()
+
+    async def connect(self, token: str | None = None) -> CustomerClient:
+        async with self.http.post(
+            f"{self.base_url}/webchat/session", json={"token": token or self.token}
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+            body = await resp.json()
+        self.token, self.conversation_id = body["token"], body["conversation_id"]
+        ws_url = self.base_url.replace("http", "ws", 1) + "/webchat/ws"
+        self.ws = await self.http.ws_connect(ws_url, params={"token": self.token})
+        self._reader = asyncio.create_task(self._read())
+        await self.ws.send_json({"type": "sync", "after_seq": self.max_seq()})
+        return self
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        async for msg in self.ws:
+            if msg.type is aiohttp.WSMsgType.TEXT:
+                frame = msg.json()
+                frame["_at"] = time.perf_counter()
+                self.frames.append(frame)
+                self._arrived.set()
+
+    def max_seq(self) -> int:
+        return max((f["seq"] for f in self.frames if f.get("type") == "message"), default=0)
+
+    async def send(self, text: str, payload: str | None = None, client_id: str | None = None) -> str:
+        assert self.ws is not None
+        client_id = client_id or str(uuid.uuid4())
+        frame: Frame = {"type": "message", "client_id": client_id, "text": text}
+        if payload is not None:
+            frame["payload"] = payload
+        await self.ws.send_json(frame)
+        return client_id
+
+    async def wait_for(
+        self, predicate: Callable[[Frame], bool], timeout: float = 30.0, after: int = 0
+    ) -> Frame:
+        """The first frame (from index ``after`` on) that matches, waiting up to ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for frame in self.frames[after:]:
+                if predicate(frame):
+                    return frame
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                seen = [
+                    (f.get("type"), f.get("sender"), str(f.get("text", ""))[:60])
+                    for f in self.frames[after:]
+                ]
+                raise AssertionError(f"no matching frame within {timeout} s; frames: {seen}")
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                pass
+
+    async def say(self, text: str, expect: str, timeout: float = 30.0, **kw: Any) -> Frame:
+        """Send a message and wait for a non-customer message frame containing ``expect``."""
+        mark = len(self.frames)
+        await self.send(text, **kw)
+        return await self.wait_for(
+            lambda f: f.get("type") == "message"
+            and f.get("sender") != "customer"
+            and expect in f.get("text", ""),
+            timeout,
+            after=mark,
+        )
+
+    def texts(self, sender: str | None = None) -> list[str]:
+        return [
+            f["text"]
+            for f in self.frames
+            if f.get("type") == "message" and (sender is None or f.get("sender") == sender)
+        ]
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+
+class AgentClient:
+    """Logs in through the console's login form and uses its JSON API and websocket."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        self.csrf = ""
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.events: list[Frame] = []
+        self._reader: asyncio.Task[None] | None = None
+        self._arrived = asyncio.Event()
+
+    async def login(self, username: str, password: str) -> AgentClient:
+        async with self.http.get(f"{self.base_url}/console/login") as resp:
+            html = await resp.text()
+        form_token = re.search(r'name="csrf_token" value="([^"]+)"', html)
+        assert form_token, "login page has a CSRF field"
+        async with self.http.post(
+            f"{self.base_url}/console/login",
+            data={"username": username, "password": password, "csrf_token": form_token.group(1)},
+            allow_redirects=False,
+        ) as resp:
+            assert resp.status == 302, f"login failed: {resp.status} {await resp.text()}"
+        async with self.http.get(f"{self.base_url}/console") as resp:
+            page = await resp.text()
+        token = re.search(r'name="csrf-token" content="([^"]+)"', page)
+        assert token, "console page carries the session CSRF token"
+        self.csrf = token.group(1)
+        return self
+
+    async def api(self, method: str, path: str, json: Any = None) -> tuple[int, Any]:
+        async with self.http.request(
+            method,
+            f"{self.base_url}/console/api{path}",
+            json=json,
+            headers={"X-CSRF-Token": self.csrf},
+        ) as resp:
+            return resp.status, await resp.json()
+
+    async def open_socket(self) -> None:
+        self.ws = await self.http.ws_connect(self.base_url.replace("http", "ws", 1) + "/console/ws")
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        async for msg in self.ws:
+            if msg.type is aiohttp.WSMsgType.TEXT:
+                frame = msg.json()
+                frame["_at"] = time.perf_counter()
+                self.events.append(frame)
+                self._arrived.set()
+
+    async def wait_event(
+        self, predicate: Callable[[Frame], bool], timeout: float = 30.0, after: int = 0
+    ) -> Frame:
+        deadline = time.monotonic() + timeout
+        while True:
+            for frame in self.events[after:]:
+                if predicate(frame):
+                    return frame
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"no matching console event within {timeout} s; "
+                    f"saw {[e.get('type') for e in self.events[after:]]}"
+                )
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                pass
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+        await self.http.close()
