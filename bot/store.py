@@ -1,6 +1,8 @@
-"""The conversation record: customers, conversations, messages, handoffs, agents, notes, CSAT, audit.
+"""The conversation record in SQL: customers, conversations, messages, handoffs and the rest.
 
-Everything lives in one SQL database reached through SQLAlchemy 2's asyncio API:
+Customers and their channel identities, conversations, messages, handoffs, agents, notes,
+CSAT ratings and the audit trail live in one database reached through SQLAlchemy 2's asyncio
+API:
 
 * SQLite (``sqlite+aiosqlite:///var/gateway.sqlite3``, the default) for a single gateway process;
 * PostgreSQL (``postgresql+asyncpg://user:pass@host/db``) when several processes share the record.
@@ -51,8 +53,8 @@ __all__ = [
     "DuplicateMessage",
     "Handoff",
     "Identity",
-    "Note",
     "NotFound",
+    "Note",
     "StaleVersion",
     "Store",
     "StoreError",
@@ -217,9 +219,7 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware datetime")
-        value = value.astimezone(UTC)
+        value = _aware(value, "timestamp")
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
@@ -231,7 +231,9 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 
 
 # JSONB on PostgreSQL (indexable, compact), JSON text elsewhere.
-JSONType = sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
+JSONType = sa.JSON(none_as_null=True).with_variant(
+    postgresql.JSONB(none_as_null=True), "postgresql"
+)
 # SQLite only autoincrements an INTEGER PRIMARY KEY, so big ids are plain INTEGER there.
 BigIntId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 UUIDHex = sa.String(32)
@@ -398,6 +400,15 @@ _HANDOFF_CHANGES = frozenset(
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _aware(value: datetime, name: str) -> datetime:
+    """``value`` in UTC; ValueError for naive datetimes (whose zone we could only guess)."""
+    if not isinstance(value, datetime):
+        raise ValueError(f"{name} must be a datetime, not {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} is a naive datetime {value!r}: pass a timezone-aware one")
+    return value.astimezone(UTC)
 
 
 def _new_id() -> str:
@@ -1137,6 +1148,9 @@ class Store:
         unknown = set(changes) - _HANDOFF_CHANGES
         if unknown:
             raise ValueError(f"cannot update handoff fields {sorted(unknown)}")
+        for key in ("assigned_at", "first_agent_reply_at", "resolved_at"):
+            if changes.get(key) is not None:
+                changes[key] = _aware(changes[key], key)
         if not changes:
             async with self._tx() as conn:
                 row = (
@@ -1217,7 +1231,9 @@ class Store:
     async def agents(self) -> list[Agent]:
         """All agents, in order of creation."""
         async with self._tx() as conn:
-            return [_agent(row) for row in await conn.execute(sa.select(agents).order_by(agents.c.id))]
+            return [
+                _agent(row) for row in await conn.execute(sa.select(agents).order_by(agents.c.id))
+            ]
 
     async def set_agent_password(self, agent_id: int, password_hash: str) -> None:
         """Replace an agent's password hash. NotFound if there is no such agent."""
@@ -1236,9 +1252,7 @@ class Store:
         async with self._tx(write=True) as conn:
             await self._require_conversation(conn, conversation_id)
             agent_name = (
-                await conn.execute(
-                    sa.select(agents.c.display_name).where(agents.c.id == agent_id)
-                )
+                await conn.execute(sa.select(agents.c.display_name).where(agents.c.id == agent_id))
             ).scalar_one_or_none()
             if agent_name is None:
                 raise NotFound(f"no agent {agent_id}")
@@ -1331,7 +1345,9 @@ class Store:
         """
         async with self._tx() as conn:
             rows = await conn.execute(
-                sa.select(audit).where(audit.c.conversation_id == conversation_id).order_by(audit.c.id)
+                sa.select(audit)
+                .where(audit.c.conversation_id == conversation_id)
+                .order_by(audit.c.id)
             )
             return [
                 {
@@ -1344,4 +1360,3 @@ class Store:
                 }
                 for row in rows
             ]
-

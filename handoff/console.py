@@ -1,4 +1,4 @@
-"""The agent console: login, the live queue, the conversation workspace and their JSON/WebSocket API.
+"""The agent console: login, live queue, conversation workspace, their JSON and WebSocket API.
 
 Everything lives under ``/console``. Pages are server-rendered shells (Jinja2, autoescaped) that
 ``static/console.js`` fills from the JSON API and keeps live over ``/console/ws``. Nothing a
@@ -20,15 +20,17 @@ from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import jinja2
 from aiohttp import WSMsgType, web
 
 from bot.appkeys import BROKER, SERVICE, SETTINGS, STORE
+from bot.broker import Broker, BrokerError, Subscription
 from bot.service import BadMessage, Conflict, NotFound, note_dict
 from bot.state import IllegalTransition
+from bot.store import Agent
 from handoff.auth import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -39,18 +41,15 @@ from handoff.auth import (
     check_csrf,
     clear_login_csrf_cookie,
     clear_session_cookie,
+    csrf_error_response,
     hash_password,
     needs_rehash,
-    csrf_error_response,
     new_csrf_token,
     set_login_csrf_cookie,
     set_session_cookie,
     unauthenticated_response,
     verify_password,
 )
-
-if TYPE_CHECKING:
-    from bot.store import Agent
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +81,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-ApiHandler = Callable[[web.Request, "Agent"], Awaitable[Any]]
-PageHandler = Callable[[web.Request, "Agent", Session], Awaitable[web.StreamResponse]]
+ApiHandler = Callable[[web.Request, Agent], Awaitable[Any]]
+PageHandler = Callable[[web.Request, Agent, Session], Awaitable[web.StreamResponse]]
 
 
 class ApiError(Exception):
@@ -104,6 +103,7 @@ class ConsoleContext:
     sockets: weakref.WeakSet[web.WebSocketResponse] = dataclasses.field(
         default_factory=weakref.WeakSet
     )
+    presence: dict[str, int] = dataclasses.field(default_factory=dict)  # member -> open sockets
     _codec: SessionCodec | None = None
 
     def codec(self, request: web.Request) -> SessionCodec:
@@ -525,7 +525,7 @@ async def api_resolve(request: web.Request, agent: Agent) -> Any:
 # --- WebSocket -------------------------------------------------------------------------------
 
 
-async def _forward(subscription: Any, ws: web.WebSocketResponse) -> None:
+async def _forward(subscription: Subscription, ws: web.WebSocketResponse) -> None:
     """Copy broker events to the socket; when the subscription ends, close the socket so the
     browser reconnects (and gets a fresh queue snapshot)."""
     try:
@@ -533,8 +533,10 @@ async def _forward(subscription: Any, ws: web.WebSocketResponse) -> None:
             if ws.closed:
                 break
             await ws.send_str(_dumps(event))
-    except (ConnectionResetError, RuntimeError):  # the socket went away mid-send
+    except ConnectionResetError:  # the socket went away mid-send
         pass
+    except BrokerError as exc:
+        log.warning("console websocket: event stream failed: %s", exc)
     except Exception:
         log.exception("console websocket: event forwarding failed")
     finally:
@@ -543,18 +545,17 @@ async def _forward(subscription: Any, ws: web.WebSocketResponse) -> None:
 
 
 async def _keep_alive(
-    request: web.Request, ws: web.WebSocketResponse, agent_id: int, session: Session
+    broker: Broker, ws: web.WebSocketResponse, member: str, session: Session
 ) -> None:
     """Presence heartbeat every 10 s; closes the socket when the session expires."""
-    broker = request.config_dict[BROKER]
     while not ws.closed:
         if time.time() >= session.expires_at:
             await ws.close(code=4401, message=b"session expired")
             return
         try:
-            await broker.set_presence(f"agent:{agent_id}", PRESENCE_TTL_SECONDS)
-        except Exception:
-            log.exception("console websocket: presence heartbeat failed")
+            await broker.set_presence(member, PRESENCE_TTL_SECONDS)
+        except BrokerError as exc:
+            log.warning("console websocket: presence heartbeat failed: %s", exc)
         await asyncio.sleep(PRESENCE_INTERVAL_SECONDS)
 
 
@@ -565,53 +566,58 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     if not _same_origin(request):
         return _error(403, "origin", "WebSocket connections are only accepted from the console.")
     agent, session = auth
+    ctx = _ctx(request)
+    broker = request.config_dict[BROKER]
+    member = f"agent:{agent.id}"
     ws = web.WebSocketResponse(heartbeat=25.0, max_msg_size=64 * 1024)
     await ws.prepare(request)
-    ctx = _ctx(request)
     ctx.sockets.add(ws)
-    # Subscribe before taking the snapshot, so no event falls between the two.
-    subscription = await request.config_dict[BROKER].subscribe(CONSOLE_TOPIC)
+    ctx.presence[member] = ctx.presence.get(member, 0) + 1
+    subscription: Subscription | None = None
     tasks: list[asyncio.Task[None]] = []
     try:
+        # Subscribe before taking the snapshot, so no event falls between the two.
+        subscription = await broker.subscribe(CONSOLE_TOPIC)
         snapshot = await request.config_dict[SERVICE].queue_snapshot()
         await ws.send_str(_dumps({"type": "queue", "items": snapshot}))
         tasks.append(asyncio.create_task(_forward(subscription, ws)))
-        tasks.append(asyncio.create_task(_keep_alive(request, ws, agent.id, session)))
-        watching: set[str] = set()
+        tasks.append(asyncio.create_task(_keep_alive(broker, ws, member, session)))
         async for msg in ws:
-            if msg.type != WSMsgType.TEXT:
-                continue
-            try:
-                data = json.loads(msg.data)
-            except ValueError:
-                continue
-            if not isinstance(data, dict):
-                continue
-            if data.get("type") == "watch" and isinstance(data.get("conversation_id"), str | int):
-                # Informational for now: every console socket gets every console event.
-                watching.add(str(data["conversation_id"]))
-            elif data.get("type") == "ping":
-                await ws.send_str(_dumps({"type": "pong"}))
+            if msg.type == WSMsgType.TEXT:
+                await _client_message(ws, msg.data)
+    except BrokerError as exc:
+        log.warning("console websocket: broker unavailable: %s", exc)
+        if not ws.closed:
+            await ws.close(code=1011, message=b"broker unavailable")
     finally:
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        await _close_subscription(subscription)
+        if subscription is not None:
+            with contextlib.suppress(BrokerError):
+                await subscription.close()
         ctx.sockets.discard(ws)
+        ctx.presence[member] -= 1
+        if ctx.presence[member] <= 0:
+            del ctx.presence[member]
+            # The agent's last console on this replica closed: show them offline now rather
+            # than when the heartbeat expires (another replica's heartbeat re-adds them).
+            with contextlib.suppress(BrokerError):
+                await broker.set_presence(member, 0)
     return ws
 
 
-async def _close_subscription(subscription: Any) -> None:
-    for name in ("aclose", "close", "unsubscribe"):
-        closer = getattr(subscription, name, None)
-        if closer is not None:
-            with contextlib.suppress(Exception):
-                result = closer()
-                if asyncio.iscoroutine(result):
-                    await result
-            return
+async def _client_message(ws: web.WebSocketResponse, raw: str) -> None:
+    """Messages from the browser: {"type": "ping"} and {"type": "watch", ...} (informational:
+    every console socket receives every console event)."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return
+    if isinstance(data, dict) and data.get("type") == "ping":
+        await ws.send_str(_dumps({"type": "pong"}))
 
 
 async def _close_sockets(app: web.Application) -> None:

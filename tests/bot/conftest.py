@@ -49,15 +49,18 @@ async def pg_database() -> AsyncIterator[PgDatabase]:
         poolclass=NullPool,
         connect_args={"timeout": 10},
     )
+    error: Exception | None = None
     try:
         async with admin.connect() as conn:
             await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:
+        error = exc
+    if error is not None:
         await admin.dispose()
         pytest.fail(
             f"PostgreSQL is required for the store tests but "
             f"{admin_url.render_as_string(hide_password=True)} is not usable: "
-            f"{type(exc).__name__}: {exc}\n"
+            f"{type(error).__name__}: {error}\n"
             "Start PostgreSQL or point TEST_DATABASE_URL at one "
             "(a user allowed to CREATE DATABASE).",
             pytrace=False,

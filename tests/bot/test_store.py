@@ -20,6 +20,7 @@ from bot.store import (
     Conversation,
     DuplicateAgent,
     DuplicateMessage,
+    Identity,
     NotFound,
     StaleVersion,
     Store,
@@ -31,7 +32,9 @@ from bot.types import Button, Direction, SenderKind, StoredMessage
 S = ConversationState
 
 
-async def new_conversation(store: Store, user: str = "u1", channel: str = "webchat") -> Conversation:
+async def new_conversation(
+    store: Store, user: str = "u1", channel: str = "webchat"
+) -> Conversation:
     customer = await store.find_or_create_customer(channel, user)
     return await store.open_conversation(customer.id, channel, user)
 
@@ -50,7 +53,11 @@ async def say(
 
 async def reply(store: Store, conversation_id: str, text: str, **kwargs: Any) -> StoredMessage:
     return await store.append_message(
-        conversation_id, direction=Direction.OUTBOUND, sender_kind=SenderKind.BOT, text=text, **kwargs
+        conversation_id,
+        direction=Direction.OUTBOUND,
+        sender_kind=SenderKind.BOT,
+        text=text,
+        **kwargs,
     )
 
 
@@ -159,11 +166,8 @@ async def test_customers_and_identities(store: Store) -> None:
     await store.link_identity(ann.id, "webchat", "visitor-1")  # linking twice is harmless
     assert (await store.find_or_create_customer("webchat", "visitor-1")).id == ann.id
     assert await store.identities(ann.id) == [
-        ("telegram", "42"),
-        ("webchat", "visitor-1"),
-    ] or [(i.channel, i.channel_user_id) for i in await store.identities(ann.id)] == [
-        ("telegram", "42"),
-        ("webchat", "visitor-1"),
+        Identity("telegram", "42"),
+        Identity("webchat", "visitor-1"),
     ]
 
     # Linking an identity of another customer moves it over.
@@ -180,9 +184,7 @@ async def test_find_or_create_customer_is_safe_under_concurrency(store: Store) -
         *(store.find_or_create_customer("webchat", "same-visitor", "Ann") for _ in range(20))
     )
     assert len({c.id for c in found}) == 1
-    assert [(i.channel, i.channel_user_id) for i in await store.identities(found[0].id)] == [
-        ("webchat", "same-visitor")
-    ]
+    assert await store.identities(found[0].id) == [Identity("webchat", "same-visitor")]
 
 
 # -- conversations ------------------------------------------------------------------------
@@ -194,7 +196,11 @@ async def test_open_and_list_conversations(store: Store) -> None:
     assert first.state is S.BOT and first.version == 1 and first.priority == "normal"
     assert first.team is None and first.assigned_agent_id is None
     assert first.awaiting_csat is False and first.bot_cursor == 0
-    assert (first.customer_id, first.channel, first.channel_user_id) == (customer.id, "webchat", "v1")
+    assert (first.customer_id, first.channel, first.channel_user_id) == (
+        customer.id,
+        "webchat",
+        "v1",
+    )
     assert await store.open_conversation(customer.id, "webchat", "v1") == first
     assert await store.conversation(first.id) == first
     assert await store.conversation("0" * 32) is None
@@ -365,8 +371,11 @@ async def test_duplicate_inbound_message_stores_nothing(store: Store) -> None:
     )
     stored = [r for r in results if isinstance(r, StoredMessage)]
     assert len(stored) == 1
-    assert all(isinstance(r, DuplicateMessage) and r.existing == stored[0] for r in results
-               if r is not stored[0])
+    assert all(
+        isinstance(r, DuplicateMessage) and r.existing == stored[0]
+        for r in results
+        if r is not stored[0]
+    )
     assert [m.seq for m in await store.messages(conversation.id)] == list(range(1, 7))
 
 
@@ -393,7 +402,7 @@ async def test_messages_paging_buttons_and_nlu(store: Store) -> None:
     assert first.intent is None and first.buttons == []
     await store.set_message_nlu(first.id, "greet", 0.87)
     first = (await store.messages(conversation.id, limit=1))[0]
-    assert (first.intent, first.confidence) == ("greet", pytest.approx(0.87))
+    assert first.intent == "greet" and first.confidence == pytest.approx(0.87)
     await store.set_message_nlu(first.id, None, None)
     first = (await store.messages(conversation.id, limit=1))[0]
     assert (first.intent, first.confidence) == (None, None)
@@ -413,10 +422,17 @@ async def test_handoff_lifecycle(store: Store) -> None:
     assert await store.current_handoff(conversation.id) is None
 
     packet = {"summary": "refund", "slots": {"order": "A-1", "items": [1, 2]}, "vip": False}
-    handoff = await store.create_handoff(conversation.id, packet, "asked_for_human", "billing", "high")
-    assert (handoff.reason, handoff.team, handoff.priority) == ("asked_for_human", "billing", "high")
+    handoff = await store.create_handoff(
+        conversation.id, packet, "asked_for_human", "billing", "high"
+    )
+    assert (handoff.reason, handoff.team, handoff.priority) == (
+        "asked_for_human",
+        "billing",
+        "high",
+    )
     assert handoff.packet == packet
-    assert handoff.assigned_at is handoff.resolved_at is handoff.agent_id is None
+    assert handoff.assigned_at is None and handoff.resolved_at is None
+    assert handoff.first_agent_reply_at is None and handoff.agent_id is None
     assert_utc(handoff.requested_at)
     assert await store.current_handoff(conversation.id) == handoff
 
@@ -512,7 +528,11 @@ async def test_csat(store: Store) -> None:
     assert await store.csat_for(conversation.id) == []
 
     rated = await store.add_csat(conversation.id, handoff.id, 5)
-    assert (rated.conversation_id, rated.handoff_id, rated.rating) == (conversation.id, handoff.id, 5)
+    assert (rated.conversation_id, rated.handoff_id, rated.rating) == (
+        conversation.id,
+        handoff.id,
+        5,
+    )
     assert_utc(rated.created_at)
     bot_only = await store.add_csat(conversation.id, None, 1)
     assert await store.csat_for(conversation.id) == [rated, bot_only]

@@ -5,6 +5,7 @@
  * Options (data-* on the script tag): data-title, data-greeting, data-position=right|left,
  * data-open=true.  Protocol and options: docs/widget.md.
  *
+ * The file is pure ASCII (non-ASCII text as \u escapes) so it works on pages in any charset.
  * Plain ES2017, no dependencies, no build step.  The only global is window.BrightlineChat.
  * Message text is only ever inserted with textContent / text nodes, never as HTML.
  */
@@ -123,6 +124,7 @@
   }
   var ICON_CHAT = ['M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z'];
   var ICON_CLOSE = ['M6 6l12 12', 'M18 6L6 18'];
+  var ICON_CHEVRON = ['M6 9l6 6 6-6'];
   var ICON_SEND = ['M3.4 20.4l17.45-7.48a1 1 0 0 0 0-1.84L3.4 3.6a.99.99 0 0 0-1.39.91L2 9.12c0 .5.37.93.87.99L17 12 2.87 13.88c-.5.07-.87.5-.87 1l.01 4.61c0 .71.73 1.2 1.39.91z'];
 
   function el(tag, cls, attrs) {
@@ -180,7 +182,7 @@
     if (typeof eta === 'number' && eta >= 0) {
       parts.push(eta < 60 ? 'less than a minute' : 'about ' + Math.round(eta / 60) + ' min');
     }
-    return parts.join(' · ');
+    return parts.join(' \u00b7 ');
   }
 
   // ---------------------------------------------------------------- state
@@ -250,6 +252,7 @@
       'aria-label': 'Open chat: ' + opts.title
     });
     launcher.appendChild(icon(ICON_CHAT, 'blw-launcher-icon'));
+    launcher.appendChild(icon(ICON_CHEVRON, 'blw-launcher-close'));
     var badge = el('span', 'blw-badge', { 'aria-hidden': 'true' });
     badge.hidden = true;
     launcher.appendChild(badge);
@@ -343,7 +346,7 @@
     var input = el('textarea', 'blw-input', {
       id: 'blw-input',
       rows: '1',
-      placeholder: 'Type your message…',
+      placeholder: 'Type your message\u2026',
       autocomplete: 'off',
       'data-testid': 'blw-input'
     });
@@ -396,18 +399,20 @@
 
   function renderSubtitle() {
     var text;
-    if (convState === 'queued') text = 'Connecting you to a person…';
+    if (convState === 'queued') text = 'Connecting you to a person\u2026';
     else if (convState === 'assigned' && agentName) text = "You're chatting with " + agentName;
     else if (convState === 'assigned') text = "You're chatting with our team";
     else if (convState === 'pending_followup') text = "We'll follow up with you soon";
     else if (convState === 'resolved') text = 'This conversation is resolved';
-    else text = 'Virtual assistant · a person can take over';
+    else text = 'Virtual assistant \u00b7 replies instantly';
     ui.subtitle.textContent = text;
     ui.avatar.textContent = ((convState === 'assigned' && agentName ? agentName : opts.title).charAt(0) || 'B').toUpperCase();
     ui.panel.setAttribute('data-state', convState);
   }
 
   function setConn(text) {
+    var stick = ui.body && nearBottom();
+    ui.panel.classList.toggle('blw-offline', !!text);
     if (text) {
       ui.conn.textContent = text;
       ui.conn.hidden = false;
@@ -415,6 +420,7 @@
       ui.conn.hidden = true;
       ui.conn.textContent = '';
     }
+    if (stick) scrollToBottom();
   }
 
   function updateBadge() {
@@ -607,7 +613,7 @@
     var row = buildMessage('customer', null, entry.text, null);
     row.classList.add('blw-sending');
     row.setAttribute('data-client-id', entry.client_id);
-    setStatus(row, 'sending…', false);
+    setStatus(row, 'sending\u2026', false);
     byClientId[entry.client_id] = row;
     ui.log.appendChild(row);
     refreshQuickReplies();
@@ -616,7 +622,7 @@
   }
 
   function showTyping(sender) {
-    var who = sender === 'agent' && agentName ? agentName + ' is typing…' : 'Typing…';
+    var who = sender === 'agent' && agentName ? agentName + ' is typing\u2026' : 'Typing\u2026';
     ui.typing.setAttribute('aria-label', who);
     ui.typing.className = 'blw-row blw-typing blw-from-' + (sender === 'agent' ? 'agent' : 'bot');
     var stick = nearBottom();
@@ -696,7 +702,7 @@
   function resendUnacked() {
     unacked.slice().forEach(function (entry) {
       var row = byClientId[entry.client_id];
-      if (row && !row.classList.contains('blw-failed')) setStatus(row, 'sending…', false);
+      if (row && !row.classList.contains('blw-failed')) setStatus(row, 'sending\u2026', false);
       transmit(entry);
     });
   }
@@ -706,7 +712,7 @@
   function start() {
     if (started) return;
     started = true;
-    setConn('Connecting…');
+    setConn('Connecting\u2026');
     step();
   }
 
@@ -819,7 +825,7 @@
     if (attempts % SESSION_CHECK_EVERY === 0) needSession = true; // handshake refusals look like network errors
     var base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * Math.pow(2, attempts - 1));
     var delay = Math.min(BACKOFF_MAX_MS, Math.round(base * (0.75 + Math.random() * 0.5)));
-    setConn('Reconnecting…');
+    setConn('Reconnecting\u2026');
     reconnectTimer = setTimeout(step, delay);
   }
 
@@ -930,8 +936,8 @@
   function defaultErrorText(code) {
     switch (code) {
       case 'too_long': return 'That message is too long. Please shorten it and send again.';
-      case 'rate_limited': return "You're sending messages too quickly. Retrying in a moment…";
-      case 'unavailable': return 'Chat is temporarily unavailable. Retrying…';
+      case 'rate_limited': return "You're sending messages too quickly. Retrying in a moment\u2026";
+      case 'unavailable': return 'Chat is temporarily unavailable. Retrying\u2026';
       default: return 'This message could not be sent.';
     }
   }
