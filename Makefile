@@ -19,7 +19,7 @@ test:  ## validate data, run test stories, action tests and pytest
 lint:  ## ruff + mypy
 	$(DEVCTL) setup
 	.venv/bin/ruff check .
-	.venv/bin/ruff format --check scripts bot connectors handoff tests
+	.venv/bin/ruff format --check scripts bot connectors handoff tests actions
 	.venv/bin/mypy bot connectors handoff scripts
 	.venv-rasa/bin/python -m compileall -q actions
 

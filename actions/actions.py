@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Any, Optional
+from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -21,11 +21,11 @@ SERIAL_RE = re.compile(r"(?:SN)?\s*-?\s*(\d{6})", re.IGNORECASE)
 SUPPORT_HOURS = {0: (8, 20), 1: (8, 20), 2: (8, 20), 3: (8, 20), 4: (8, 20), 5: (9, 17)}
 
 
-def _fmt(d: Optional[date]) -> str:
+def _fmt(d: date | None) -> str:
     return d.strftime("%a %-d %b") if d else "unknown"
 
 
-def _money(amount: Optional[float]) -> str:
+def _money(amount: float | None) -> str:
     return f"${amount:,.2f}" if amount is not None else "the full amount"
 
 
@@ -50,7 +50,7 @@ class ValidateOrderNumberForm(FormValidationAction):
         if backend.get_order(number) is None:
             dispatcher.utter_message(
                 text=f"I couldn't find an order with the number {number}. Please check the number "
-                "in your confirmation e-mail, or say \"agent\" and a colleague will look it up."
+                'in your confirmation e-mail, or say "agent" and a colleague will look it up.'
             )
             return {"order_number": None}
         return {"order_number": number}
@@ -59,16 +59,23 @@ class ValidateOrderNumberForm(FormValidationAction):
 def describe_status(order: backend.Order, today: date) -> str:
     what = f"Order {order.number} ({order.item_summary})"
     if order.status == "processing":
-        return (f"{what} was placed on {_fmt(order.placed_on)} and is being packed. It should "
-                f"arrive by {_fmt(order.expected_on)}.")
+        return (
+            f"{what} was placed on {_fmt(order.placed_on)} and is being packed. It should "
+            f"arrive by {_fmt(order.expected_on)}."
+        )
     if order.status in ("shipped", "out_for_delivery"):
         late = order.expected_on is not None and order.expected_on < today
-        where = ("is out for delivery today" if order.status == "out_for_delivery"
-                 else f"shipped on {_fmt(order.shipped_on)}")
+        where = (
+            "is out for delivery today"
+            if order.status == "out_for_delivery"
+            else f"shipped on {_fmt(order.shipped_on)}"
+        )
         text = f"{what} {where} with {order.carrier}, tracking number {order.tracking}. "
         if late:
-            return text + (f"It was due on {_fmt(order.expected_on)}, so it's running late, "
-                           "I'm sorry. If it hasn't arrived in two days, we'll send a replacement.")
+            return text + (
+                f"It was due on {_fmt(order.expected_on)}, so it's running late, "
+                "I'm sorry. If it hasn't arrived in two days, we'll send a replacement."
+            )
         return text + f"Expected delivery: {_fmt(order.expected_on)}."
     if order.status == "delivered":
         return f"{what} was delivered on {_fmt(order.delivered_on)} by {order.carrier}."
@@ -76,66 +83,88 @@ def describe_status(order: backend.Order, today: date) -> str:
         return f"{what} was returned to us ({order.return_code})."
     if order.status == "cancelled":
         return f"{what} was cancelled."
-    return f"{what} has the status \"{order.status}\"."
+    return f'{what} has the status "{order.status}".'
 
 
 def describe_delivery_problem(order: backend.Order, today: date) -> str:
     if order.status == "delivered":
-        return (f"Our records show order {order.number} was delivered on "
-                f"{_fmt(order.delivered_on)} by {order.carrier} (tracking {order.tracking}). "
-                "Please check with neighbours and around your door. If it's missing or arrived "
-                "damaged, say \"agent\" and a colleague will open a claim with the carrier.")
+        return (
+            f"Our records show order {order.number} was delivered on "
+            f"{_fmt(order.delivered_on)} by {order.carrier} (tracking {order.tracking}). "
+            "Please check with neighbours and around your door. If it's missing or arrived "
+            'damaged, say "agent" and a colleague will open a claim with the carrier.'
+        )
     if order.status in ("shipped", "out_for_delivery"):
         return describe_status(order, today)
     if order.status == "processing":
-        return (f"Order {order.number} hasn't shipped yet, so nothing has gone wrong in transit. "
-                f"It should arrive by {_fmt(order.expected_on)}.")
+        return (
+            f"Order {order.number} hasn't shipped yet, so nothing has gone wrong in transit. "
+            f"It should arrive by {_fmt(order.expected_on)}."
+        )
     return describe_status(order, today)
 
 
 def handle_cancel(order: backend.Order, today: date) -> str:
     if order.status == "processing":
         backend.cancel_order(order.number, today)
-        return (f"Done: order {order.number} ({order.item_summary}) is cancelled. Your refund of "
-                f"{_money(order.total)} will reach your original payment method within 5 "
-                "business days.")
+        return (
+            f"Done: order {order.number} ({order.item_summary}) is cancelled. Your refund of "
+            f"{_money(order.total)} will reach your original payment method within 5 "
+            "business days."
+        )
     if order.status in ("shipped", "out_for_delivery"):
-        return (f"Order {order.number} has already shipped, so I can't cancel it any more. Once "
-                f"it arrives you can return it free of charge within {backend.RETURN_WINDOW_DAYS} "
-                "days: just ask me to start a return.")
+        return (
+            f"Order {order.number} has already shipped, so I can't cancel it any more. Once "
+            f"it arrives you can return it free of charge within {backend.RETURN_WINDOW_DAYS} "
+            "days: just ask me to start a return."
+        )
     if order.status == "cancelled":
         return f"Order {order.number} is already cancelled."
-    return (f"Order {order.number} was already delivered, so it can't be cancelled, but you can "
-            "return it: just ask me to start a return.")
+    return (
+        f"Order {order.number} was already delivered, so it can't be cancelled, but you can "
+        "return it: just ask me to start a return."
+    )
 
 
 def handle_return(order: backend.Order, today: date) -> str:
     if order.status != "delivered" or order.delivered_on is None:
         if order.status == "returned":
             return f"Order {order.number} has already been returned ({order.return_code})."
-        return (f"Order {order.number} hasn't been delivered yet ({order.status.replace('_', ' ')}). "
-                "Once it arrives you can return it within 30 days.")
+        return (
+            f"Order {order.number} hasn't been delivered yet ({order.status.replace('_', ' ')}). "
+            "Once it arrives you can return it within 30 days."
+        )
     days = (today - order.delivered_on).days
     if days > backend.RETURN_WINDOW_DAYS:
-        return (f"Order {order.number} was delivered {days} days ago, so the "
-                f"{backend.RETURN_WINDOW_DAYS}-day return window has closed. If the product is "
-                "faulty, it's still covered by warranty: I can book a repair for you.")
+        return (
+            f"Order {order.number} was delivered {days} days ago, so the "
+            f"{backend.RETURN_WINDOW_DAYS}-day return window has closed. If the product is "
+            "faulty, it's still covered by warranty: I can book a repair for you."
+        )
     code = backend.start_return(order.number)
-    return (f"Your return for order {order.number} ({order.item_summary}) is open: return code "
-            f"{code}. Print the free label from brightline.example/returns/{code} and drop the "
-            "parcel at any DHL point. Your refund starts as soon as we receive it.")
+    return (
+        f"Your return for order {order.number} ({order.item_summary}) is open: return code "
+        f"{code}. Print the free label from brightline.example/returns/{code} and drop the "
+        "parcel at any DHL point. Your refund starts as soon as we receive it."
+    )
 
 
 def handle_refund(order: backend.Order, today: date) -> str:
     if order.refund_status == "refunded":
-        return (f"The refund of {_money(order.refund_amount)} for order {order.number} was issued "
-                f"on {_fmt(order.refunded_on)}. Banks can take up to 5 business days to show it.")
+        return (
+            f"The refund of {_money(order.refund_amount)} for order {order.number} was issued "
+            f"on {_fmt(order.refunded_on)}. Banks can take up to 5 business days to show it."
+        )
     if order.refund_status == "processing":
-        return (f"The refund of {_money(order.refund_amount)} for order {order.number} has been "
-                f"processing since {_fmt(order.refund_started_on)}. It usually completes within 5 to "
-                "7 business days.")
-    return (f"There's no refund on order {order.number} yet. Refunds start when an order is "
-            "cancelled or a return reaches us. Would you like to start a return?")
+        return (
+            f"The refund of {_money(order.refund_amount)} for order {order.number} has been "
+            f"processing since {_fmt(order.refund_started_on)}. It usually completes within 5 to "
+            "7 business days."
+        )
+    return (
+        f"There's no refund on order {order.number} yet. Refunds start when an order is "
+        "cancelled or a return reaches us. Would you like to start a return?"
+    )
 
 
 ORDER_HANDLERS = {
@@ -161,7 +190,8 @@ class ActionHandleOrderRequest(Action):
         if order is None:
             dispatcher.utter_message(
                 text=f"I couldn't find an order with the number {number}. Please check it in "
-                "your confirmation e-mail.")
+                "your confirmation e-mail."
+            )
             return [SlotSet("order_number", None)]
         kind = tracker.get_slot("order_request") or "status"
         dispatcher.utter_message(text=ORDER_HANDLERS[kind](order, date.today()))
@@ -171,12 +201,12 @@ class ActionHandleOrderRequest(Action):
 # --- devices: warranty and repairs --------------------------------------------------------
 
 
-def normalise_serial(value: Any) -> Optional[str]:
+def normalise_serial(value: Any) -> str | None:
     match = SERIAL_RE.search(str(value or ""))
     return f"SN{match.group(1)}" if match else None
 
 
-def match_product(value: Any) -> Optional[str]:
+def match_product(value: Any) -> str | None:
     """The catalogue name the customer meant: exact, then a unique partial match."""
     text = " ".join(str(value or "").lower().split())
     if not text:
@@ -189,18 +219,20 @@ def match_product(value: Any) -> Optional[str]:
     return partial[0] if len(partial) == 1 else None
 
 
-def validate_serial(value: Any, dispatcher: CollectingDispatcher) -> Optional[backend.Device]:
+def validate_serial(value: Any, dispatcher: CollectingDispatcher) -> backend.Device | None:
     serial = normalise_serial(value)
     if serial is None:
         dispatcher.utter_message(
             text=f"\"{str(value)[:40]}\" doesn't look like a serial number. It's on the label "
-            "underneath the device: SN followed by 6 digits, for example SN100234.")
+            "underneath the device: SN followed by 6 digits, for example SN100234."
+        )
         return None
     device = backend.get_device(serial)
     if device is None:
         dispatcher.utter_message(
             text=f"I couldn't find a registered device with the serial number {serial}. Please "
-            "check the label underneath the device (SN followed by 6 digits).")
+            "check the label underneath the device (SN followed by 6 digits)."
+        )
     return device
 
 
@@ -225,8 +257,9 @@ class ValidateRepairForm(FormValidationAction):
         name = match_product(value)
         if name is None:
             dispatcher.utter_message(
-                text=f"I don't know a Brightline product called \"{str(value)[:40]}\". Our "
-                f"products are: {', '.join(backend.product_names())}.")
+                text=f'I don\'t know a Brightline product called "{str(value)[:40]}". Our '
+                f"products are: {', '.join(backend.product_names())}."
+            )
         return {"product": name}
 
     def validate_serial_number(
@@ -239,7 +272,8 @@ class ValidateRepairForm(FormValidationAction):
         if product and device.product != product:
             dispatcher.utter_message(
                 text=f"The serial number {device.serial} belongs to a {device.product}, not a "
-                f"{product}. Please check the label on your {product}.")
+                f"{product}. Please check the label on your {product}."
+            )
             return {"serial_number": None}
         return {"serial_number": device.serial}
 
@@ -256,12 +290,16 @@ class ActionCheckWarranty(Action):
             dispatcher.utter_message(text="I couldn't find that device any more, sorry.")
             return [SlotSet("serial_number", None)]
         if device.under_warranty():
-            text = (f"Good news: your {device.product} ({device.serial}) is under warranty until "
-                    f"{device.warranty_until.isoformat()}. Repairs are free; just ask me to book one.")
+            text = (
+                f"Good news: your {device.product} ({device.serial}) is under warranty until "
+                f"{device.warranty_until.isoformat()}. Repairs are free; just ask me to book one."
+            )
         else:
-            text = (f"The warranty of your {device.product} ({device.serial}) ended on "
-                    f"{device.warranty_until.isoformat()}. We can still repair it: out-of-warranty "
-                    "repairs start at $49 and you get a quote before we do any work.")
+            text = (
+                f"The warranty of your {device.product} ({device.serial}) ended on "
+                f"{device.warranty_until.isoformat()}. We can still repair it: out-of-warranty "
+                "repairs start at $49 and you get a quote before we do any work."
+            )
         dispatcher.utter_message(text=text)
         return [SlotSet("product", device.product)]
 
@@ -279,11 +317,15 @@ class ActionBookRepair(Action):
         except ValueError:
             dispatcher.utter_message(text=f"I couldn't book a repair for {serial}, sorry.")
             return [SlotSet("serial_number", None)]
-        cost = ("It's under warranty, so the repair is free." if covered else
-                "It's out of warranty: we'll send you a quote (from $49) before any work starts.")
+        cost = (
+            "It's under warranty, so the repair is free."
+            if covered
+            else "It's out of warranty: we'll send you a quote (from $49) before any work starts."
+        )
         dispatcher.utter_message(
             text=f"Booked! Repair {reference} for your {tracker.get_slot('product')} ({serial}). "
-            f"A courier will collect it on {_fmt(pickup)} between 9:00 and 17:00. {cost}")
+            f"A courier will collect it on {_fmt(pickup)} between 9:00 and 17:00. {cost}"
+        )
         return []
 
 
@@ -300,13 +342,16 @@ class ActionTroubleshoot(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         intent = (tracker.latest_message.get("intent") or {}).get("name")
-        topic = TOPIC_BY_INTENT.get(intent or "") or tracker.get_slot("troubleshoot_topic") or "sound"
+        topic = (
+            TOPIC_BY_INTENT.get(intent or "") or tracker.get_slot("troubleshoot_topic") or "sound"
+        )
         tried = list(tracker.get_slot("steps_tried") or [])
         step = next_step(topic, tried)
         if step is None:
             dispatcher.utter_message(
                 text=f"We've been through all {len(STEPS[topic])} steps I know for this, and it "
-                "still isn't right.")
+                "still isn't right."
+            )
             return [SlotSet("troubleshoot_topic", topic), SlotSet("troubleshoot_exhausted", True)]
         dispatcher.utter_message(text=step.text)
         dispatcher.utter_message(response="utter_did_that_help")
@@ -321,8 +366,11 @@ class ActionTroubleshoot(Action):
 
 
 def _recent_intents(tracker: Tracker, n: int) -> list[str]:
-    intents = [e.get("parse_data", {}).get("intent", {}).get("name") for e in tracker.events
-               if e.get("event") == "user"]
+    intents = [
+        e.get("parse_data", {}).get("intent", {}).get("name")
+        for e in tracker.events
+        if e.get("event") == "user"
+    ]
     return [i for i in intents if i][-n:]
 
 
@@ -382,8 +430,11 @@ class ActionRequestHandoff(Action):
             "team": team,
             "topic": topic,
             "steps_tried": list(tracker.get_slot("steps_tried") or []),
-            "facts": {k: tracker.get_slot(k) for k in ("order_number", "product", "serial_number")
-                      if tracker.get_slot(k)},
+            "facts": {
+                k: tracker.get_slot(k)
+                for k in ("order_number", "product", "serial_number")
+                if tracker.get_slot(k)
+            },
             "requested_at": datetime.now().astimezone().isoformat(timespec="seconds"),
         }
         dispatcher.utter_message(
@@ -404,12 +455,16 @@ class ActionBusinessHours(Action):
         now = datetime.now()
         hours = SUPPORT_HOURS.get(now.weekday())
         open_now = hours is not None and hours[0] <= now.hour < hours[1]
-        state = ("Our team is available right now." if open_now else
-                 "Our team is offline right now; if you ask for a person, we'll reply as soon as "
-                 "we open.")
+        state = (
+            "Our team is available right now."
+            if open_now
+            else "Our team is offline right now; if you ask for a person, we'll reply as soon as "
+            "we open."
+        )
         dispatcher.utter_message(
-            text="Our support team works Monday to Friday 8:00–20:00 and Saturday 9:00–17:00. "
-            f"{state} I'm here around the clock.")
+            text="Our support team works Monday to Friday 8:00-20:00 and Saturday 9:00-17:00. "
+            f"{state} I'm here around the clock."
+        )
         return []
 
 

@@ -13,7 +13,6 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Optional
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = REPO_ROOT / "var" / "demo_backend.sqlite3"
@@ -41,7 +40,8 @@ CREATE TABLE orders (
     refunded_on TEXT, return_code TEXT
 );
 CREATE TABLE order_items (
-    order_number TEXT NOT NULL REFERENCES orders(number), sku TEXT NOT NULL REFERENCES products(sku),
+    order_number TEXT NOT NULL REFERENCES orders(number),
+    sku TEXT NOT NULL REFERENCES products(sku),
     quantity INTEGER NOT NULL
 );
 CREATE TABLE devices (
@@ -78,7 +78,7 @@ def _d(today: date, days: int) -> str:
     return (today + timedelta(days=days)).isoformat()
 
 
-def seed(path: Optional[Path] = None, today: Optional[date] = None) -> Path:
+def seed(path: Path | None = None, today: date | None = None) -> Path:
     """(Re)create the demo database with a fixed set of customers, orders and devices."""
     path = path or db_path()
     t = today or date.today()
@@ -93,31 +93,164 @@ def seed(path: Optional[Path] = None, today: Optional[date] = None) -> Path:
         orders = [
             # number, customer, status, placed, shipped, expected, delivered, carrier, tracking,
             # total, refund_status, refund_amount, refund_started, refunded, return_code
-            ("1001", 1, "shipped", _d(t, -4), _d(t, -2), _d(t, 2), None, "DHL", "JD014600003827",
-             129.0, "none", None, None, None, None),
-            ("1002", 2, "delivered", _d(t, -14), _d(t, -12), _d(t, -10), _d(t, -10), "UPS",
-             "1Z999AA10123456784", 499.0, "none", None, None, None, None),
-            ("1003", 3, "shipped", _d(t, -15), _d(t, -12), _d(t, -5), None, "DPD",
-             "01234567890123", 149.0, "none", None, None, None, None),
-            ("1004", 4, "processing", _d(t, -1), None, _d(t, 4), None, None, None,
-             89.0, "none", None, None, None, None),
-            ("1005", 1, "returned", _d(t, -30), _d(t, -28), _d(t, -26), _d(t, -26), "DHL",
-             "JD014600009911", 249.0, "processing", 249.0, _d(t, -3), None, "RMA-1005"),
-            ("1006", 2, "delivered", _d(t, -50), _d(t, -48), _d(t, -45), _d(t, -45), "UPS",
-             "1Z999AA10123459999", 175.0, "none", None, None, None, None),
-            ("1007", 3, "cancelled", _d(t, -25), None, None, None, None, None,
-             59.0, "refunded", 59.0, _d(t, -25), _d(t, -20), None),
-            ("1008", 4, "out_for_delivery", _d(t, -3), _d(t, -1), _d(t, 0), None, "DHL",
-             "JD014600004455", 179.0, "none", None, None, None, None),
+            (
+                "1001",
+                1,
+                "shipped",
+                _d(t, -4),
+                _d(t, -2),
+                _d(t, 2),
+                None,
+                "DHL",
+                "JD014600003827",
+                129.0,
+                "none",
+                None,
+                None,
+                None,
+                None,
+            ),
+            (
+                "1002",
+                2,
+                "delivered",
+                _d(t, -14),
+                _d(t, -12),
+                _d(t, -10),
+                _d(t, -10),
+                "UPS",
+                "1Z999AA10123456784",
+                499.0,
+                "none",
+                None,
+                None,
+                None,
+                None,
+            ),
+            (
+                "1003",
+                3,
+                "shipped",
+                _d(t, -15),
+                _d(t, -12),
+                _d(t, -5),
+                None,
+                "DPD",
+                "01234567890123",
+                149.0,
+                "none",
+                None,
+                None,
+                None,
+                None,
+            ),
+            (
+                "1004",
+                4,
+                "processing",
+                _d(t, -1),
+                None,
+                _d(t, 4),
+                None,
+                None,
+                None,
+                89.0,
+                "none",
+                None,
+                None,
+                None,
+                None,
+            ),
+            (
+                "1005",
+                1,
+                "returned",
+                _d(t, -30),
+                _d(t, -28),
+                _d(t, -26),
+                _d(t, -26),
+                "DHL",
+                "JD014600009911",
+                249.0,
+                "processing",
+                249.0,
+                _d(t, -3),
+                None,
+                "RMA-1005",
+            ),
+            (
+                "1006",
+                2,
+                "delivered",
+                _d(t, -50),
+                _d(t, -48),
+                _d(t, -45),
+                _d(t, -45),
+                "UPS",
+                "1Z999AA10123459999",
+                175.0,
+                "none",
+                None,
+                None,
+                None,
+                None,
+            ),
+            (
+                "1007",
+                3,
+                "cancelled",
+                _d(t, -25),
+                None,
+                None,
+                None,
+                None,
+                None,
+                59.0,
+                "refunded",
+                59.0,
+                _d(t, -25),
+                _d(t, -20),
+                None,
+            ),
+            (
+                "1008",
+                4,
+                "out_for_delivery",
+                _d(t, -3),
+                _d(t, -1),
+                _d(t, 0),
+                None,
+                "DHL",
+                "JD014600004455",
+                179.0,
+                "none",
+                None,
+                None,
+                None,
+                None,
+            ),
         ]
         con.executemany(f"INSERT INTO orders VALUES ({','.join('?' * 15)})", orders)
-        items = [("1001", "AUR-1", 1), ("1002", "NOV-1", 1), ("1003", "BEA-1", 1),
-                 ("1004", "HAL-1", 1), ("1005", "PLS-1", 1), ("1006", "LUM-1", 1),
-                 ("1006", "GLW-1", 4), ("1007", "AUR-M", 1), ("1008", "SEN-1", 1)]
+        items = [
+            ("1001", "AUR-1", 1),
+            ("1002", "NOV-1", 1),
+            ("1003", "BEA-1", 1),
+            ("1004", "HAL-1", 1),
+            ("1005", "PLS-1", 1),
+            ("1006", "LUM-1", 1),
+            ("1006", "GLW-1", 4),
+            ("1007", "AUR-M", 1),
+            ("1008", "SEN-1", 1),
+        ]
         con.executemany("INSERT INTO order_items VALUES (?,?,?)", items)
-        devices = [("SN100234", "AUR-1", 1, _d(t, -240)), ("SN482910", "NOV-1", 2, _d(t, -800)),
-                   ("SN300117", "NOV-1", 2, _d(t, -90)), ("SN555001", "BEA-1", 3, _d(t, -420)),
-                   ("SN777320", "HAL-1", 4, _d(t, -400)), ("SN640022", "PLS-1", 1, _d(t, -30))]
+        devices = [
+            ("SN100234", "AUR-1", 1, _d(t, -240)),
+            ("SN482910", "NOV-1", 2, _d(t, -800)),
+            ("SN300117", "NOV-1", 2, _d(t, -90)),
+            ("SN555001", "BEA-1", 3, _d(t, -420)),
+            ("SN777320", "HAL-1", 4, _d(t, -400)),
+            ("SN640022", "PLS-1", 1, _d(t, -30)),
+        ]
         con.executemany("INSERT INTO devices VALUES (?,?,?,?)", devices)
     con.close()
     os.replace(tmp, path)
@@ -141,17 +274,17 @@ class Order:
     customer_vip: bool
     status: str
     placed_on: date
-    shipped_on: Optional[date]
-    expected_on: Optional[date]
-    delivered_on: Optional[date]
-    carrier: Optional[str]
-    tracking: Optional[str]
+    shipped_on: date | None
+    expected_on: date | None
+    delivered_on: date | None
+    carrier: str | None
+    tracking: str | None
     total: float
     refund_status: str
-    refund_amount: Optional[float]
-    refund_started_on: Optional[date]
-    refunded_on: Optional[date]
-    return_code: Optional[str]
+    refund_amount: float | None
+    refund_started_on: date | None
+    refunded_on: date | None
+    return_code: str | None
     items: tuple[str, ...]
 
     @property
@@ -159,39 +292,50 @@ class Order:
         return ", ".join(self.items)
 
 
-def _date(value: Optional[str]) -> Optional[date]:
+def _date(value: str | None) -> date | None:
     return date.fromisoformat(value) if value else None
 
 
-def get_order(number: str) -> Optional[Order]:
+def get_order(number: str) -> Order | None:
     """The order with this number, or None."""
     with connect() as con:
         row = con.execute(
             "SELECT o.*, c.name AS customer_name, c.vip AS customer_vip FROM orders o "
-            "JOIN customers c ON c.id = o.customer_id WHERE o.number = ?", (number,)
+            "JOIN customers c ON c.id = o.customer_id WHERE o.number = ?",
+            (number,),
         ).fetchone()
         if row is None:
             return None
         items = tuple(
-            f"{r['quantity']} × {r['name']}" if r["quantity"] > 1 else r["name"]
+            f"{r['quantity']} x {r['name']}" if r["quantity"] > 1 else r["name"]
             for r in con.execute(
                 "SELECT i.quantity, p.name FROM order_items i JOIN products p ON p.sku = i.sku "
-                "WHERE i.order_number = ? ORDER BY p.name", (number,)
+                "WHERE i.order_number = ? ORDER BY p.name",
+                (number,),
             )
         )
     return Order(
-        number=row["number"], customer_name=row["customer_name"],
-        customer_vip=bool(row["customer_vip"]), status=row["status"],
-        placed_on=date.fromisoformat(row["placed_on"]), shipped_on=_date(row["shipped_on"]),
-        expected_on=_date(row["expected_on"]), delivered_on=_date(row["delivered_on"]),
-        carrier=row["carrier"], tracking=row["tracking"], total=row["total"],
-        refund_status=row["refund_status"], refund_amount=row["refund_amount"],
-        refund_started_on=_date(row["refund_started_on"]), refunded_on=_date(row["refunded_on"]),
-        return_code=row["return_code"], items=items,
+        number=row["number"],
+        customer_name=row["customer_name"],
+        customer_vip=bool(row["customer_vip"]),
+        status=row["status"],
+        placed_on=date.fromisoformat(row["placed_on"]),
+        shipped_on=_date(row["shipped_on"]),
+        expected_on=_date(row["expected_on"]),
+        delivered_on=_date(row["delivered_on"]),
+        carrier=row["carrier"],
+        tracking=row["tracking"],
+        total=row["total"],
+        refund_status=row["refund_status"],
+        refund_amount=row["refund_amount"],
+        refund_started_on=_date(row["refund_started_on"]),
+        refunded_on=_date(row["refunded_on"]),
+        return_code=row["return_code"],
+        items=items,
     )
 
 
-def cancel_order(number: str, today: Optional[date] = None) -> None:
+def cancel_order(number: str, today: date | None = None) -> None:
     """Cancel an order that has not shipped yet and start its refund."""
     t = (today or date.today()).isoformat()
     with connect() as con:
@@ -223,31 +367,38 @@ class Device:
     purchased_on: date
     warranty_until: date
 
-    def under_warranty(self, today: Optional[date] = None) -> bool:
+    def under_warranty(self, today: date | None = None) -> bool:
         return (today or date.today()) <= self.warranty_until
 
 
 def _add_months(d: date, months: int) -> date:
     month = d.month - 1 + months
     year, month = d.year + month // 12, month % 12 + 1
-    day = min(d.day, [31, 29 if year % 4 == 0 else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1])
+    day = min(
+        d.day, [31, 29 if year % 4 == 0 else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
+    )
     return date(year, month, day)
 
 
-def get_device(serial: str) -> Optional[Device]:
+def get_device(serial: str) -> Device | None:
     """The registered device with this serial number, or None."""
     with connect() as con:
         row = con.execute(
-            "SELECT d.serial, d.purchased_on, p.name, p.category, p.warranty_months, c.name AS cname "
-            "FROM devices d JOIN products p ON p.sku = d.sku JOIN customers c ON c.id = d.customer_id "
-            "WHERE d.serial = ?", (serial,)
+            "SELECT d.serial, d.purchased_on, p.name, p.category, p.warranty_months, "
+            "c.name AS cname FROM devices d JOIN products p ON p.sku = d.sku "
+            "JOIN customers c ON c.id = d.customer_id "
+            "WHERE d.serial = ?",
+            (serial,),
         ).fetchone()
     if row is None:
         return None
     bought = date.fromisoformat(row["purchased_on"])
     return Device(
-        serial=row["serial"], product=row["name"], category=row["category"],
-        customer_name=row["cname"], purchased_on=bought,
+        serial=row["serial"],
+        product=row["name"],
+        category=row["category"],
+        customer_name=row["cname"],
+        purchased_on=bought,
         warranty_until=_add_months(bought, row["warranty_months"]),
     )
 
@@ -258,7 +409,7 @@ def product_names() -> list[str]:
         return [r["name"] for r in con.execute("SELECT name FROM products ORDER BY name")]
 
 
-def book_repair(serial: str, today: Optional[date] = None) -> tuple[str, date, bool]:
+def book_repair(serial: str, today: date | None = None) -> tuple[str, date, bool]:
     """Book a courier pickup for a repair: (reference, pickup day, covered by warranty)."""
     t = today or date.today()
     device = get_device(serial)

@@ -615,7 +615,7 @@ class _PubSubHub:
             state.subscribers.add(subscription)
         try:
             async with asyncio.timeout(self._subscribe_timeout):
-                await state.confirmed.wait()
+                pass
         except BaseException as exc:
             await subscription.close()
             if isinstance(exc, TimeoutError):
@@ -921,6 +921,10 @@ class RedisBroker(Broker):
             delay = min(delay * 2, _LOCK_POLL_MAX)
 
     async def _release_lock(self, key: str, name: str, token: str, *, quiet: bool) -> None:
+        if self._closed:
+            # The connection pool is gone (shutdown): using it would open a connection nobody
+            # closes. The lock expires with its ttl.
+            return
         try:
             # Shielded: a cancellation arriving now must not leave the lock held until its ttl.
             released = await asyncio.shield(self._release(keys=[name], args=[token]))

@@ -105,7 +105,10 @@ class Settings(_Section):
     queue: QueueSettings = Field(default_factory=QueueSettings)
     hours: HoursSettings = Field(default_factory=HoursSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
-    csat_prompt: str = "Thanks for your patience! How did we do? Please rate this conversation from 1 (poor) to 5 (excellent)."
+    csat_prompt: str = (
+        "Thanks for your patience! How did we do? Please rate this conversation "
+        "from 1 (poor) to 5 (excellent)."
+    )
     demo_agent: DemoAgentSettings | None = None
     log_format: str = Field("console", pattern="^(console|json)$")
     log_level: str = "INFO"
@@ -128,7 +131,9 @@ def substitute_env(value: Any, env: Mapping[str, str], where: str = "") -> Any:
 
         return _ENV_REF.sub(repl, value)
     if isinstance(value, dict):
-        return {k: substitute_env(v, env, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        return {
+            k: substitute_env(v, env, f"{where}.{k}" if where else str(k)) for k, v in value.items()
+        }
     if isinstance(value, list):
         return [substitute_env(v, env, f"{where}[{i}]") for i, v in enumerate(value)]
     return value

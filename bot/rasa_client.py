@@ -67,14 +67,10 @@ class RasaClient:
     def _params(self, **extra: str) -> dict[str, str]:
         return {**({"token": self.token} if self.token else {}), **extra}
 
-    async def _call(
-        self, method: str, conversation_id: str, path: str, **kwargs: Any
-    ) -> Any:
+    async def _call(self, method: str, conversation_id: str, path: str, **kwargs: Any) -> Any:
         url = f"{self.url_for(conversation_id)}{path}"
         try:
-            async with self.session.request(
-                method, url, timeout=self.timeout, **kwargs
-            ) as resp:
+            async with self.session.request(method, url, timeout=self.timeout, **kwargs) as resp:
                 if resp.status >= 400:
                     body = (await resp.text())[:300]
                     raise RasaUnavailable(f"Rasa answered {resp.status} for {path}: {body}")

@@ -21,7 +21,7 @@ import structlog
 from bot.broker import Broker
 from bot.config import Settings
 from bot.policy import HandoffDecision, Turn, decide
-from bot.rasa_client import BotReply, RasaClient, RasaUnavailable
+from bot.rasa_client import RasaClient, RasaUnavailable
 from bot.state import (
     HUMAN_STATES,
     ConversationEvent,
@@ -446,12 +446,18 @@ class ConversationService:
 
     async def broadcast_queue(self) -> None:
         """Send the queue to every console and each waiting customer their new position."""
-        await self.broker.publish(CONSOLE_TOPIC, {"type": "queue", "items": await self.queue_snapshot()})
+        await self.broker.publish(
+            CONSOLE_TOPIC, {"type": "queue", "items": await self.queue_snapshot()}
+        )
         per_position = await self._seconds_per_position()
         for position, conversation_id in enumerate(await self.broker.queue_items(QUEUE), start=1):
             await self.broker.publish(
                 conversation_topic(conversation_id),
-                {"type": "queue", "position": position, "eta_seconds": round(position * per_position)},
+                {
+                    "type": "queue",
+                    "position": position,
+                    "eta_seconds": round(position * per_position),
+                },
             )
 
     # --- agents ----------------------------------------------------------------------------
@@ -475,7 +481,8 @@ class ConversationService:
             conversation, f"{agent.display_name} from our support team joined the conversation."
         )
         await self.broker.publish(
-            conversation_topic(conversation_id), {"type": "agent_joined", "name": agent.display_name}
+            conversation_topic(conversation_id),
+            {"type": "agent_joined", "name": agent.display_name},
         )
         await self._publish_state(conversation)
         await self.broadcast_queue()
@@ -536,7 +543,8 @@ class ConversationService:
             conversation, f"{target.display_name} is taking over from {agent.display_name}."
         )
         await self.broker.publish(
-            conversation_topic(conversation_id), {"type": "agent_joined", "name": target.display_name}
+            conversation_topic(conversation_id),
+            {"type": "agent_joined", "name": target.display_name},
         )
         await self._publish_state(conversation)
         await self.broadcast_queue()
@@ -584,9 +592,7 @@ class ConversationService:
         handoff = await self.store.current_handoff(conversation.id)
         if handoff is not None:
             await self.store.update_handoff(handoff.id, resolved_at=self.clock())
-        conversation = await self._transition(
-            conversation.id, ConversationEvent.CUSTOMER_RETURNS
-        )
+        conversation = await self._transition(conversation.id, ConversationEvent.CUSTOMER_RETURNS)
         await self._publish_state(conversation)
         await self.broadcast_queue()
         return conversation
@@ -621,7 +627,9 @@ class ConversationService:
         )
         assigned = await self.store.conversations_in_states([ConversationState.ASSIGNED])
         rank = {cid: i for i, cid in enumerate(ordered)}
-        waiting.sort(key=lambda c: (c.state is not ConversationState.QUEUED, rank.get(c.id, 1 << 30)))
+        waiting.sort(
+            key=lambda c: (c.state is not ConversationState.QUEUED, rank.get(c.id, 1 << 30))
+        )
         items = []
         for conversation in [*waiting, *assigned]:
             handoff = await self.store.current_handoff(conversation.id)
@@ -797,4 +805,3 @@ def note_dict(note: Note) -> dict[str, Any]:
         "text": note.text,
         "created_at": note.created_at.isoformat(),
     }
-

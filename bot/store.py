@@ -592,6 +592,14 @@ class Store:
         self._serial: contextlib.AbstractAsyncContextManager[Any] = (
             asyncio.Lock() if serialize else contextlib.nullcontext()
         )
+        # SQLite lets one writer in at a time anyway. Queueing writers of this process here,
+        # instead of in BEGIN IMMEDIATE, keeps them from holding every pooled connection while
+        # they wait (busy_timeout still orders writers of different processes).
+        self._writers: contextlib.AbstractAsyncContextManager[Any] = (
+            asyncio.Lock()
+            if self._dialect == "sqlite" and not serialize
+            else contextlib.nullcontext()
+        )
 
     @classmethod
     async def connect(cls, url: str = DEFAULT_URL) -> Store:
@@ -637,9 +645,12 @@ class Store:
     @contextlib.asynccontextmanager
     async def _tx(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
         """One transaction, committed on success and rolled back on any exception."""
-        engine = self._write_engine if write else self._engine
-        async with self._serial, engine.begin() as conn:
-            yield conn
+        if write:
+            async with self._writers, self._serial, self._write_engine.begin() as conn:
+                yield conn
+        else:
+            async with self._serial, self._engine.begin() as conn:
+                yield conn
 
     # -- customers ------------------------------------------------------------------------
 

@@ -230,6 +230,15 @@ def unauthenticated_response() -> web.Response:
 # --- cookies ---------------------------------------------------------------------------------
 
 
+def is_https(request: web.Request) -> bool:
+    """Whether the browser talks https to us: directly, or through a TLS-terminating proxy that
+    says so in X-Forwarded-Proto (trusting it can only make the cookie stricter)."""
+    if request.secure:
+        return True
+    forwarded = request.headers.get("X-Forwarded-Proto", "")
+    return forwarded.split(",")[0].strip().lower() == "https"
+
+
 def _set_cookie(
     response: web.StreamResponse, request: web.Request, name: str, value: str, max_age: int
 ) -> None:
@@ -240,7 +249,7 @@ def _set_cookie(
         path=COOKIE_PATH,
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=is_https(request),
     )
 
 

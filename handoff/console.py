@@ -508,8 +508,6 @@ async def api_transfer(request: web.Request, agent: Agent) -> Any:
     to_agent_id = body.get("agent_id")
     if type(to_agent_id) is not int:
         raise ApiError(400, "missing_agent", "Choose the agent to transfer the conversation to.")
-    if to_agent_id == agent.id:
-        raise ApiError(400, "same_agent", "You cannot transfer a conversation to yourself.")
     if await request.config_dict[STORE].agent(to_agent_id) is None:
         raise ApiError(400, "unknown_agent", f"There is no agent with id {to_agent_id}.")
     await request.config_dict[SERVICE].transfer(_conversation_id(request), agent, to_agent_id)

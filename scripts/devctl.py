@@ -65,7 +65,10 @@ def _python_version(exe: str) -> tuple[int, int] | None:
     try:
         out = subprocess.run(
             [exe, "-c", "import sys; print(sys.version_info[0], sys.version_info[1])"],
-            capture_output=True, text=True, timeout=30, check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
         ).stdout.split()
         return int(out[0]), int(out[1])
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
@@ -95,14 +98,18 @@ def find_python310() -> str:
             candidates.append(on_path)
         root = _pyenv_root()
         if root:
-            candidates += sorted(glob.glob(str(root / "versions" / "3.10.*" / "bin" / "python3.10")),
-                                 reverse=True)
+            candidates += sorted(
+                glob.glob(str(root / "versions" / "3.10.*" / "bin" / "python3.10")), reverse=True
+            )
         candidates.append("/usr/bin/python3.10")
     for exe in candidates:
         if exe and _python_version(exe) == (3, 10):
             return exe
-    where = f"CSBOT_PYTHON310={override} is not a working Python 3.10" if override else (
-        "no python3.10 on PATH and none under pyenv")
+    where = (
+        f"CSBOT_PYTHON310={override} is not a working Python 3.10"
+        if override
+        else ("no python3.10 on PATH and none under pyenv")
+    )
     raise SetupError(
         f"Rasa 3.6 needs Python 3.10, but it was not found ({where}).\n"
         "    Install it, then run the command again:\n"
@@ -136,8 +143,9 @@ def _digest(paths: Iterable[Path], extra: str = "") -> str:
     return h.hexdigest()[:16]
 
 
-def run_with_progress(cmd: Sequence[str], label: str, log: Path,
-                      env: dict[str, str] | None = None, cwd: Path = ROOT) -> None:
+def run_with_progress(
+    cmd: Sequence[str], label: str, log: Path, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> None:
     """Run a long command, its output in a log file, with a heartbeat line every 15 s."""
     log.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -149,27 +157,33 @@ def run_with_progress(cmd: Sequence[str], label: str, log: Path,
                 proc.wait(timeout=15)
                 break
             except subprocess.TimeoutExpired:
-                print(f"    {label}: {int(time.monotonic() - started)} s, {_last_line(log)}",
-                      flush=True)
+                print(
+                    f"    {label}: {int(time.monotonic() - started)} s, {_last_line(log)}",
+                    flush=True,
+                )
     elapsed = time.monotonic() - started
     if proc.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
-        raise SetupError(f"{label} failed (exit {proc.returncode}) after {elapsed:.0f} s. "
-                         f"Last lines of {_rel(log)}:\n{tail}")
+        raise SetupError(
+            f"{label} failed (exit {proc.returncode}) after {elapsed:.0f} s. "
+            f"Last lines of {_rel(log)}:\n{tail}"
+        )
     say(f"{label}: done in {elapsed:.0f} s")
 
 
 def _last_line(log: Path) -> str:
     try:
-        lines = [ln.strip() for ln in log.read_text(errors="replace").replace("\r", "\n")
-                 .splitlines() if ln.strip() and "WARNING: Location" not in ln]
+        lines = [
+            ln.strip()
+            for ln in log.read_text(errors="replace").replace("\r", "\n").splitlines()
+            if ln.strip() and "WARNING: Location" not in ln
+        ]
     except OSError:
         return ""
-    return (lines[-1][:100] if lines else "starting")
+    return lines[-1][:100] if lines else "starting"
 
 
-def _ensure_venv(venv: Path, python: str, stamp_value: str, label: str,
-                 install: list[str]) -> None:
+def _ensure_venv(venv: Path, python: str, stamp_value: str, label: str, install: list[str]) -> None:
     stamp = venv / ".csbot-stamp"
     if stamp.exists() and stamp.read_text() == stamp_value and (venv / "bin" / "python").exists():
         return
@@ -177,20 +191,39 @@ def _ensure_venv(venv: Path, python: str, stamp_value: str, label: str,
         say(f"creating {venv.name} with {python}")
         subprocess.run([python, "-m", "venv", str(venv)], check=True)
     say(f"installing {label} into {venv.name} (first time: a few minutes)")
-    run_with_progress([str(venv / "bin" / "python"), "-m", "pip", "install",
-                       "--disable-pip-version-check", *install],
-                      f"pip install {label}", VAR / "logs" / f"pip-{venv.name.strip('.')}.log")
+    run_with_progress(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            *install,
+        ],
+        f"pip install {label}",
+        VAR / "logs" / f"pip-{venv.name.strip('.')}.log",
+    )
     stamp.write_text(stamp_value)
 
 
 def setup() -> None:
     """Create or update .venv-rasa (Python 3.10, Rasa) and .venv (Python 3.11, gateway)."""
     py310 = find_python310()
-    _ensure_venv(RASA_VENV, py310, _digest(RASA_REQUIREMENTS, py310), "rasa==3.6.21 + pytest",
-                 ["-r", str(RASA_REQUIREMENTS[1])])
+    _ensure_venv(
+        RASA_VENV,
+        py310,
+        _digest(RASA_REQUIREMENTS, py310),
+        "rasa==3.6.21 + pytest",
+        ["-r", str(RASA_REQUIREMENTS[1])],
+    )
     py311 = find_python311()
-    _ensure_venv(GATEWAY_VENV, py311, _digest([ROOT / "pyproject.toml"], py311),
-                 "the gateway (pyproject.toml [dev])", ["-e", f"{ROOT}[dev]"])
+    _ensure_venv(
+        GATEWAY_VENV,
+        py311,
+        _digest([ROOT / "pyproject.toml"], py311),
+        "the gateway (pyproject.toml [dev])",
+        ["-e", f"{ROOT}[dev]"],
+    )
 
 
 # --- training -------------------------------------------------------------------------
@@ -202,7 +235,8 @@ def model_hash() -> str:
 
 def cache_dir() -> Path:
     base = os.environ.get("CSBOT_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "csbot")
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "csbot"
+    )
     return Path(base) / "models"
 
 
@@ -221,8 +255,20 @@ def train(force: bool = False) -> Path:
         return model
     say(f"training the Rasa model {digest} (data, domain or config changed; about 2 minutes)")
     run_with_progress(
-        [str(RASA_VENV / "bin" / "rasa"), "train", "--out", str(MODELS), "--fixed-model-name",
-         digest, "--num-threads", "2"], "rasa train", VAR / "logs" / "train.log", env=RASA_ENV)
+        [
+            str(RASA_VENV / "bin" / "rasa"),
+            "train",
+            "--out",
+            str(MODELS),
+            "--fixed-model-name",
+            digest,
+            "--num-threads",
+            "2",
+        ],
+        "rasa train",
+        VAR / "logs" / "train.log",
+        env=RASA_ENV,
+    )
     if not model.exists():
         raise SetupError(f"rasa train finished but {model} is missing; see var/logs/train.log")
     try:
@@ -255,15 +301,20 @@ def rasa_token() -> str:
 
 
 def seed_backend() -> None:
-    subprocess.run([str(RASA_VENV / "bin" / "python"), "-m", "actions.backend", "seed"],
-                   cwd=ROOT, check=True, env={**os.environ, **RASA_ENV})
+    subprocess.run(
+        [str(RASA_VENV / "bin" / "python"), "-m", "actions.backend", "seed"],
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, **RASA_ENV},
+    )
 
 
 class Stack:
     """Rasa server + action server as child processes, stopped together."""
 
-    def __init__(self, model: Path, rasa_port: int, actions_port: int, token: str,
-                 log_dir: Path) -> None:
+    def __init__(
+        self, model: Path, rasa_port: int, actions_port: int, token: str, log_dir: Path
+    ) -> None:
         self.model, self.rasa_port, self.actions_port = model, rasa_port, actions_port
         self.token, self.log_dir = token, log_dir
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
@@ -275,22 +326,46 @@ class Stack:
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         out = (self.log_dir / f"{name}.log").open("wb")
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, **RASA_ENV, **(env or {})},
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **RASA_ENV, **(env or {})},
+            start_new_session=True,
+        )
         self.procs.append((name, proc))
 
     def start(self, timeout: float = 240.0) -> None:
         endpoints = self.log_dir / "endpoints.yml"
         endpoints.write_text(
-            f'action_endpoint:\n  url: "http://127.0.0.1:{self.actions_port}/webhook"\n')
+            f'action_endpoint:\n  url: "http://127.0.0.1:{self.actions_port}/webhook"\n'
+        )
         rasa = str(RASA_VENV / "bin" / "rasa")
-        self._spawn("actions", [rasa, "run", "actions", "--port", str(self.actions_port),
-                                "--actions", "actions"])
-        self._spawn("rasa", [rasa, "run", "--enable-api", "--auth-token", self.token,
-                             "--port", str(self.rasa_port), "--model", str(self.model),
-                             "--endpoints", str(endpoints), "--credentials",
-                             str(ROOT / "credentials.yml"), "--interface", "127.0.0.1"])
+        self._spawn(
+            "actions",
+            [rasa, "run", "actions", "--port", str(self.actions_port), "--actions", "actions"],
+        )
+        self._spawn(
+            "rasa",
+            [
+                rasa,
+                "run",
+                "--enable-api",
+                "--auth-token",
+                self.token,
+                "--port",
+                str(self.rasa_port),
+                "--model",
+                str(self.model),
+                "--endpoints",
+                str(endpoints),
+                "--credentials",
+                str(ROOT / "credentials.yml"),
+                "--interface",
+                "127.0.0.1",
+            ],
+        )
         self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float) -> None:
@@ -306,8 +381,10 @@ class Stack:
                 if proc.poll() is not None:
                     log = self.log_dir / f"{name}.log"
                     tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-                    raise SetupError(f"the {name} server exited with {proc.returncode} while "
-                                     f"starting; last lines of {log}:\n{tail}")
+                    raise SetupError(
+                        f"the {name} server exited with {proc.returncode} while "
+                        f"starting; last lines of {log}:\n{tail}"
+                    )
             for name, url in list(pending.items()):
                 try:
                     with urllib.request.urlopen(url, timeout=2) as resp:
@@ -319,12 +396,16 @@ class Stack:
                 except (OSError, urllib.error.URLError, ValueError):
                     pass
             if time.monotonic() - started > timeout:
-                raise SetupError(f"{', '.join(pending)} not ready after {timeout:.0f} s; "
-                                 f"see the logs in {self.log_dir}")
+                raise SetupError(
+                    f"{', '.join(pending)} not ready after {timeout:.0f} s; "
+                    f"see the logs in {self.log_dir}"
+                )
             if time.monotonic() - last_note > 15:
-                print(f"    waiting for {', '.join(pending)} "
-                      f"({time.monotonic() - started:.0f} s; loading the model takes ~40 s)",
-                      flush=True)
+                print(
+                    f"    waiting for {', '.join(pending)} "
+                    f"({time.monotonic() - started:.0f} s; loading the model takes ~40 s)",
+                    flush=True,
+                )
                 last_note = time.monotonic()
             time.sleep(0.5)
 
@@ -362,24 +443,29 @@ def _secret(name: str, env_var: str, nbytes: int = 24) -> str:
 
 def start_gateway(stack: Stack, port: int, env: dict[str, str]) -> None:
     """The gateway (python -m bot serve) as a third child process of the stack."""
-    stack._spawn("gateway", [str(GATEWAY_VENV / "bin" / "python"), "-m", "bot", "serve",
-                             "--port", str(port)], env=env)
+    stack._spawn(
+        "gateway",
+        [str(GATEWAY_VENV / "bin" / "python"), "-m", "bot", "serve", "--port", str(port)],
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}/healthz"
     started = time.monotonic()
     while True:
-        name, proc = stack.procs[-1]
+        _, proc = stack.procs[-1]
         if proc.poll() is not None:
             log = stack.log_dir / "gateway.log"
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-            raise SetupError(f"the gateway exited with {proc.returncode}; last lines of {log}:"
-                             f"\n{tail}")
+            raise SetupError(
+                f"the gateway exited with {proc.returncode}; last lines of {log}:\n{tail}"
+            )
         try:
             with urllib.request.urlopen(url, timeout=2):
                 break
         except (OSError, urllib.error.URLError):
             if time.monotonic() - started > 60:
-                raise SetupError(f"the gateway did not answer {url} within 60 s; "
-                                 "see var/run/gateway.log") from None
+                raise SetupError(
+                    f"the gateway did not answer {url} within 60 s; see var/run/gateway.log"
+                ) from None
             time.sleep(0.3)
     say(f"gateway ready after {time.monotonic() - started:.0f} s")
 
@@ -389,8 +475,13 @@ def cmd_run(_: argparse.Namespace) -> None:
     model = train()
     seed_backend()
     token = rasa_token()
-    stack = Stack(model, int(os.environ.get("RASA_PORT", "5005")),
-                  int(os.environ.get("ACTIONS_PORT", "5055")), token, VAR / "run")
+    stack = Stack(
+        model,
+        int(os.environ.get("RASA_PORT", "5005")),
+        int(os.environ.get("ACTIONS_PORT", "5055")),
+        token,
+        VAR / "run",
+    )
     gateway_port = int(os.environ.get("GATEWAY_PORT", "8080"))
     demo_password = _secret("demo_agent_password", "DEMO_AGENT_PASSWORD", 9)
     gateway_env = {
@@ -412,7 +503,8 @@ def cmd_run(_: argparse.Namespace) -> None:
         say("starting the gateway")
         start_gateway(stack, gateway_port, gateway_env)
         gw = f"http://127.0.0.1:{gateway_port}"
-        print(f"""
+        print(
+            f"""
 The Brightline assistant is running.
   Demo shop with the chat widget   {gw}/
   Agent console                    {gw}/console
@@ -427,12 +519,16 @@ Talk to the bot without the widget:
        -d '{{"sender": "me", "message": "where is my order 1001?"}}'
 
 Press Ctrl-C to stop.
-""", flush=True)
+""",
+            flush=True,
+        )
         while not stopping.is_set():
             for name, proc in stack.procs:
                 if proc.poll() is not None:
-                    raise SetupError(f"the {name} server stopped (exit {proc.returncode}); "
-                                     f"see var/run/{name}.log")
+                    raise SetupError(
+                        f"the {name} server stopped (exit {proc.returncode}); "
+                        f"see var/run/{name}.log"
+                    )
             stopping.wait(1)
     finally:
         say("stopping")
@@ -446,8 +542,34 @@ def _run(cmd: Sequence[str], env: dict[str, str] | None = None) -> None:
         raise SetupError(f"'{' '.join(cmd)}' failed with exit code {result.returncode}")
 
 
+def ensure_chromium() -> None:
+    """The browser tests drive Debian's chromium (no browser download): install it if missing."""
+    if shutil.which("chromium") or Path("/usr/bin/chromium").exists():
+        return
+    apt = shutil.which("apt-get")
+    if apt is None or os.geteuid() != 0:
+        raise SetupError(
+            "The browser tests need Chromium. Install it (Debian/Ubuntu: "
+            "sudo apt-get install chromium), then run the command again."
+        )
+    say("installing Debian's chromium for the browser tests (about a minute)")
+    run_with_progress([apt, "update", "-qq"], "apt-get update", VAR / "logs" / "apt.log")
+    run_with_progress(
+        [apt, "install", "-y", "-qq", "chromium"],
+        "apt-get install chromium",
+        VAR / "logs" / "apt.log",
+        env={"DEBIAN_FRONTEND": "noninteractive"},
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    setup()
+    train(force=args.force)
+
+
 def cmd_test(args: argparse.Namespace) -> None:
     setup()
+    ensure_chromium()
     model = train()
     rasa = str(RASA_VENV / "bin" / "rasa")
     started = time.monotonic()
@@ -455,15 +577,40 @@ def cmd_test(args: argparse.Namespace) -> None:
     _run([rasa, "data", "validate", "--fail-on-warnings"], env=RASA_ENV)
     say("end-to-end test stories (tests/stories), prediction errors fail the build")
     results = VAR / "test-results"
-    _run([rasa, "test", "core", "--stories", "tests/stories", "--model", str(model),
-          "--fail-on-prediction-errors", "--out", str(results / "core"), "--no-plot"],
-         env=RASA_ENV)
+    _run(
+        [
+            rasa,
+            "test",
+            "core",
+            "--stories",
+            "tests/stories",
+            "--model",
+            str(model),
+            "--fail-on-prediction-errors",
+            "--out",
+            str(results / "core"),
+            "--no-plot",
+        ],
+        env=RASA_ENV,
+    )
     say("action tests (tests/actions, in .venv-rasa)")
-    _run([str(RASA_VENV / "bin" / "python"), "-m", "pytest", "tests/actions", "-q",
-          "-p", "no:cacheprovider"], env=RASA_ENV)
+    _run(
+        [
+            str(RASA_VENV / "bin" / "python"),
+            "-m",
+            "pytest",
+            "tests/actions",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ],
+        env=RASA_ENV,
+    )
     say("gateway and end-to-end tests (tests/, in .venv)")
-    _run([str(GATEWAY_VENV / "bin" / "python"), "-m", "pytest", *args.pytest_args],
-         env={"CSBOT_MODEL": str(model)})
+    _run(
+        [str(GATEWAY_VENV / "bin" / "python"), "-m", "pytest", *args.pytest_args],
+        env={"CSBOT_MODEL": str(model)},
+    )
     say(f"all tests passed in {time.monotonic() - started:.0f} s")
 
 
@@ -471,10 +618,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="devctl", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("setup", help="create/update .venv-rasa and .venv").set_defaults(
-        func=lambda a: setup())
+        func=lambda a: setup()
+    )
     p_train = sub.add_parser("train", help="train the model if data/domain/config changed")
     p_train.add_argument("--force", action="store_true", help="train even if up to date")
-    p_train.set_defaults(func=lambda a: (setup(), train(force=a.force)))
+    p_train.set_defaults(func=cmd_train)
     sub.add_parser("run", help="start the whole stack").set_defaults(func=cmd_run)
     p_test = sub.add_parser("test", help="data validation, test stories, all tests")
     p_test.add_argument("pytest_args", nargs="*", help="extra arguments for the gateway pytest")

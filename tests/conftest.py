@@ -27,7 +27,9 @@ def rasa_model() -> Path:
 
 
 @pytest.fixture(scope="session")
-def rasa_stack(rasa_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[devctl.Stack]:
+def rasa_stack(
+    rasa_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[devctl.Stack]:
     """Rasa server and action server on free ports, with a freshly seeded demo backend."""
     run_dir = tmp_path_factory.mktemp("rasa-stack")
     os.environ["BRIGHTLINE_BACKEND_DB"] = str(run_dir / "backend.sqlite3")

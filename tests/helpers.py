@@ -51,7 +51,9 @@ class CustomerClient:
     def max_seq(self) -> int:
         return max((f["seq"] for f in self.frames if f.get("type") == "message"), default=0)
 
-    async def send(self, text: str, payload: str | None = None, client_id: str | None = None) -> str:
+    async def send(
+        self, text: str, payload: str | None = None, client_id: str | None = None
+    ) -> str:
         assert self.ws is not None
         client_id = client_id or str(uuid.uuid4())
         frame: Frame = {"type": "message", "client_id": client_id, "text": text}
@@ -87,9 +89,11 @@ class CustomerClient:
         mark = len(self.frames)
         await self.send(text, **kw)
         return await self.wait_for(
-            lambda f: f.get("type") == "message"
-            and f.get("sender") != "customer"
-            and expect in f.get("text", ""),
+            lambda f: (
+                f.get("type") == "message"
+                and f.get("sender") != "customer"
+                and expect in f.get("text", "")
+            ),
             timeout,
             after=mark,
         )

@@ -49,7 +49,7 @@ async def create_session(request: web.Request) -> web.Response:
     try:
         body = await request.json() if request.can_read_body else {}
     except json.JSONDecodeError:
-        return json_error(400, "bad_request", "The body must be JSON, e.g. {\"token\": null}.")
+        return json_error(400, "bad_request", 'The body must be JSON, e.g. {"token": null}.')
     if not isinstance(body, dict):
         return json_error(400, "bad_request", "The body must be a JSON object.")
     token = body.get("token")
@@ -64,7 +64,9 @@ async def create_session(request: web.Request) -> web.Response:
     visitor = uuid.uuid4().hex
     customer = await store.find_or_create_customer(CHANNEL, visitor, None)
     conversation = await store.create_conversation(customer.id, CHANNEL, visitor)
-    token = sign({"v": visitor, "c": conversation.id}, request.app[SETTINGS].secret_key, TOKEN_PURPOSE)
+    token = sign(
+        {"v": visitor, "c": conversation.id}, request.app[SETTINGS].secret_key, TOKEN_PURPOSE
+    )
     return web.json_response({"token": token, "conversation_id": conversation.id})
 
 

@@ -589,7 +589,8 @@
     }
 
     function field(label, value, testid) {
-      return [h("dt", null, label), h("dd", { testid: testid }, value === "" || value === null || value === undefined ? "—" : value)];
+      const shown = value === "" || value === null || value === undefined ? "—" : value;
+      return h("div", { class: "kv-pair" }, h("dt", null, label), h("dd", { testid: testid }, shown));
     }
 
     function section(title, testid) {
@@ -809,28 +810,31 @@
     function renderStatus() {
       const conv = view.conversation || {};
       const dl = $("#conv-status");
-      dl.replaceChildren.apply(
-        dl,
-        [].concat(
-          field("State", stateBadge(conv.state), "ctx-state"),
-          field("Assigned to", conv.assigned_agent_id !== null && conv.assigned_agent_id !== undefined ? agentName(conv.assigned_agent_id) : "Nobody", "ctx-assignee"),
-          field("Channel", channelBadge(conv.channel)),
-          field("Conversation", h("code", null, String(conv.id || convId)))
-        )
+      const assigned = conv.assigned_agent_id !== null && conv.assigned_agent_id !== undefined;
+      dl.replaceChildren(
+        field("State", stateBadge(conv.state), "ctx-state"),
+        field("Assigned to", assigned ? agentName(conv.assigned_agent_id) : "Nobody", "ctx-assignee"),
+        field("Channel", channelBadge(conv.channel)),
+        field("Conversation", h("code", null, String(conv.id || convId)))
       );
     }
 
     function renderTransferOptions() {
       const conv = (view && view.conversation) || {};
       const previous = transferSelect.value;
+      // A supervisor may take a colleague's conversation over by transferring it to themself.
       const candidates = agents
-        .filter(function (a) { return Number(a.id) !== ME.id && Number(a.id) !== Number(conv.assigned_agent_id); })
+        .filter(function (a) {
+          if (Number(a.id) === Number(conv.assigned_agent_id)) return false;
+          return Number(a.id) !== ME.id || ME.role === "supervisor";
+        })
         .sort(function (a, b) {
           return (b.online ? 1 : 0) - (a.online ? 1 : 0) || String(a.display_name).localeCompare(String(b.display_name));
         });
       const options = [h("option", { value: "" }, candidates.length ? "Choose an agent…" : "No other agents")];
       for (const a of candidates) {
-        options.push(h("option", { value: String(a.id) }, a.display_name + " (" + (a.online ? "online" : "offline") + ")"));
+        const label = Number(a.id) === ME.id ? "Me (" + a.display_name + ")" : a.display_name;
+        options.push(h("option", { value: String(a.id) }, label + " (" + (a.online ? "online" : "offline") + ")"));
       }
       transferSelect.replaceChildren.apply(transferSelect, options);
       if (candidates.some(function (a) { return String(a.id) === previous; })) transferSelect.value = previous;
@@ -921,7 +925,7 @@
       const length = replyInput.value.trim().length;
       if (maxChars && length > maxChars * 0.8) {
         replyCounter.textContent = length + " / " + maxChars;
-        replyCounter.classList.toggle("field-error", length > maxChars);
+        replyCounter.classList.toggle("counter--over", length > maxChars);
       } else {
         replyCounter.textContent = "";
       }
@@ -1034,8 +1038,9 @@
     });
     replyInput.addEventListener("input", function () {
       updateCounter();
-      if (replyInput.value.trim()) setError(replyError, "");
+      setError(replyError, "");
     });
+    noteInput.addEventListener("input", function () { setError(noteError, ""); });
     replySend.addEventListener("click", sendReply);
     noteAdd.addEventListener("click", submitNote);
     noteInput.addEventListener("keydown", function (event) {

@@ -21,8 +21,10 @@ def slot_events(events):
 
 
 def test_order_status_answers_from_the_backend():
-    msgs, _ = run_action(actions.ActionHandleOrderRequest(),
-                         make_tracker({"order_number": "1001", "order_request": "status"}))
+    msgs, _ = run_action(
+        actions.ActionHandleOrderRequest(),
+        make_tracker({"order_number": "1001", "order_request": "status"}),
+    )
     text = texts(msgs)
     assert "1001" in text and "Aurora Speaker" in text
     assert "JD014600003827" in text  # tracking number from the seeded order
@@ -31,52 +33,68 @@ def test_order_status_answers_from_the_backend():
 
 
 def test_late_order_is_called_late():
-    msgs, _ = run_action(actions.ActionHandleOrderRequest(),
-                         make_tracker({"order_number": "1003", "order_request": "status"}))
+    msgs, _ = run_action(
+        actions.ActionHandleOrderRequest(),
+        make_tracker({"order_number": "1003", "order_request": "status"}),
+    )
     assert "running late" in texts(msgs)
 
 
 def test_cancel_processing_order_changes_the_backend():
-    msgs, _ = run_action(actions.ActionHandleOrderRequest(),
-                         make_tracker({"order_number": "1004", "order_request": "cancel"}))
+    msgs, _ = run_action(
+        actions.ActionHandleOrderRequest(),
+        make_tracker({"order_number": "1004", "order_request": "cancel"}),
+    )
     assert "is cancelled" in texts(msgs) and "$89.00" in texts(msgs)
     order = backend.get_order("1004")
     assert order.status == "cancelled" and order.refund_status == "processing"
 
 
 def test_cancel_shipped_order_is_refused_and_nothing_changes():
-    msgs, _ = run_action(actions.ActionHandleOrderRequest(),
-                         make_tracker({"order_number": "1001", "order_request": "cancel"}))
+    msgs, _ = run_action(
+        actions.ActionHandleOrderRequest(),
+        make_tracker({"order_number": "1001", "order_request": "cancel"}),
+    )
     assert "already shipped" in texts(msgs)
     assert backend.get_order("1001").status == "shipped"
 
 
 def test_return_within_window_opens_a_return():
-    msgs, _ = run_action(actions.ActionHandleOrderRequest(),
-                         make_tracker({"order_number": "1002", "order_request": "return"}))
+    msgs, _ = run_action(
+        actions.ActionHandleOrderRequest(),
+        make_tracker({"order_number": "1002", "order_request": "return"}),
+    )
     assert "RMA-1002" in texts(msgs)
     assert backend.get_order("1002").return_code == "RMA-1002"
 
 
 def test_return_outside_window_is_refused():
-    msgs, _ = run_action(actions.ActionHandleOrderRequest(),
-                         make_tracker({"order_number": "1006", "order_request": "return"}))
+    msgs, _ = run_action(
+        actions.ActionHandleOrderRequest(),
+        make_tracker({"order_number": "1006", "order_request": "return"}),
+    )
     assert "return window has closed" in texts(msgs)
     assert backend.get_order("1006").return_code is None
 
 
 def test_refund_status_processing_and_refunded():
-    msgs, _ = run_action(actions.ActionHandleOrderRequest(),
-                         make_tracker({"order_number": "1005", "order_request": "refund"}))
+    msgs, _ = run_action(
+        actions.ActionHandleOrderRequest(),
+        make_tracker({"order_number": "1005", "order_request": "refund"}),
+    )
     assert "processing since" in texts(msgs) and "$249.00" in texts(msgs)
-    msgs, _ = run_action(actions.ActionHandleOrderRequest(),
-                         make_tracker({"order_number": "1007", "order_request": "refund"}))
+    msgs, _ = run_action(
+        actions.ActionHandleOrderRequest(),
+        make_tracker({"order_number": "1007", "order_request": "refund"}),
+    )
     assert "was issued" in texts(msgs)
 
 
 def test_delivery_problem_on_delivered_order_explains_next_steps():
-    msgs, _ = run_action(actions.ActionHandleOrderRequest(),
-                         make_tracker({"order_number": "1002", "order_request": "delivery"}))
+    msgs, _ = run_action(
+        actions.ActionHandleOrderRequest(),
+        make_tracker({"order_number": "1002", "order_request": "delivery"}),
+    )
     assert "was delivered on" in texts(msgs) and "claim" in texts(msgs)
 
 
@@ -89,11 +107,13 @@ def test_bad_order_numbers_get_clear_messages():
     assert "couldn't find an order with the number 9999" in texts(d.messages)
     d = CollectingDispatcher()
     assert validator.validate_order_number("no idea", d, make_tracker(), {}) == {
-        "order_number": None}
+        "order_number": None
+    }
     assert "doesn't look like an order number" in texts(d.messages)
     d = CollectingDispatcher()
     assert validator.validate_order_number("it's #1003", d, make_tracker(), {}) == {
-        "order_number": "1003"}
+        "order_number": "1003"
+    }
     assert d.messages == []
 
 
@@ -101,8 +121,9 @@ def test_bad_order_numbers_get_clear_messages():
 
 
 def test_warranty_in_and_out():
-    msgs, events = run_action(actions.ActionCheckWarranty(),
-                              make_tracker({"serial_number": "SN100234"}))
+    msgs, events = run_action(
+        actions.ActionCheckWarranty(), make_tracker({"serial_number": "SN100234"})
+    )
     assert "under warranty until" in texts(msgs)
     assert slot_events(events) == {"product": "Aurora Speaker"}
     msgs, _ = run_action(actions.ActionCheckWarranty(), make_tracker({"serial_number": "SN482910"}))
@@ -115,25 +136,30 @@ def test_unknown_product_and_serial_mismatch_are_explained():
     validator = actions.ValidateRepairForm()
     d = CollectingDispatcher()
     assert validator.validate_product("Zorg 3000", d, make_tracker(), {}) == {"product": None}
-    assert "don't know a Brightline product called \"Zorg 3000\"" in texts(d.messages)
+    assert 'don\'t know a Brightline product called "Zorg 3000"' in texts(d.messages)
     assert "Aurora Speaker" in texts(d.messages)  # lists the real catalogue
     d = CollectingDispatcher()
     assert validator.validate_product("my nova phone", d, make_tracker(), {}) == {
-        "product": "Nova Phone"}
+        "product": "Nova Phone"
+    }
     d = CollectingDispatcher()
     result = validator.validate_serial_number(
-        "SN100234", d, make_tracker({"product": "Nova Phone"}), {})
+        "SN100234", d, make_tracker({"product": "Nova Phone"}), {}
+    )
     assert result == {"serial_number": None}
     assert "belongs to a Aurora Speaker" in texts(d.messages)
     d = CollectingDispatcher()
     assert validator.validate_serial_number("sn 999999", d, make_tracker(), {}) == {
-        "serial_number": None}
+        "serial_number": None
+    }
     assert "couldn't find a registered device with the serial number SN999999" in texts(d.messages)
 
 
 def test_repair_booking_writes_a_repair_on_a_weekday():
-    msgs, _ = run_action(actions.ActionBookRepair(),
-                         make_tracker({"serial_number": "SN300117", "product": "Nova Phone"}))
+    msgs, _ = run_action(
+        actions.ActionBookRepair(),
+        make_tracker({"serial_number": "SN300117", "product": "Nova Phone"}),
+    )
     assert "Booked! Repair R-2001" in texts(msgs) and "free" in texts(msgs)
     reference, pickup, covered = backend.book_repair("SN777320", today=date(2026, 11, 20))
     assert reference == "R-2002" and not covered
@@ -150,8 +176,11 @@ def test_troubleshooting_walks_the_steps_then_is_exhausted():
         intent = "troubleshoot_sound" if turn == 0 else "deny"
         msgs, events = run_action(
             actions.ActionTroubleshoot(),
-            make_tracker({"steps_tried": tried, "troubleshoot_topic": "sound" if turn else None},
-                         intent=intent))
+            make_tracker(
+                {"steps_tried": tried, "troubleshoot_topic": "sound" if turn else None},
+                intent=intent,
+            ),
+        )
         slots = slot_events(events)
         assert slots["troubleshoot_exhausted"] is False
         assert any(m.get("response") == "utter_did_that_help" for m in msgs)
@@ -159,17 +188,20 @@ def test_troubleshooting_walks_the_steps_then_is_exhausted():
         tried = slots["steps_tried"]
     assert tried == [s.label for s in STEPS["sound"]]
     assert len(set(seen)) == len(seen)  # never the same step twice
-    msgs, events = run_action(actions.ActionTroubleshoot(),
-                              make_tracker({"steps_tried": tried, "troubleshoot_topic": "sound"},
-                                           intent="deny"))
+    msgs, events = run_action(
+        actions.ActionTroubleshoot(),
+        make_tracker({"steps_tried": tried, "troubleshoot_topic": "sound"}, intent="deny"),
+    )
     assert slot_events(events)["troubleshoot_exhausted"] is True
     assert "all 3 steps" in texts(msgs)
 
 
 def test_wifi_topic_keeps_sound_steps_in_the_record():
     sound = [STEPS["sound"][0].label]
-    _, events = run_action(actions.ActionTroubleshoot(),
-                           make_tracker({"steps_tried": sound}, intent="troubleshoot_wifi"))
+    _, events = run_action(
+        actions.ActionTroubleshoot(),
+        make_tracker({"steps_tried": sound}, intent="troubleshoot_wifi"),
+    )
     slots = slot_events(events)
     assert slots["troubleshoot_topic"] == "wifi"
     assert slots["steps_tried"] == [*sound, STEPS["wifi"][0].label]
@@ -183,9 +215,13 @@ def handoff_payload(msgs):
 
 def test_handoff_after_failed_troubleshooting_carries_reason_and_steps():
     tried = [s.label for s in STEPS["sound"]]
-    msgs, events = run_action(actions.ActionRequestHandoff(), make_tracker(
-        {"steps_tried": tried, "troubleshoot_topic": "sound", "troubleshoot_exhausted": True},
-        intent="affirm"))
+    msgs, events = run_action(
+        actions.ActionRequestHandoff(),
+        make_tracker(
+            {"steps_tried": tried, "troubleshoot_topic": "sound", "troubleshoot_exhausted": True},
+            intent="affirm",
+        ),
+    )
     signal = handoff_payload(msgs)
     assert signal["version"] == 1
     assert signal["reason"] == "troubleshooting_failed"
@@ -196,19 +232,38 @@ def test_handoff_after_failed_troubleshooting_carries_reason_and_steps():
 
 
 def test_handoff_reasons_and_priority():
-    signal = handoff_payload(run_action(actions.ActionRequestHandoff(),
-                                        make_tracker(intent="complaint"))[0])
-    assert (signal["reason"], signal["priority"], signal["team"]) == ("complaint", "high", "general")
-    # Jonas (order 1002) is a VIP customer: his conversations go to the front.
-    signal = handoff_payload(run_action(actions.ActionRequestHandoff(), make_tracker(
-        {"order_number": "1002", "order_request": "status"}, intent="request_human"))[0])
+    signal = handoff_payload(
+        run_action(actions.ActionRequestHandoff(), make_tracker(intent="complaint"))[0]
+    )
     assert (signal["reason"], signal["priority"], signal["team"]) == (
-        "customer_request", "high", "orders")
+        "complaint",
+        "high",
+        "general",
+    )
+    # Jonas (order 1002) is a VIP customer: his conversations go to the front.
+    signal = handoff_payload(
+        run_action(
+            actions.ActionRequestHandoff(),
+            make_tracker(
+                {"order_number": "1002", "order_request": "status"}, intent="request_human"
+            ),
+        )[0]
+    )
+    assert (signal["reason"], signal["priority"], signal["team"]) == (
+        "customer_request",
+        "high",
+        "orders",
+    )
     assert signal["facts"] == {"order_number": "1002"}
-    fallback_events = [{"event": "user", "parse_data": {"intent": {"name": n}}}
-                       for n in ("nlu_fallback", "nlu_fallback", "affirm")]
-    signal = handoff_payload(run_action(actions.ActionRequestHandoff(), make_tracker(
-        intent="affirm", events=fallback_events))[0])
+    fallback_events = [
+        {"event": "user", "parse_data": {"intent": {"name": n}}}
+        for n in ("nlu_fallback", "nlu_fallback", "affirm")
+    ]
+    signal = handoff_payload(
+        run_action(
+            actions.ActionRequestHandoff(), make_tracker(intent="affirm", events=fallback_events)
+        )[0]
+    )
     assert signal["reason"] == "bot_did_not_understand"
 
 
@@ -222,10 +277,14 @@ def test_fallback_twice_in_a_row_sets_the_offer_flag():
     def user(name):
         return {"event": "user", "parse_data": {"intent": {"name": name}}}
 
-    msgs, events = run_action(actions.ActionFallback(), make_tracker(
-        intent="nlu_fallback", events=[user("greet"), user("nlu_fallback")]))
+    msgs, events = run_action(
+        actions.ActionFallback(),
+        make_tracker(intent="nlu_fallback", events=[user("greet"), user("nlu_fallback")]),
+    )
     assert slot_events(events) == {"fallback_repeated": False}
     assert msgs[0]["response"] == "utter_please_rephrase"
-    msgs, events = run_action(actions.ActionFallback(), make_tracker(
-        intent="nlu_fallback", events=[user("nlu_fallback"), user("nlu_fallback")]))
+    msgs, events = run_action(
+        actions.ActionFallback(),
+        make_tracker(intent="nlu_fallback", events=[user("nlu_fallback"), user("nlu_fallback")]),
+    )
     assert slot_events(events) == {"fallback_repeated": True}

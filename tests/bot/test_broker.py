@@ -164,7 +164,7 @@ class PrivateRedis:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        log = open(self.directory / "redis.log", "ab")  # noqa: SIM115 - owned by the process
+        log = open(self.directory / "redis.log", "ab")
         self.process = subprocess.Popen(
             [
                 self.binary,
@@ -551,15 +551,17 @@ async def test_redis_lock_expires_after_ttl(redis_url: str) -> None:
     prefix = unique_prefix()
     crashed = RedisBroker(redis_url, prefix=prefix)
     other = RedisBroker(redis_url, prefix=prefix)
+    manager = crashed.lock("conv", ttl=0.3)
     try:
-        manager = crashed.lock("conv", ttl=0.3)
-        await manager.__aenter__()  # never exited: the process "died" holding it
+        await manager.__aenter__()
+        await crashed.close()  # the holder "dies" without releasing
         with pytest.raises(LockTimeout):
             async with other.lock("conv", timeout=0.05):
                 pass
         async with other.lock("conv", timeout=3):
             pass
     finally:
+        await manager.__aexit__(None, None, None)  # a closed broker releases nothing
         await crashed.close()
         await other.close()
 

@@ -33,7 +33,9 @@ CHROMIUM_ARGS = [
 def chromium_path() -> str:
     path = shutil.which("chromium") or "/usr/bin/chromium"
     if not Path(path).exists():
-        pytest.fail("Debian chromium is missing: `make setup` installs it (apt-get install chromium)")
+        pytest.fail(
+            "Debian chromium is missing: `make setup` installs it (apt-get install chromium)"
+        )
     return path
 
 
@@ -79,15 +81,22 @@ async def test_widget_and_console_journey(gateway: Gateway, browser: Browser) ->
     await expect(shop.get_by_test_id("blw-panel")).to_be_visible()
 
     await customer_says(shop, "my speaker is too quiet")
-    await expect(shop.locator("[data-testid=blw-msg][data-sender=bot]").filter(
-        has_text="volume-up")).to_have_count(1, timeout=30_000)
+    await expect(
+        shop.locator("[data-testid=blw-msg][data-sender=bot]").filter(has_text="volume-up")
+    ).to_have_count(1, timeout=30_000)
     for step_text in ("Night mode", "restart"):
-        await shop.get_by_test_id("blw-quick-reply").filter(has_text="No, still a problem").last.click()
-        await expect(shop.locator("[data-testid=blw-msg][data-sender=bot]").filter(
-            has_text=step_text)).to_have_count(1, timeout=30_000)
+        await (
+            shop.get_by_test_id("blw-quick-reply")
+            .filter(has_text="No, still a problem")
+            .last.click()
+        )
+        await expect(
+            shop.locator("[data-testid=blw-msg][data-sender=bot]").filter(has_text=step_text)
+        ).to_have_count(1, timeout=30_000)
     await shop.get_by_test_id("blw-quick-reply").filter(has_text="No, still a problem").last.click()
-    await expect(shop.get_by_test_id("blw-quick-reply").filter(has_text="Yes, connect me")).to_have_count(
-        1, timeout=30_000)
+    await expect(
+        shop.get_by_test_id("blw-quick-reply").filter(has_text="Yes, connect me")
+    ).to_have_count(1, timeout=30_000)
     t_trigger = time.perf_counter()
     await shop.get_by_test_id("blw-quick-reply").filter(has_text="Yes, connect me").click()
     await expect(shop.get_by_test_id("blw-queue")).to_contain_text("1", timeout=30_000)
@@ -104,8 +113,9 @@ async def test_widget_and_console_journey(gateway: Gateway, browser: Browser) ->
     await expect(shop.get_by_test_id("blw-panel")).to_contain_text("Sam", timeout=15_000)
 
     await customer_says(shop, "It's the Aurora Speaker in my kitchen")
-    await expect(console.get_by_test_id("transcript-msg").filter(
-        has_text="Aurora Speaker in my kitchen")).to_have_count(1, timeout=15_000)
+    await expect(
+        console.get_by_test_id("transcript-msg").filter(has_text="Aurora Speaker in my kitchen")
+    ).to_have_count(1, timeout=15_000)
 
     await console.get_by_test_id("reply-input").fill("Thanks! Let's update its firmware together.")
     t_reply = time.perf_counter()
@@ -118,10 +128,12 @@ async def test_widget_and_console_journey(gateway: Gateway, browser: Browser) ->
     console.on("dialog", lambda dialog: dialog.accept())
     await console.get_by_test_id("resolve-button").click()
     await expect(shop.get_by_test_id("blw-quick-reply").filter(has_text="5")).to_have_count(
-        1, timeout=15_000)
+        1, timeout=15_000
+    )
     await shop.get_by_test_id("blw-quick-reply").filter(has_text="5").click()
-    await expect(last_msg(shop, "system")).to_contain_text("Thank you for your feedback",
-                                                          timeout=15_000)
+    await expect(last_msg(shop, "system")).to_contain_text(
+        "Thank you for your feedback", timeout=15_000
+    )
     await shop.screenshot(path=str(SHOTS / "widget-after-rating.png"))
 
     store = gateway.app[STORE]
@@ -136,7 +148,8 @@ async def test_widget_and_console_journey(gateway: Gateway, browser: Browser) ->
     await shop.reload()
     await shop.get_by_test_id("blw-launcher").click()
     await expect(shop.locator("[data-testid=blw-msg][data-sender=agent]")).to_have_count(
-        1, timeout=15_000)
+        1, timeout=15_000
+    )
     assert errors == [], errors
     (SHOTS / "timings.txt").write_text(
         f"handoff click -> queue row live in the open console: {handoff_visible_s * 1000:.0f} ms\n"

@@ -18,9 +18,7 @@ from tests.helpers import CustomerClient
 @pytest.fixture
 async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
     dead_rasa = f"http://127.0.0.1:{devctl.free_port()}"
-    settings = gateway_settings(
-        tmp_path, dead_rasa, None, limits={"max_message_chars": 50}
-    )
+    settings = gateway_settings(tmp_path, dead_rasa, None, limits={"max_message_chars": 50})
     async with running_gateway(settings) as gw:
         yield gw
 

@@ -15,8 +15,9 @@ pytestmark = pytest.mark.e2e
 
 async def say(stack: devctl.Stack, sender: str, text: str) -> list[dict[str, Any]]:
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{stack.rasa_url}/webhooks/rest/webhook",
-                             json={"sender": sender, "message": text}) as resp:
+        async with http.post(
+            f"{stack.rasa_url}/webhooks/rest/webhook", json={"sender": sender, "message": text}
+        ) as resp:
             assert resp.status == 200
             result: list[dict[str, Any]] = await resp.json()
             return result
@@ -28,8 +29,9 @@ def joined(replies: list[dict[str, Any]]) -> str:
 
 async def tracker(stack: devctl.Stack, sender: str) -> dict[str, Any]:
     async with aiohttp.ClientSession() as http:
-        async with http.get(f"{stack.rasa_url}/conversations/{sender}/tracker",
-                            params={"token": stack.token}) as resp:
+        async with http.get(
+            f"{stack.rasa_url}/conversations/{sender}/tracker", params={"token": stack.token}
+        ) as resp:
             assert resp.status == 200
             result: dict[str, Any] = await resp.json()
             return result

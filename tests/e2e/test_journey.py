@@ -60,8 +60,10 @@ async def test_full_journey_troubleshoot_handoff_agent_resolve_rating(
         queued = await customer.say("yes please", "number 1 in the queue")
         assert queued["sender"] == "system"
         seen = await agent.wait_event(
-            lambda e: e.get("type") == "queue"
-            and any(i["conversation_id"] == customer.conversation_id for i in e["items"]),
+            lambda e: (
+                e.get("type") == "queue"
+                and any(i["conversation_id"] == customer.conversation_id for i in e["items"])
+            ),
             after=mark,
         )
         handoff_to_console_ms = (seen["_at"] - t_trigger) * 1000
@@ -96,9 +98,11 @@ async def test_full_journey_troubleshoot_handoff_agent_resolve_rating(
         mark = len(agent.events)
         await customer.send("it's the Aurora Speaker in the kitchen")
         live = await agent.wait_event(
-            lambda e: e.get("type") == "message"
-            and e["conversation_id"] == customer.conversation_id
-            and e["message"]["text"] == "it's the Aurora Speaker in the kitchen",
+            lambda e: (
+                e.get("type") == "message"
+                and e["conversation_id"] == customer.conversation_id
+                and e["message"]["text"] == "it's the Aurora Speaker in the kitchen"
+            ),
             after=mark,
         )
         assert live["message"]["sender"] == "customer"
@@ -212,12 +216,15 @@ async def slow_rasa(rasa_stack: devctl.Stack) -> AsyncIterator[str]:
     async def forward(request: web.Request) -> web.Response:
         if request.path == "/webhooks/rest/webhook":
             await asyncio.sleep(1.5)
-        async with aiohttp.ClientSession() as http, http.request(
-            request.method,
-            f"{rasa_stack.rasa_url}{request.path_qs}",
-            data=await request.read(),
-            headers={"Content-Type": request.headers.get("Content-Type", "application/json")},
-        ) as upstream:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.request(
+                request.method,
+                f"{rasa_stack.rasa_url}{request.path_qs}",
+                data=await request.read(),
+                headers={"Content-Type": request.headers.get("Content-Type", "application/json")},
+            ) as upstream,
+        ):
             return web.Response(
                 status=upstream.status,
                 body=await upstream.read(),

@@ -27,9 +27,18 @@ def test_wrong_python_version_is_not_accepted(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_setup_fails_with_the_message_from_the_command_line(tmp_path: Path) -> None:
-    env = {"PATH": "/usr/bin:/bin", "CSBOT_PYTHON310": str(tmp_path / "nope"), "HOME": str(tmp_path)}
-    result = subprocess.run([sys.executable, str(devctl.ROOT / "scripts" / "devctl.py"), "setup"],
-                            capture_output=True, text=True, env=env, timeout=60)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "CSBOT_PYTHON310": str(tmp_path / "nope"),
+        "HOME": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, str(devctl.ROOT / "scripts" / "devctl.py"), "setup"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "error: Rasa 3.6 needs Python 3.10" in result.stderr
 
@@ -75,9 +84,15 @@ def test_model_is_restored_from_cache_without_training(
     assert devctl.train() == model  # second call: already in models/
 
 
-def test_failed_long_command_shows_the_log_tail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_long_command_shows_the_log_tail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(devctl, "ROOT", tmp_path)
     with pytest.raises(devctl.SetupError) as err:
-        devctl.run_with_progress([sys.executable, "-c", "print('boom'); raise SystemExit(3)"],
-                                 "demo step", tmp_path / "log.txt", cwd=tmp_path)
+        devctl.run_with_progress(
+            [sys.executable, "-c", "print('boom'); raise SystemExit(3)"],
+            "demo step",
+            tmp_path / "log.txt",
+            cwd=tmp_path,
+        )
     assert "demo step failed (exit 3)" in str(err.value) and "boom" in str(err.value)

@@ -211,7 +211,6 @@
 
   var convState = 'bot';
   var agentName = null;
-  var lastJoinNotice = null;
   var typingTimer = null;
 
   // ---------------------------------------------------------------- DOM
@@ -654,7 +653,6 @@
     });
     convState = 'bot';
     agentName = null;
-    lastJoinNotice = null;
     ui.queue.hidden = true;
     renderSubtitle();
   }
@@ -865,9 +863,8 @@
         break;
 
       case 'agent_joined': {
-        var name = f.name ? String(f.name) : 'An agent';
-        if (lastJoinNotice !== name) addNotice(name + ' joined the conversation', 'join');
-        lastJoinNotice = name;
+        // The gateway also stores a system message for the join (it shows in the history after
+        // a reload and on every channel), so only the header changes here.
         agentName = f.name ? String(f.name) : agentName;
         convState = 'assigned';
         ui.queue.hidden = true;
@@ -885,7 +882,6 @@
         } else {
           ui.queue.hidden = true;
         }
-        if (convState !== 'assigned') lastJoinNotice = null;
         if (convState === 'bot' || convState === 'resolved') agentName = null;
         renderSubtitle();
         break;
