@@ -261,17 +261,26 @@ class _BufferedSubscription(Subscription):
 
     async def get(self, timeout: float | None = None) -> dict[str, Any]:
         async with asyncio.timeout(timeout):
-            while not self._buffer:
-                if self._closed:
-                    raise SubscriptionClosed(f"subscription to {self.topic!r} is closed")
-                waiter = asyncio.get_running_loop().create_future()
-                self._waiters.add(waiter)
+            while True:
+                while not self._buffer:
+                    if self._closed:
+                        raise SubscriptionClosed(f"subscription to {self.topic!r} is closed")
+                    waiter = asyncio.get_running_loop().create_future()
+                    self._waiters.add(waiter)
+                    try:
+                        await waiter
+                    finally:
+                        self._waiters.discard(waiter)
+                raw = self._buffer.popleft()
                 try:
-                    await waiter
-                finally:
-                    self._waiters.discard(waiter)
-        event: dict[str, Any] = json.loads(self._buffer.popleft())
-        return event
+                    event = json.loads(raw)
+                except ValueError:
+                    event = None
+                if isinstance(event, dict):
+                    return event
+                # Only a foreign publisher on our channel can cause this; one bad payload must
+                # not kill the consumer (e.g. a customer's websocket), so skip it.
+                logger.warning("ignored non-object event on topic %r: %.200r", self.topic, raw)
 
     async def close(self) -> None:
         if self._closed:
@@ -431,6 +440,7 @@ class InProcessBroker(Broker):
         self, key: str, timeout: float = 30.0, ttl: float = 60.0
     ) -> AbstractAsyncContextManager[None]:
         self._check_open()
+        _check_ttl(ttl)  # not enforced here, but validated like RedisBroker does
         return self._locks.hold(key, timeout)
 
     async def set_presence(self, member: str, ttl_seconds: float) -> None:
@@ -584,9 +594,6 @@ class _PubSubHub:
     def connected(self) -> bool:
         return self._pubsub is not None
 
-    def topic_count(self) -> int:
-        return len(self._topics)
-
     def channel(self, topic: str) -> str:
         return self._channel_prefix + topic
 
@@ -615,7 +622,7 @@ class _PubSubHub:
             state.subscribers.add(subscription)
         try:
             async with asyncio.timeout(self._subscribe_timeout):
-                pass
+                await state.confirmed.wait()
         except BaseException as exc:
             await subscription.close()
             if isinstance(exc, TimeoutError):
@@ -661,6 +668,7 @@ class _PubSubHub:
     async def _run(self) -> None:
         delay = self._reconnect_min
         lost_connection = False
+        failures = 0  # consecutive failed attempts; only the first of an outage is a warning
         while True:
             pubsub = self._client.pubsub()
             try:
@@ -674,19 +682,29 @@ class _PubSubHub:
                     self._pubsub = pubsub
                 if lost_connection:
                     self.reconnects += 1
-                    logger.info("redis pub/sub reconnected; re-subscribed %d topics", len(topics))
+                    logger.warning(
+                        "redis pub/sub reconnected after %d failed attempts; re-subscribed %d "
+                        "topics (events published meanwhile are lost)",
+                        failures,
+                        len(topics),
+                    )
                 lost_connection = False
+                failures = 0
                 delay = self._reconnect_min
                 await self._read(pubsub)
             except (RedisError, OSError) as exc:
                 lost_connection = True
-                logger.warning(
-                    "redis pub/sub connection lost (%s); reconnecting in %.2fs", exc, delay
+                failures += 1
+                logger.log(
+                    logging.WARNING if failures == 1 else logging.DEBUG,
+                    "redis pub/sub connection unavailable (%s); retrying with backoff",
+                    exc,
                 )
             except Exception:
                 # A bug here must not silently end delivery for every subscriber forever.
                 lost_connection = True
-                logger.exception("redis pub/sub reader failed; reconnecting in %.2fs", delay)
+                failures += 1
+                logger.exception("redis pub/sub reader failed; reconnecting")
             finally:
                 self._pubsub = None
                 self._inflight.clear()
@@ -930,7 +948,12 @@ class RedisBroker(Broker):
             released = await asyncio.shield(self._release(keys=[name], args=[token]))
         except RedisError as exc:
             # Not raised: it would mask the body's own exception, and the ttl frees the lock.
-            logger.warning("could not release lock %r (%s); it expires with its ttl", key, exc)
+            logger.log(
+                logging.DEBUG if quiet else logging.WARNING,
+                "could not release lock %r (%s); it expires with its ttl",
+                key,
+                exc,
+            )
             return
         if not released and not quiet:
             logger.warning("lock %r had expired before release: the body outlived its ttl", key)

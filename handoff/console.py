@@ -31,6 +31,7 @@ from bot.broker import Broker, BrokerError, Subscription
 from bot.service import BadMessage, Conflict, NotFound, note_dict
 from bot.state import IllegalTransition
 from bot.store import Agent
+from bot.store import NotFound as StoreNotFound
 from handoff.auth import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -264,10 +265,18 @@ def api(handler: ApiHandler) -> Handler:
             return _error(exc.status, exc.code, exc.message)
         except BadMessage as exc:
             return _error(400, exc.code, str(exc))
-        except NotFound as exc:
+        except (NotFound, StoreNotFound) as exc:
             return _error(404, "not_found", str(exc) or "No such conversation.")
         except (Conflict, IllegalTransition) as exc:
             return _error(409, "conflict", str(exc) or "That is not possible right now.")
+        except BrokerError:
+            log.exception("console API: broker unavailable")
+            return _error(503, "unavailable", "The server is busy reconnecting. Try again shortly.")
+        except web.HTTPException:
+            raise
+        except Exception:
+            log.exception("console API: %s %s failed", request.method, request.path)
+            return _error(500, "internal", "Something went wrong on the server. Try again.")
         return _json(result)
 
     return wrapper

@@ -337,6 +337,7 @@ class Stack:
         self.procs.append((name, proc))
 
     def start(self, timeout: float = 240.0) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         endpoints = self.log_dir / "endpoints.yml"
         endpoints.write_text(
             f'action_endpoint:\n  url: "http://127.0.0.1:{self.actions_port}/webhook"\n'

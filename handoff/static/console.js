@@ -473,6 +473,16 @@
       if (event.type === "queue") {
         gotLive = true;
         setItems(event.items);
+      } else if (event.type === "message" && event.message && event.message.sender === "customer") {
+        // Keep "last message" current between queue snapshots.
+        const item = items.find(function (i) { return String(i.conversation_id) === String(event.conversation_id); });
+        if (item) {
+          item.last_message = String(event.message.text || "").slice(0, 200);
+          const elapsed = (Date.now() - received) / 1000;
+          items.forEach(function (i) { i.waiting_seconds = (Number(i.waiting_seconds) || 0) + elapsed; });
+          received = Date.now();
+          render();
+        }
       }
     });
     // The socket sends a snapshot when it opens; this covers a socket that cannot connect.

@@ -35,6 +35,8 @@ from bot.broker import (
     RedisBroker,
     Subscription,
     SubscriptionClosed,
+    _PubSubHub,
+    _Topic,
     create_broker,
 )
 
@@ -302,7 +304,7 @@ async def test_get_times_out(broker: Broker) -> None:
 async def test_subscribers_get_independent_copies(broker: Broker) -> None:
     first = await broker.subscribe("room")
     second = await broker.subscribe("room")
-    event = {"text": "hi", "tags": ["a"]}
+    event: dict[str, Any] = {"text": "hi", "tags": ["a"]}
     await broker.publish("room", event)
     event["tags"].append("changed after publish")
     got_first = await first.get(timeout=5)
@@ -566,6 +568,38 @@ async def test_redis_lock_expires_after_ttl(redis_url: str) -> None:
         await other.close()
 
 
+async def test_redis_expired_lock_release_leaves_the_new_holders_lock(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Compare-and-delete: a holder that outlived its ttl must not free someone else's lock."""
+    prefix = unique_prefix()
+    slow = RedisBroker(redis_url, prefix=prefix)
+    other = RedisBroker(redis_url, prefix=prefix)
+    try:
+        other_holds = asyncio.Event()
+        slow_released = asyncio.Event()
+
+        async def slow_holder() -> None:
+            async with slow.lock("conv", ttl=0.2):
+                await other_holds.wait()  # the ttl ran out meanwhile and `other` took the lock
+            slow_released.set()
+
+        task = asyncio.create_task(slow_holder())
+        await asyncio.sleep(0.05)
+        with caplog.at_level(logging.WARNING, logger="bot.broker"):
+            async with other.lock("conv", timeout=3):
+                other_holds.set()
+                await slow_released.wait()
+                with pytest.raises(LockTimeout):  # still held by `other`
+                    async with slow.lock("conv", timeout=0.1):
+                        pass
+        await task
+        assert any("expired before release" in r.getMessage() for r in caplog.records)
+    finally:
+        await slow.close()
+        await other.close()
+
+
 # --------------------------------------------------------------------------------------------
 # Presence
 # --------------------------------------------------------------------------------------------
@@ -695,6 +729,58 @@ async def test_redis_subscribe_and_unsubscribe_races(redis_url: str) -> None:
         await publisher.close()
 
 
+async def test_stale_subscribe_confirmation_is_not_taken_for_a_new_one() -> None:
+    """After SUBSCRIBE, UNSUBSCRIBE, SUBSCRIBE of one topic only the third reply confirms it.
+
+    Unobservable against a local Redis (it answers all three at once), so this drives the
+    reader's dispatch directly with the replies Redis would send.
+    """
+    hub = _PubSubHub(
+        aioredis.Redis(),  # never connected: only _dispatch runs
+        "p:events:",
+        queue_size=10,
+        ping_interval=15,
+        reconnect_min=0.05,
+        reconnect_max=1,
+        subscribe_timeout=1,
+    )
+    state = _Topic()
+    hub._topics["t"] = state
+    hub._inflight["t"] = 3
+    for kind in ("subscribe", "unsubscribe"):
+        hub._dispatch({"type": kind, "channel": b"p:events:t", "data": 1})
+        assert not state.confirmed.is_set()
+    hub._dispatch({"type": "subscribe", "channel": b"p:events:t", "data": 1})
+    assert state.confirmed.is_set()
+    assert hub._inflight == {}
+
+
+async def test_redis_scripts_are_idempotent_under_retry(redis_url: str) -> None:
+    """A command retried after its reply was lost (same token) still reports its own success.
+
+    This is what makes "retry once on ConnectionError" safe for remove/first_seen/lock: the
+    winner of a ZREM or SET NX whose reply vanished with the connection is not turned into a
+    loser (which would leave a claimed conversation with no owner, or drop a new message).
+    """
+    broker = RedisBroker(redis_url, prefix=unique_prefix())
+    try:
+        await broker.enqueue("q", "conv", 1)
+        queue, receipt = broker._key("queue", "q"), broker._key("removed", "1:q:conv")
+        mine, theirs = ["conv", "token-a", 60_000], ["conv", "token-b", 60_000]
+        assert await broker._remove(keys=[queue, receipt], args=mine) == 1
+        assert await broker._remove(keys=[queue, receipt], args=mine) == 1  # the retry
+        assert await broker._remove(keys=[queue, receipt], args=theirs) == 0
+        assert await broker.remove("q", "conv") is False
+
+        seen = broker._key("seen", "update-1")
+        assert await broker._claim(keys=[seen], args=["token-a", 60_000]) == 1
+        assert await broker._claim(keys=[seen], args=["token-a", 60_000]) == 1  # the retry
+        assert await broker._claim(keys=[seen], args=["token-b", 60_000]) == 0
+        assert await broker.first_seen("update-1", 60) is False
+    finally:
+        await broker.close()
+
+
 async def test_redis_unreachable_raises_broker_error() -> None:
     broker = RedisBroker(
         f"redis://127.0.0.1:{free_port()}/0",
@@ -746,9 +832,9 @@ async def _assert_receives(publisher: Broker, sub: Subscription, event: dict[str
 
 async def test_redis_restart(private_redis: PrivateRedis) -> None:
     prefix = unique_prefix()
-    fast_reconnect = {"reconnect_min": 0.05, "reconnect_max": 0.3, "socket_timeout": 1.0}
-    broker = RedisBroker(private_redis.url, prefix=prefix, **fast_reconnect)
-    other = RedisBroker(private_redis.url, prefix=prefix, **fast_reconnect)  # another replica
+    broker = RedisBroker(private_redis.url, prefix=prefix, reconnect_max=0.3, socket_timeout=1)
+    other = RedisBroker(private_redis.url, prefix=prefix, reconnect_max=0.3, socket_timeout=1)
+    # `other` plays a second replica connected through the restart.
     try:
         sub = await broker.subscribe("room")
         gone = await broker.subscribe("gone")

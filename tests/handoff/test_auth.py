@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from argon2 import PasswordHasher
 
 from bot.appkeys import BROKER, SERVICE, SETTINGS, STORE
-from bot.broker import Broker, create_broker
+from bot.broker import Broker, BrokerError, create_broker
 from bot.config import Settings
 from bot.service import Conflict, ConversationService, NotFound
 from bot.state import ConversationEvent, ConversationState, IllegalTransition
@@ -608,6 +608,15 @@ async def test_domain_errors(console: Console) -> None:
     resp = await console.client.post("/console/api/conversations/c2/resolve", headers=headers)
     assert resp.status == 409
     assert "cannot resolve" in (await resp.json())["message"]
+    console.service.next_error = BrokerError("redis is down")
+    resp = await console.client.get("/console/api/conversations/c1")
+    assert resp.status == 503
+    assert (await resp.json())["error"] == "unavailable"
+    console.service.next_error = RuntimeError("boom")
+    resp = await console.client.get("/console/api/conversations/c1")
+    assert resp.status == 500
+    assert (await resp.json())["error"] == "internal"
+    assert "boom" not in await resp.text()  # no internals leak to the browser
 
 
 async def test_reply_validation(console: Console) -> None:
