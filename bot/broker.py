@@ -683,7 +683,7 @@ class _PubSubHub:
                 if lost_connection:
                     self.reconnects += 1
                     logger.warning(
-                        "redis pub/sub reconnected after %d failed attempts; re-subscribed %d "
+                        "redis pub/sub reconnected (%d failures before); re-subscribed %d "
                         "topics (events published meanwhile are lost)",
                         failures,
                         len(topics),

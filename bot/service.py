@@ -197,9 +197,6 @@ class ConversationService:
 
     async def _handle(self, conversation: Conversation, message: StoredMessage) -> bool:
         state = conversation.state
-        if state is ConversationState.PENDING_FOLLOWUP:
-            conversation = await self._customer_returns(conversation)
-            state = conversation.state
         if state in HUMAN_STATES:
             # People handle it; the console already got the message when it was stored.
             await self._advance_cursor(conversation.id, message.seq)
@@ -580,19 +577,6 @@ class ConversationService:
             buttons=[Button(title=str(n), payload=f"csat:{n}") for n in range(1, 6)],
             payload="csat_request",
         )
-        await self._publish_state(conversation)
-        await self.broadcast_queue()
-        return conversation
-
-    async def _customer_returns(self, conversation: Conversation) -> Conversation:
-        try:
-            await self.rasa.resume(conversation.id)
-        except RasaUnavailable as exc:
-            log.warning("could not resume rasa", conversation_id=conversation.id, error=str(exc))
-        handoff = await self.store.current_handoff(conversation.id)
-        if handoff is not None:
-            await self.store.update_handoff(handoff.id, resolved_at=self.clock())
-        conversation = await self._transition(conversation.id, ConversationEvent.CUSTOMER_RETURNS)
         await self._publish_state(conversation)
         await self.broadcast_queue()
         return conversation

@@ -711,6 +711,25 @@ async def _is(awaitable: Any, expected: Any) -> bool:
     return bool(await awaitable == expected)
 
 
+async def test_redis_foreign_payloads_are_skipped(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    prefix = unique_prefix()
+    broker = RedisBroker(redis_url, prefix=prefix)
+    raw = aioredis.Redis.from_url(redis_url)
+    try:
+        sub = await broker.subscribe("room")
+        with caplog.at_level(logging.WARNING, logger="bot.broker"):
+            await raw.publish(f"{prefix}events:room", b"not json")
+            await raw.publish(f"{prefix}events:room", b"[1, 2]")
+            await broker.publish("room", {"n": 1})
+            assert await sub.get(timeout=5) == {"n": 1}
+        assert sum("non-object event" in r.getMessage() for r in caplog.records) == 2
+    finally:
+        await raw.aclose()
+        await broker.close()
+
+
 async def test_redis_subscribe_and_unsubscribe_races(redis_url: str) -> None:
     """Rapid subscribe/close cycles on one topic never leave a returned subscription deaf."""
     prefix = unique_prefix()

@@ -1,0 +1,182 @@
+"""The console's HTTP API against the real gateway app (SQLite store, in-process broker).
+
+Rasa is pointed at a closed port: an agent's take-over and everything after it need no bot."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.appkeys import SERVICE, STORE
+from bot.policy import HandoffDecision
+from bot.store import Agent
+from handoff.auth import hash_password
+from scripts import devctl
+from tests.gateway_fixtures import AGENT_PASSWORD, Gateway, gateway_settings, running_gateway
+from tests.helpers import AgentClient, CustomerClient
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
+    dead_rasa = f"http://127.0.0.1:{devctl.free_port()}"
+    async with running_gateway(gateway_settings(tmp_path, dead_rasa, None)) as gw:
+        await gw.app[STORE].add_agent("kim", "Kim", hash_password(AGENT_PASSWORD))
+        yield gw
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def agent(gw: Gateway, username: str) -> Agent:
+    found = await gw.app[STORE].agent_by_username(username)
+    assert found is not None
+    return found
+
+
+async def assigned_to_kim(gw: Gateway, http: aiohttp.ClientSession) -> CustomerClient:
+    customer = await CustomerClient(gw.url, http).connect()
+    await customer.send("hello, my router keeps dropping")
+    await customer.wait_for(lambda f: f.get("type") == "ack")
+    await gw.app[SERVICE].drain()
+    assert customer.conversation_id is not None
+    await gw.app[SERVICE].take_over(customer.conversation_id, await agent(gw, "kim"))
+    return customer
+
+
+async def test_api_needs_a_session_and_csrf(gateway: Gateway, http: aiohttp.ClientSession) -> None:
+    async with http.get(f"{gateway.url}/console/api/queue") as resp:
+        assert resp.status == 401
+        assert (await resp.json())["error"] == "unauthenticated"
+    async with http.get(f"{gateway.url}/console", allow_redirects=False) as resp:
+        assert resp.status == 302 and "/console/login" in resp.headers["Location"]
+    kim = await AgentClient(gateway.url).login("kim", AGENT_PASSWORD)
+    try:
+        async with kim.http.post(f"{gateway.url}/console/api/conversations/x/claim") as resp:
+            assert resp.status == 403  # no X-CSRF-Token header
+            assert (await resp.json())["error"] == "csrf"
+        status, me = await kim.api("GET", "/me")
+        assert status == 200 and me["username"] == "kim"
+    finally:
+        await kim.close()
+
+
+async def test_wrong_password_is_refused(gateway: Gateway) -> None:
+    client = AgentClient(gateway.url)
+    try:
+        with pytest.raises(AssertionError, match="login failed: 401"):
+            await client.login("kim", "not-the-password")
+    finally:
+        await client.close()
+
+
+async def test_bad_input_and_unknown_conversation(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    customer = await assigned_to_kim(gateway, http)
+    kim = await AgentClient(gateway.url).login("kim", AGENT_PASSWORD)
+    try:
+        cid = customer.conversation_id
+        status, body = await kim.api("GET", "/conversations/does-not-exist")
+        assert status == 404 and body["message"]
+        status, body = await kim.api("POST", "/conversations/does-not-exist/claim")
+        assert status == 404
+        async with kim.http.post(
+            f"{gateway.url}/console/api/conversations/{cid}/reply",
+            data="{oops",
+            headers={"X-CSRF-Token": kim.csrf, "Content-Type": "application/json"},
+        ) as resp:
+            assert resp.status == 400
+        status, body = await kim.api("POST", f"/conversations/{cid}/reply", {})
+        assert status == 400 and "text" in body["message"]
+        status, body = await kim.api("POST", f"/conversations/{cid}/reply", {"text": "x" * 4001})
+        assert status == 400
+        status, body = await kim.api("POST", f"/conversations/{cid}/transfer", {"agent_id": 999})
+        assert status in (400, 404)
+        # Nothing of the refused replies reached the record.
+        stored = await gateway.app[STORE].messages(cid or "")
+        assert not [m for m in stored if m.sender_kind.value == "agent"]
+    finally:
+        await customer.close()
+        await kim.close()
+
+
+async def test_only_the_assignee_replies_and_transfer_hands_over(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    store = gateway.app[STORE]
+    await store.add_agent("lee", "Lee", hash_password(AGENT_PASSWORD))
+    customer = await assigned_to_kim(gateway, http)
+    kim = await AgentClient(gateway.url).login("kim", AGENT_PASSWORD)
+    lee = await AgentClient(gateway.url).login("lee", AGENT_PASSWORD)
+    try:
+        cid = customer.conversation_id
+        status, body = await lee.api("POST", f"/conversations/{cid}/reply", {"text": "hi"})
+        assert status == 409 and "another agent" in body["message"]
+        status, _ = await kim.api("POST", f"/conversations/{cid}/claim")
+        assert status == 409
+        lee_agent = await agent(gateway, "lee")
+        status, _ = await kim.api(
+            "POST", f"/conversations/{cid}/transfer", {"agent_id": lee_agent.id}
+        )
+        assert status == 200
+        await customer.wait_for(lambda f: f.get("type") == "agent_joined" and f["name"] == "Lee")
+        status, _ = await lee.api("POST", f"/conversations/{cid}/reply", {"text": "Lee here"})
+        assert status == 200
+        await customer.wait_for(lambda f: f.get("sender") == "agent" and f["text"] == "Lee here")
+        status, body = await kim.api("POST", f"/conversations/{cid}/notes", {"text": "VIP?"})
+        assert status == 200
+        status, view = await lee.api("GET", f"/conversations/{cid}")
+        assert status == 200
+        assert [n["text"] for n in view["notes"]] == ["VIP?"]
+        assert view["packet"]["source"] == "agent"
+        # Private notes never reach the customer.
+        assert "VIP?" not in customer.texts()
+        audit = await store.audit_log(cid or "")
+        assert [a["action"] for a in audit] == ["handoff", "claim", "transfer"]
+    finally:
+        await customer.close()
+        await kim.close()
+        await lee.close()
+
+
+async def test_after_hours_handoff_waits_for_a_follow_up(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    dead_rasa = f"http://127.0.0.1:{devctl.free_port()}"
+    settings = gateway_settings(tmp_path, dead_rasa, None, hours={"always_open": False})
+    async with running_gateway(settings) as gw:
+        service, store = gw.app[SERVICE], gw.app[STORE]
+        customer = await CustomerClient(gw.url, http).connect()
+        try:
+            await customer.send("hello?")
+            await customer.wait_for(lambda f: f.get("type") == "ack")
+            await service.drain()
+            conversation = await store.conversation(customer.conversation_id or "")
+            assert conversation is not None
+            moved = await service._start_handoff(
+                conversation, HandoffDecision(policy_reason="explicit_request"), None
+            )
+            assert moved.state.value == "pending_followup"
+            await customer.wait_for(
+                lambda f: f.get("sender") == "system" and "offline right now" in f["text"]
+            )
+            await customer.send("I'll be around tomorrow morning")
+            await customer.wait_for(lambda f: f.get("type") == "ack" and f["seq"] > 1)
+            await service.drain()
+            after = await store.conversation(moved.id)
+            assert after is not None and after.state.value == "pending_followup"
+            items = await service.queue_snapshot()
+            assert [(i["conversation_id"], i["state"]) for i in items] == [
+                (moved.id, "pending_followup")
+            ]
+            assert items[0]["last_message"] == "I'll be around tomorrow morning"
+            claimed = await service.claim(moved.id, await agent(gw, "sam"))
+            assert claimed.state.value == "assigned"
+        finally:
+            await customer.close()
