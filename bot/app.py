@@ -8,12 +8,13 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from bot.appkeys import BROKER, SERVICE, SETTINGS, STORE
+from bot.appkeys import BROKER, CONNECTORS, SERVICE, SETTINGS, STORE
 from bot.broker import create_broker
 from bot.config import Settings
 from bot.rasa_client import RasaClient
 from bot.service import ConversationService
 from bot.store import Store
+from connectors.registry import build_connectors, channel_summary
 from connectors.webchat import setup_webchat
 from handoff.auth import hash_password
 from handoff.console import setup_console
@@ -39,6 +40,10 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                 demo.username, demo.display_name, hash_password(demo.password), role="supervisor"
             )
             log.info("demo agent created", username=demo.username)
+    for connector in app[CONNECTORS]:
+        app[SERVICE].register_connector(connector)
+        await connector.start()
+    log.info("channels", **channel_summary(settings))
     log.info(
         "gateway ready",
         database=settings.database_url.split("://")[0],
@@ -46,6 +51,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         rasa=settings.rasa.urls,
     )
     yield
+    for connector in app[CONNECTORS]:
+        await connector.stop()
     await app[SERVICE].drain()
     await http.close()
     await broker.close()
@@ -84,4 +91,5 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_route("OPTIONS", "/webchat/session", healthz)  # answered by the middleware
     setup_webchat(app)
     setup_console(app)
+    app[CONNECTORS] = build_connectors(settings, app)
     return app

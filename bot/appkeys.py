@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from bot.broker import Broker
@@ -13,3 +15,8 @@ SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 BROKER = web.AppKey("broker", Broker)
 SERVICE = web.AppKey("service", ConversationService)
+
+if TYPE_CHECKING:
+    from connectors.base import ChannelConnector
+
+CONNECTORS = web.AppKey["list[ChannelConnector]"]("connectors")

@@ -11,9 +11,11 @@ One interface, two implementations:
 Delivery semantics (both implementations):
 
 * Events are JSON objects. A subscriber sees events published *after* ``subscribe()`` returned,
-  in publish order per publisher, at most once. There is no replay: events published while a
-  Redis pub/sub connection is being re-established are lost, so consumers that cannot miss
-  anything must re-read authoritative state (the database) after a reconnect or a gap.
+  in publish order per publisher. There is no replay: events published while a Redis pub/sub
+  connection is being re-established are lost, so consumers that cannot miss anything must
+  re-read authoritative state (the database) after a reconnect or a gap. Rarely an event can
+  arrive twice (a publish retried after its reply was lost), so consumers should be idempotent,
+  e.g. by message id.
 * Each subscriber has a bounded buffer. A subscriber that does not keep up loses its *oldest*
   buffered events (with a logged warning) instead of slowing down everyone else.
 * Every backend failure surfaces as :class:`BrokerError`; the Redis implementation first retries
@@ -805,6 +807,8 @@ class RedisBroker(Broker):
             url,
             decode_responses=False,
             retry=Retry(NoBackoff(), retries=0),
+            # Bounds the connect handshake and writes; reads pass their own timeout.
+            socket_timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
             socket_keepalive=True,
             client_name=f"{client_name}:pubsub",

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -89,6 +96,49 @@ class LimitSettings(_Section):
     max_message_chars: int = Field(4000, ge=1)
 
 
+class TelegramSettings(_Section):
+    """A Telegram bot. An empty token leaves the channel off."""
+
+    token: str = ""
+    # Webhook mode when public_url is set (Telegram must reach it over HTTPS); polling otherwise.
+    public_url: str | None = None
+    secret_token: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,256}$")
+    api_base_url: str = "https://api.telegram.org"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.token)
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> TelegramSettings:
+        if self.token and self.public_url and not self.secret_token:
+            raise ValueError("webhook mode (public_url set) needs secret_token")
+        return self
+
+
+class SlackSettings(_Section):
+    """A Slack app (Events API over HTTP). An empty bot token leaves the channel off."""
+
+    bot_token: str = ""
+    signing_secret: str = ""
+    api_base_url: str = "https://slack.com/api/"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.bot_token)
+
+    @model_validator(mode="after")
+    def _needs_signing_secret(self) -> SlackSettings:
+        if self.bot_token and not self.signing_secret:
+            raise ValueError("signing_secret is required when bot_token is set")
+        return self
+
+
+class ChannelsSettings(_Section):
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+
+
 class DemoAgentSettings(_Section):
     username: str = "demo"
     password: str = "demo-password"
@@ -105,6 +155,7 @@ class Settings(_Section):
     queue: QueueSettings = Field(default_factory=QueueSettings)
     hours: HoursSettings = Field(default_factory=HoursSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    channels: ChannelsSettings = Field(default_factory=ChannelsSettings)
     csat_prompt: str = (
         "Thanks for your patience! How did we do? Please rate this conversation "
         "from 1 (poor) to 5 (excellent)."

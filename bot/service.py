@@ -81,7 +81,8 @@ def conversation_topic(conversation_id: str) -> str:
 class Connector(Protocol):
     """Outbound side of a channel: delivers one stored message to the customer."""
 
-    channel: str
+    @property
+    def channel(self) -> str: ...
 
     async def deliver(self, conversation: Conversation, message: StoredMessage) -> None: ...
 
