@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from scripts import devctl
@@ -42,3 +43,10 @@ def rasa_stack(
         pytest.fail(f"could not start Rasa: {exc}")
     yield stack
     stack.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain HTTP client session for the test (customer side)."""
+    async with aiohttp.ClientSession() as session:
+        yield session

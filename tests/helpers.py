@@ -14,6 +14,44 @@ import aiohttp
 Frame = dict[str, Any]
 
 
+class FrameLog:
+    """Frames read from a websocket, with a wait for the first one that matches."""
+
+    def __init__(self) -> None:
+        self.items: list[Frame] = []
+        self._arrived = asyncio.Event()
+
+    async def read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for msg in ws:
+            if msg.type is aiohttp.WSMsgType.TEXT:
+                frame = msg.json()
+                frame["_at"] = time.perf_counter()
+                self.items.append(frame)
+                self._arrived.set()
+
+    async def wait(
+        self, predicate: Callable[[Frame], bool], timeout: float = 30.0, after: int = 0
+    ) -> Frame:
+        """The first frame (from index ``after`` on) that matches, waiting up to ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for frame in self.items[after:]:
+                if predicate(frame):
+                    return frame
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                seen = [
+                    (f.get("type"), f.get("sender"), str(f.get("text", ""))[:60])
+                    for f in self.items[after:]
+                ]
+                raise AssertionError(f"no matching frame within {timeout} s; frames: {seen}")
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                pass
+
+
 class CustomerClient:
     """Talks to the gateway exactly like widget.js: session token, websocket frames."""
 
@@ -22,9 +60,9 @@ class CustomerClient:
         self.token: str | None = None
         self.conversation_id: str | None = None
         self.ws: aiohttp.ClientWebSocketResponse | None = None
-        self.frames: list[Frame] = []
+        self.log = FrameLog()
+        self.frames = self.log.items
         self._reader: asyncio.Task[None] | None = None
-        self._arrived = asyncio.Event()
 
     async def connect(self, token: str | None = None) -> CustomerClient:
         async with self.http.post(
@@ -35,18 +73,9 @@ class CustomerClient:
         self.token, self.conversation_id = body["token"], body["conversation_id"]
         ws_url = self.base_url.replace("http", "ws", 1) + "/webchat/ws"
         self.ws = await self.http.ws_connect(ws_url, params={"token": self.token})
-        self._reader = asyncio.create_task(self._read())
+        self._reader = asyncio.create_task(self.log.read(self.ws))
         await self.ws.send_json({"type": "sync", "after_seq": self.max_seq()})
         return self
-
-    async def _read(self) -> None:
-        assert self.ws is not None
-        async for msg in self.ws:
-            if msg.type is aiohttp.WSMsgType.TEXT:
-                frame = msg.json()
-                frame["_at"] = time.perf_counter()
-                self.frames.append(frame)
-                self._arrived.set()
 
     def max_seq(self) -> int:
         return max((f["seq"] for f in self.frames if f.get("type") == "message"), default=0)
@@ -65,24 +94,7 @@ class CustomerClient:
     async def wait_for(
         self, predicate: Callable[[Frame], bool], timeout: float = 30.0, after: int = 0
     ) -> Frame:
-        """The first frame (from index ``after`` on) that matches, waiting up to ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for frame in self.frames[after:]:
-                if predicate(frame):
-                    return frame
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                seen = [
-                    (f.get("type"), f.get("sender"), str(f.get("text", ""))[:60])
-                    for f in self.frames[after:]
-                ]
-                raise AssertionError(f"no matching frame within {timeout} s; frames: {seen}")
-            self._arrived.clear()
-            try:
-                await asyncio.wait_for(self._arrived.wait(), remaining)
-            except TimeoutError:
-                pass
+        return await self.log.wait(predicate, timeout, after)
 
     async def say(self, text: str, expect: str, timeout: float = 30.0, **kw: Any) -> Frame:
         """Send a message and wait for a non-customer message frame containing ``expect``."""
@@ -120,9 +132,9 @@ class AgentClient:
         self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
         self.csrf = ""
         self.ws: aiohttp.ClientWebSocketResponse | None = None
-        self.events: list[Frame] = []
+        self.log = FrameLog()
+        self.events = self.log.items
         self._reader: asyncio.Task[None] | None = None
-        self._arrived = asyncio.Event()
 
     async def login(self, username: str, password: str) -> AgentClient:
         async with self.http.get(f"{self.base_url}/console/login") as resp:
@@ -153,36 +165,12 @@ class AgentClient:
 
     async def open_socket(self) -> None:
         self.ws = await self.http.ws_connect(self.base_url.replace("http", "ws", 1) + "/console/ws")
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.ws is not None
-        async for msg in self.ws:
-            if msg.type is aiohttp.WSMsgType.TEXT:
-                frame = msg.json()
-                frame["_at"] = time.perf_counter()
-                self.events.append(frame)
-                self._arrived.set()
+        self._reader = asyncio.create_task(self.log.read(self.ws))
 
     async def wait_event(
         self, predicate: Callable[[Frame], bool], timeout: float = 30.0, after: int = 0
     ) -> Frame:
-        deadline = time.monotonic() + timeout
-        while True:
-            for frame in self.events[after:]:
-                if predicate(frame):
-                    return frame
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(
-                    f"no matching console event within {timeout} s; "
-                    f"saw {[e.get('type') for e in self.events[after:]]}"
-                )
-            self._arrived.clear()
-            try:
-                await asyncio.wait_for(self._arrived.wait(), remaining)
-            except TimeoutError:
-                pass
+        return await self.log.wait(predicate, timeout, after)
 
     async def close(self) -> None:
         if self.ws is not None:

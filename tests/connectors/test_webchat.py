@@ -23,12 +23,6 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
         yield gw
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def test_session_bad_input(gateway: Gateway, http: aiohttp.ClientSession) -> None:
     url = f"{gateway.url}/webchat/session"
     async with http.post(url, data="{not json", headers={"Content-Type": "application/json"}) as r:

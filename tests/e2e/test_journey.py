@@ -30,12 +30,6 @@ async def gateway(rasa_stack: devctl.Stack, tmp_path: Path) -> AsyncIterator[Gat
         yield gw
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def is_msg(sender: str, text: str = "") -> object:
     return lambda f: f.get("type") == "message" and f.get("sender") == sender and text in f["text"]
 

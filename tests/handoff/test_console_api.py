@@ -27,12 +27,6 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
         yield gw
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def agent(gw: Gateway, username: str) -> Agent:
     found = await gw.app[STORE].agent_by_username(username)
     assert found is not None
