@@ -11,6 +11,7 @@ from aiohttp import web
 from bot.appkeys import BROKER, CONNECTORS, SERVICE, SETTINGS, STORE
 from bot.broker import create_broker
 from bot.config import Settings
+from bot.outbox import OutboxWorker
 from bot.rasa_client import RasaClient
 from bot.service import ConversationService
 from bot.store import Store
@@ -43,6 +44,10 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     for connector in app[CONNECTORS]:
         app[SERVICE].register_connector(connector)
         await connector.start()
+    outbox = OutboxWorker(store, app[SERVICE].connectors)
+    app[SERVICE].outbox = outbox
+    outbox.start()
+    app[SERVICE].start_retrying()
     log.info("channels", **channel_summary(settings))
     log.info(
         "gateway ready",
@@ -51,6 +56,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         rasa=settings.rasa.urls,
     )
     yield
+    await app[SERVICE].stop_retrying()
+    # Before the connectors and the store close; what is still queued waits for the next start.
+    await outbox.stop()
     for connector in app[CONNECTORS]:
         await connector.stop()
     await app[SERVICE].drain()

@@ -19,4 +19,4 @@ SERVICE = web.AppKey("service", ConversationService)
 if TYPE_CHECKING:
     from connectors.base import ChannelConnector
 
-CONNECTORS = web.AppKey["list[ChannelConnector]"]("connectors")
+CONNECTORS: web.AppKey[list[ChannelConnector]] = web.AppKey("connectors")

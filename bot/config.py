@@ -40,6 +40,10 @@ class RasaSettings(_Section):
     urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:5005"], min_length=1)
     token: str | None = None
     timeout_seconds: float = Field(20.0, gt=0)
+    # While Rasa is down, pending messages are retried this often...
+    retry_seconds: float = Field(5.0, gt=0)
+    # ...and a customer who waited this long is offered a person.
+    offer_human_after_seconds: float = Field(60.0, ge=0)
 
 
 class HandoffPolicySettings(_Section):

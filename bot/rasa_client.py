@@ -76,7 +76,8 @@ class RasaClient:
                     raise RasaUnavailable(f"Rasa answered {resp.status} for {path}: {body}")
                 return await resp.json(content_type=None)
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
-            raise RasaUnavailable(f"Rasa at {url} is not reachable: {exc!r}") from exc
+            reason = str(exc) or type(exc).__name__
+            raise RasaUnavailable(f"Rasa at {url} is not reachable: {reason}") from exc
 
     async def send(
         self, conversation_id: str, text: str, metadata: dict[str, Any] | None = None

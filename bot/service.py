@@ -9,11 +9,12 @@ back after the conversation left BOT is dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -33,6 +34,7 @@ from bot.store import (
     Conversation,
     DuplicateMessage,
     Note,
+    OutboundDraft,
     StaleVersion,
     Store,
 )
@@ -44,9 +46,14 @@ from handoff.packet import (
     build_packet,
 )
 
+if TYPE_CHECKING:
+    from bot.outbox import OutboxWorker
+
 log = structlog.get_logger(__name__)
 
 QUEUE = "queue"
+# Button payload the gateway handles itself (the bot may be down when it is pressed).
+HANDOFF_PAYLOAD = "gateway:handoff"
 CONSOLE_TOPIC = "console"
 PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
 CSAT_RE = re.compile(r"^\s*(?:csat:)?([1-5])(?:\s*(?:/\s*5|stars?|out of 5))?\s*[.!]?\s*$", re.I)
@@ -112,7 +119,13 @@ class ConversationService:
         self.settings, self.store, self.broker, self.rasa = settings, store, broker, rasa
         self.clock = clock
         self.connectors: dict[str, Connector] = {}
+        # Delivers to the connectors' channels; without one (tests), _send delivers inline.
+        self.outbox: OutboxWorker | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._processing: set[str] = set()
+        # conversation id -> whether the customer was told Rasa is down / offered a person
+        self._rasa_trouble: dict[str, dict[str, bool]] = {}
+        self._retry_task: asyncio.Task[None] | None = None
 
     def register_connector(self, connector: Connector) -> None:
         self.connectors[connector.channel] = connector
@@ -171,6 +184,28 @@ class ConversationService:
         except Exception:
             log.exception("processing failed", conversation_id=conversation_id)
 
+    def start_retrying(self) -> None:
+        """Answer what is still pending: at start (after a crash) and then every few seconds
+        (messages that waited while Rasa was down)."""
+        self._retry_task = asyncio.create_task(self._retry_pending())
+
+    async def stop_retrying(self) -> None:
+        if self._retry_task is not None:
+            self._retry_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retry_task
+            self._retry_task = None
+
+    async def _retry_pending(self) -> None:
+        while True:
+            try:
+                for conversation_id in await self.store.pending_conversations():
+                    if conversation_id not in self._processing:
+                        self.process_soon(conversation_id)
+            except Exception:
+                log.exception("retrying pending conversations failed")
+            await asyncio.sleep(self.settings.rasa.retry_seconds)
+
     async def drain(self) -> None:
         """Wait for background processing (shutdown, tests)."""
         while self._tasks:
@@ -178,6 +213,13 @@ class ConversationService:
 
     async def process(self, conversation_id: str) -> None:
         """Handle every stored customer message not handled yet, in order, one at a time."""
+        self._processing.add(conversation_id)
+        try:
+            await self._process_locked(conversation_id)
+        finally:
+            self._processing.discard(conversation_id)
+
+    async def _process_locked(self, conversation_id: str) -> None:
         async with self.broker.lock(f"lock:conv:{conversation_id}", timeout=120.0):
             while True:
                 conversation = await self.store.conversation(conversation_id)
@@ -192,6 +234,15 @@ class ConversationService:
                 ]
                 if not pending:
                     return
+                if conversation.state is ConversationState.BOT and any(
+                    m.payload == HANDOFF_PAYLOAD for m in pending
+                ):
+                    # The customer took the offer of a person while the bot was down.
+                    await self._start_handoff(
+                        conversation, HandoffDecision(policy_reason="bot_unavailable"), None
+                    )
+                    self._rasa_trouble.pop(conversation_id, None)
+                    continue
                 handled = await self._handle(conversation, pending[0])
                 if not handled:
                     return  # Rasa is down: the message waits for the next attempt
@@ -224,13 +275,9 @@ class ConversationService:
                 conversation.id, message.payload or message.text, metadata
             )
         except RasaUnavailable as exc:
-            log.warning("rasa unavailable", conversation_id=conversation.id, error=str(exc))
-            await self._system_message(
-                conversation,
-                "Sorry, I'm having a technical problem right now. Your message is saved and I'll "
-                "answer as soon as I'm back. You can also ask for a person.",
-            )
+            await self._bot_unavailable(conversation, message, exc)
             return False
+        self._rasa_trouble.pop(conversation.id, None)
         tracker: dict[str, Any] | None
         try:
             tracker = await self.rasa.tracker(conversation.id)
@@ -242,29 +289,65 @@ class ConversationService:
             await self.store.set_message_nlu(
                 message.id, intent.get("name"), intent.get("confidence")
             )
-        fresh = await self._advance_cursor(
-            conversation.id, message.seq, expected_version=started_version
-        )
-        if fresh is None:
-            log.info(
-                "stale bot reply dropped",
-                conversation_id=conversation.id,
-                replies=len(replies),
-            )
-            return True
-        conversation = fresh
-        for reply in replies:
-            if reply.text or reply.buttons:
-                await self._send(
-                    conversation,
-                    SenderKind.BOT,
-                    reply.text or "",
-                    buttons=reply.buttons,
+        drafts = [
+            OutboundDraft(SenderKind.BOT, reply.text or "", buttons=tuple(reply.buttons))
+            for reply in replies
+            if reply.text or reply.buttons
+        ]
+        version = started_version
+        while True:
+            try:
+                # Replies stored + queued + message marked handled: all or nothing.
+                fresh, stored = await self.store.append_outbound(
+                    conversation.id,
+                    drafts,
+                    outbox_channel=self._outbox_channel(conversation),
+                    expected_version=version,
+                    bot_cursor=message.seq,
                 )
+                break
+            except StaleVersion:
+                current = await self._get(conversation.id)
+                if current.state is not ConversationState.BOT:
+                    log.info(
+                        "stale bot reply dropped",
+                        conversation_id=conversation.id,
+                        replies=len(replies),
+                        state=current.state.value,
+                    )
+                    await self._advance_cursor(conversation.id, message.seq)
+                    return True
+                version = current.version
+        assert fresh is not None
+        conversation = fresh
+        await self._announce(conversation, stored)
         decision = decide(self.settings.handoff, replies, await self._recent_turns(conversation))
         if decision is not None:
             await self._start_handoff(conversation, decision, tracker)
         return True
+
+    async def _bot_unavailable(
+        self, conversation: Conversation, message: StoredMessage, exc: Exception
+    ) -> None:
+        """Rasa is down: tell the customer once, and offer a person if it lasts."""
+        log.warning("rasa unavailable", conversation_id=conversation.id, error=str(exc))
+        trouble = self._rasa_trouble.setdefault(conversation.id, {"told": False, "offered": False})
+        if not trouble["told"]:
+            trouble["told"] = True
+            await self._system_message(
+                conversation,
+                "Sorry, I'm having a technical problem right now. Your message is saved and I'll "
+                "answer as soon as I'm back.",
+            )
+        waited = (self.clock() - message.created_at).total_seconds()
+        if not trouble["offered"] and waited >= self.settings.rasa.offer_human_after_seconds:
+            trouble["offered"] = True
+            await self._send(
+                conversation,
+                SenderKind.SYSTEM,
+                "I'm still not back. Would you like to talk to a person instead?",
+                buttons=[Button(title="Talk to a person", payload=HANDOFF_PAYLOAD)],
+            )
 
     async def _recent_turns(self, conversation: Conversation) -> list[Turn]:
         """Customer turns since the bot last took over from a person (or the start)."""
@@ -714,20 +797,35 @@ class ConversationService:
         sender_name: str | None = None,
         payload: str | None = None,
     ) -> StoredMessage:
-        message = await self.store.append_message(
+        _, (message,) = await self.store.append_outbound(
             conversation.id,
-            direction=Direction.OUTBOUND,
-            sender_kind=sender,
-            text=text,
-            sender_name=sender_name,
-            buttons=buttons or [],
-            payload=payload,
+            [OutboundDraft(sender, text, sender_name, tuple(buttons or ()), payload)],
+            outbox_channel=self._outbox_channel(conversation),
         )
-        await self._publish_message(conversation, message)
-        connector = self.connectors.get(conversation.channel)
-        if connector is not None:
-            await connector.deliver(conversation, message)
+        await self._announce(conversation, [message])
         return message
+
+    def _outbox_channel(self, conversation: Conversation) -> str | None:
+        """The channel to queue outbound messages for, when an outbox delivers them.
+
+        Web chat has no connector: its sockets get the broker event instead.
+        """
+        if self.outbox is not None and conversation.channel in self.connectors:
+            return conversation.channel
+        return None
+
+    async def _announce(self, conversation: Conversation, stored: list[StoredMessage]) -> None:
+        """Fan stored outbound messages out to sockets and consoles, and wake the outbox."""
+        for message in stored:
+            await self._publish_message(conversation, message)
+        connector = self.connectors.get(conversation.channel)
+        if connector is None or not stored:
+            return
+        if self.outbox is not None:
+            self.outbox.notify()
+        else:
+            for message in stored:
+                await connector.deliver(conversation, message)
 
     async def _system_message(self, conversation: Conversation, text: str) -> StoredMessage:
         return await self._send(conversation, SenderKind.SYSTEM, text)

@@ -16,7 +16,10 @@ Concurrency rules the rest of the gateway relies on:
 * conversations are updated by compare-and-set on ``version`` (:class:`StaleVersion` on a race);
 * message sequence numbers are 1, 2, 3, ... per conversation with no gaps or duplicates, however
   many coroutines or processes append at once;
-* an inbound message is stored at most once per ``channel_message_id`` and conversation.
+* an inbound message is stored at most once per ``channel_message_id`` and conversation;
+* an outbox item is leased by one worker at a time, and only the oldest undelivered items of a
+  conversation are handed out, so two gateway processes never deliver out of order or twice
+  at once (see :meth:`Store.outbox_claim`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +58,7 @@ __all__ = [
     "Identity",
     "NotFound",
     "Note",
+    "OutboxItem",
     "StaleVersion",
     "Store",
     "StoreError",
@@ -71,6 +75,10 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 _WRITE_OPTION = "csbot_write"
 # Arbitrary constant key for the PostgreSQL advisory lock that serialises concurrent migrations.
 _MIGRATION_LOCK_KEY = 0x6373626F74  # "csbot"
+# Key of the PostgreSQL advisory lock that lets one outbox claim run at a time (see outbox_claim).
+_OUTBOX_CLAIM_LOCK_KEY = 0x6373626F746F62  # "csbotob"
+# last_error is kept to this many characters.
+_MAX_ERROR_CHARS = 2000
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,6 +179,38 @@ class CsatRating:
     handoff_id: int | None
     rating: int
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One outbound message waiting for (or done with) delivery to its channel.
+
+    ``attempts`` counts failed delivery attempts. An item is pending while neither
+    ``delivered_at`` nor ``gave_up_at`` is set; a worker holds it while ``leased_until`` is in
+    the future.
+    """
+
+    id: int
+    message_id: int
+    conversation_id: str
+    channel: str
+    attempts: int
+    next_attempt_at: datetime
+    leased_until: datetime | None
+    delivered_at: datetime | None
+    gave_up_at: datetime | None
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class OutboundDraft:
+    """A message to store (and maybe queue for a channel) before it has a seq."""
+
+    sender_kind: SenderKind
+    text: str
+    sender_name: str | None = None
+    buttons: tuple[Button, ...] = ()
+    payload: str | None = None
 
 
 class StoreError(Exception):
@@ -385,6 +425,31 @@ audit = sa.Table(
     sa.Column("details", JSONType),
 )
 
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", BigIntId, primary_key=True, autoincrement=True),
+    # One item per message: a message is queued for its channel at most once.
+    sa.Column("message_id", BigIntId, sa.ForeignKey("messages.id"), nullable=False, unique=True),
+    sa.Column("conversation_id", UUIDHex, sa.ForeignKey("conversations.id"), nullable=False),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("leased_until", UTCDateTime),
+    sa.Column("delivered_at", UTCDateTime),
+    sa.Column("gave_up_at", UTCDateTime),
+    sa.Column("last_error", sa.Text),
+    # A conversation's items in order (outbox_items, and the claim's "anything older?" check).
+    sa.Index(None, "conversation_id", "id"),
+    # Pending items only, so claiming stays cheap however many delivered rows pile up.
+    sa.Index(
+        "ix_outbox_pending",
+        "id",
+        sqlite_where=sa.text("delivered_at IS NULL AND gave_up_at IS NULL"),
+        postgresql_where=sa.text("delivered_at IS NULL AND gave_up_at IS NULL"),
+    ),
+)
+
 _CONVERSATION_CHANGES = frozenset(
     {"state", "team", "priority", "assigned_agent_id", "awaiting_csat", "bot_cursor"}
 )
@@ -496,6 +561,21 @@ def _csat(row: sa.Row[Any]) -> CsatRating:
         handoff_id=row.handoff_id,
         rating=row.rating,
         created_at=row.created_at,
+    )
+
+
+def _outbox_item(row: sa.Row[Any]) -> OutboxItem:
+    return OutboxItem(
+        id=row.id,
+        message_id=row.message_id,
+        conversation_id=row.conversation_id,
+        channel=row.channel,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        leased_until=row.leased_until,
+        delivered_at=row.delivered_at,
+        gave_up_at=row.gave_up_at,
+        last_error=row.last_error,
     )
 
 
@@ -982,64 +1062,174 @@ class Store:
         message of this conversation raises DuplicateMessage (with the stored copy) and stores
         nothing. NotFound if the conversation does not exist.
         """
-        direction = Direction(direction)
-        sender_kind = SenderKind(sender_kind)
         async with self._tx(write=True) as conn:
-            # Claim the next seq by bumping the conversation's counter. On PostgreSQL the
-            # UPDATE row-locks the conversation until commit, so concurrent appenders queue
-            # here (on SQLite, BEGIN IMMEDIATE already did); a rollback gives the seq back.
-            seq = (
-                await conn.execute(
-                    conversations.update()
-                    .where(conversations.c.id == conversation_id)
-                    .values(last_seq=conversations.c.last_seq + 1)
-                    .returning(conversations.c.last_seq)
+            return await self._insert_message(
+                conn,
+                conversation_id,
+                OutboundDraft(
+                    sender_kind=sender_kind,
+                    text=text,
+                    sender_name=sender_name,
+                    buttons=tuple(buttons),
+                    payload=payload,
+                ),
+                direction=direction,
+                intent=intent,
+                confidence=confidence,
+                channel_message_id=channel_message_id,
+            )
+
+    async def _insert_message(
+        self,
+        conn: AsyncConnection,
+        conversation_id: str,
+        draft: OutboundDraft,
+        *,
+        direction: Direction,
+        intent: str | None = None,
+        confidence: float | None = None,
+        channel_message_id: str | None = None,
+    ) -> StoredMessage:
+        direction = Direction(direction)
+        sender_kind = SenderKind(draft.sender_kind)
+        # Claim the next seq by bumping the conversation's counter. On PostgreSQL the
+        # UPDATE row-locks the conversation until commit, so concurrent appenders queue
+        # here (on SQLite, BEGIN IMMEDIATE already did); a rollback gives the seq back.
+        seq = (
+            await conn.execute(
+                conversations.update()
+                .where(conversations.c.id == conversation_id)
+                .values(last_seq=conversations.c.last_seq + 1)
+                .returning(conversations.c.last_seq)
+            )
+        ).scalar_one_or_none()
+        if seq is None:
+            raise NotFound(f"no conversation {conversation_id}")
+        if direction is Direction.INBOUND and channel_message_id is not None:
+            # Checked under the lock, so two deliveries of one message can't both pass.
+            existing = await self._find_inbound(conn, conversation_id, channel_message_id)
+            if existing is not None:
+                raise DuplicateMessage(existing)
+        created_at = _now()
+        button_list = [Button(b.title, b.payload) for b in draft.buttons]
+        message_id = (
+            await conn.execute(
+                messages.insert()
+                .values(
+                    conversation_id=conversation_id,
+                    seq=seq,
+                    direction=direction.value,
+                    sender_kind=sender_kind.value,
+                    sender_name=draft.sender_name,
+                    text=draft.text,
+                    buttons=[b.to_dict() for b in button_list],
+                    payload=draft.payload,
+                    intent=intent,
+                    confidence=confidence,
+                    channel_message_id=channel_message_id,
+                    created_at=created_at,
                 )
-            ).scalar_one_or_none()
-            if seq is None:
-                raise NotFound(f"no conversation {conversation_id}")
-            if direction is Direction.INBOUND and channel_message_id is not None:
-                # Checked under the lock, so two deliveries of one message can't both pass.
-                existing = await self._find_inbound(conn, conversation_id, channel_message_id)
-                if existing is not None:
-                    raise DuplicateMessage(existing)
-            created_at = _now()
-            button_list = [Button(b.title, b.payload) for b in buttons]
-            message_id = (
-                await conn.execute(
-                    messages.insert()
-                    .values(
-                        conversation_id=conversation_id,
-                        seq=seq,
-                        direction=direction.value,
-                        sender_kind=sender_kind.value,
-                        sender_name=sender_name,
-                        text=text,
-                        buttons=[b.to_dict() for b in button_list],
-                        payload=payload,
-                        intent=intent,
-                        confidence=confidence,
-                        channel_message_id=channel_message_id,
-                        created_at=created_at,
-                    )
-                    .returning(messages.c.id)
-                )
-            ).scalar_one()
+                .returning(messages.c.id)
+            )
+        ).scalar_one()
         return StoredMessage(
             id=message_id,
             conversation_id=conversation_id,
             seq=seq,
             direction=direction,
             sender_kind=sender_kind,
-            text=text,
+            text=draft.text,
             created_at=created_at,
-            sender_name=sender_name,
+            sender_name=draft.sender_name,
             buttons=button_list,
-            payload=payload,
+            payload=draft.payload,
             intent=intent,
             confidence=confidence,
             channel_message_id=channel_message_id,
         )
+
+    async def append_outbound(
+        self,
+        conversation_id: str,
+        drafts: Sequence[OutboundDraft],
+        *,
+        outbox_channel: str | None = None,
+        expected_version: int | None = None,
+        bot_cursor: int | None = None,
+    ) -> tuple[Conversation | None, list[StoredMessage]]:
+        """Store outbound messages, and queue them on ``outbox_channel``, in ONE transaction.
+
+        With ``expected_version`` it is also a compare-and-set: the conversation's version goes
+        up by one (and ``bot_cursor`` moves forward) only if it is still at that version, else
+        StaleVersion and nothing is stored. So a crash can never leave a bot turn half done:
+        either the replies are stored, queued and the customer's message marked handled, or
+        none of it. Returns the updated conversation (None without ``expected_version``) and
+        the stored messages.
+        """
+        async with self._tx(write=True) as conn:
+            updated: Conversation | None = None
+            if expected_version is not None:
+                values: dict[str, Any] = {
+                    "version": conversations.c.version + 1,
+                    "updated_at": _now(),
+                }
+                if bot_cursor is not None:
+                    values["bot_cursor"] = sa.case(
+                        (conversations.c.bot_cursor < bot_cursor, bot_cursor),
+                        else_=conversations.c.bot_cursor,
+                    )
+                row = (
+                    await conn.execute(
+                        conversations.update()
+                        .where(
+                            conversations.c.id == conversation_id,
+                            conversations.c.version == expected_version,
+                        )
+                        .values(**values)
+                        .returning(*conversations.c)
+                    )
+                ).first()
+                if row is None:
+                    raise StaleVersion(
+                        f"conversation {conversation_id} moved past version {expected_version}"
+                    )
+                updated = _conversation(row)
+            stored = []
+            for draft in drafts:
+                message = await self._insert_message(
+                    conn, conversation_id, draft, direction=Direction.OUTBOUND
+                )
+                if outbox_channel is not None:
+                    await conn.execute(
+                        outbox.insert().values(
+                            message_id=message.id,
+                            conversation_id=conversation_id,
+                            channel=outbox_channel,
+                            attempts=0,
+                            next_attempt_at=message.created_at,
+                        )
+                    )
+                stored.append(message)
+            return updated, stored
+
+    async def pending_conversations(self, limit: int = 100) -> list[str]:
+        """Conversations with the bot that have customer messages not handled yet (oldest
+        first): what a restarted gateway, or one whose Rasa was down, must still answer."""
+        query = (
+            sa.select(conversations.c.id)
+            .where(
+                conversations.c.state == ConversationState.BOT.value,
+                sa.exists().where(
+                    messages.c.conversation_id == conversations.c.id,
+                    messages.c.direction == Direction.INBOUND.value,
+                    messages.c.seq > conversations.c.bot_cursor,
+                ),
+            )
+            .order_by(conversations.c.updated_at)
+            .limit(limit)
+        )
+        async with self._tx() as conn:
+            return [row[0] for row in await conn.execute(query)]
 
     async def find_inbound(
         self, conversation_id: str, channel_message_id: str
@@ -1061,6 +1251,14 @@ class Store:
             query = query.limit(limit)
         async with self._tx() as conn:
             return [_message(row) for row in await conn.execute(query)]
+
+    async def message(self, message_id: int) -> StoredMessage | None:
+        """The message with this id (of any conversation), or None."""
+        async with self._tx() as conn:
+            row = (
+                await conn.execute(sa.select(messages).where(messages.c.id == message_id))
+            ).first()
+            return None if row is None else _message(row)
 
     async def set_message_nlu(
         self, message_id: int, intent: str | None, confidence: float | None
@@ -1371,3 +1569,171 @@ class Store:
                 }
                 for row in rows
             ]
+
+    # -- outbox ---------------------------------------------------------------------------
+
+    async def outbox_add(self, message_id: int, conversation_id: str, channel: str) -> int:
+        """Queue a stored message for delivery on ``channel``, due now; returns the item id.
+
+        Idempotent: a message that is queued already keeps its one item, whose id is returned.
+        NotFound if the message or the conversation does not exist.
+        """
+        try:
+            async with self._tx(write=True) as conn:
+                item_id: int = (
+                    await conn.execute(
+                        outbox.insert()
+                        .values(
+                            message_id=message_id,
+                            conversation_id=conversation_id,
+                            channel=channel,
+                            attempts=0,
+                            next_attempt_at=_now(),
+                        )
+                        .returning(outbox.c.id)
+                    )
+                ).scalar_one()
+                return item_id
+        except IntegrityError as exc:
+            async with self._tx() as conn:
+                existing = (
+                    await conn.execute(
+                        sa.select(outbox.c.id).where(outbox.c.message_id == message_id)
+                    )
+                ).scalar_one_or_none()
+            if existing is None:
+                raise NotFound(
+                    f"no message {message_id} or no conversation {conversation_id}"
+                ) from exc
+            return int(existing)
+
+    async def outbox_claim(
+        self, now: datetime, lease_seconds: float, limit: int = 100
+    ) -> list[OutboxItem]:
+        """Lease up to ``limit`` due items until ``now + lease_seconds``, oldest id first.
+
+        An item is due when it is neither delivered nor given up, its ``next_attempt_at`` is
+        not after ``now`` and nobody holds an unexpired lease on it. Per conversation only the
+        head of the line is handed out: an item is skipped while an older pending item of its
+        conversation is leased by someone else or waiting for its next attempt, so whoever
+        delivers the claimed items can keep each conversation's order.
+
+        On PostgreSQL the due rows are locked ``FOR UPDATE SKIP LOCKED``, so two processes
+        never lease the same item; a transaction-scoped advisory lock also makes concurrent
+        claims take turns, so the head-of-line check always sees the other claimers' leases.
+        On SQLite the write transaction (BEGIN IMMEDIATE) already lets one claimer in at a time.
+        """
+        now = _aware(now, "now")
+        if lease_seconds <= 0:
+            raise ValueError(f"lease_seconds must be positive, not {lease_seconds!r}")
+        if limit < 1:
+            return []
+        older = outbox.alias("older")
+        held_up = (
+            sa.exists()
+            .where(
+                older.c.conversation_id == outbox.c.conversation_id,
+                older.c.id < outbox.c.id,
+                older.c.delivered_at.is_(None),
+                older.c.gave_up_at.is_(None),
+                sa.or_(
+                    older.c.next_attempt_at > now,
+                    sa.and_(older.c.leased_until.is_not(None), older.c.leased_until > now),
+                ),
+            )
+            .correlate(outbox)
+        )
+        due = (
+            sa.select(outbox.c.id)
+            .where(
+                outbox.c.delivered_at.is_(None),
+                outbox.c.gave_up_at.is_(None),
+                outbox.c.next_attempt_at <= now,
+                sa.or_(outbox.c.leased_until.is_(None), outbox.c.leased_until <= now),
+                ~held_up,
+            )
+            .order_by(outbox.c.id)
+            .limit(limit)
+        )
+        async with self._tx(write=True) as conn:
+            if self._dialect == "postgresql":
+                await conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _OUTBOX_CLAIM_LOCK_KEY}
+                )
+                due = due.with_for_update(skip_locked=True)
+            ids = list((await conn.execute(due)).scalars())
+            if not ids:
+                return []
+            rows = await conn.execute(
+                outbox.update()
+                .where(outbox.c.id.in_(ids))
+                .values(leased_until=now + timedelta(seconds=lease_seconds))
+                .returning(*outbox.c)
+            )
+            return sorted((_outbox_item(row) for row in rows), key=lambda item: item.id)
+
+    async def outbox_delivered(self, item_id: int, at: datetime) -> None:
+        """Mark an item delivered at ``at`` and drop its lease. NotFound for an unknown item."""
+        await self._outbox_update(item_id, delivered_at=_aware(at, "at"), leased_until=None)
+
+    async def outbox_retry(self, item_id: int, error: str, next_attempt_at: datetime) -> None:
+        """Count a failed attempt, remember ``error`` and try again at ``next_attempt_at``.
+
+        Drops the lease. NotFound for an unknown item.
+        """
+        await self._outbox_update(
+            item_id,
+            attempts=outbox.c.attempts + 1,
+            last_error=error[:_MAX_ERROR_CHARS],
+            next_attempt_at=_aware(next_attempt_at, "next_attempt_at"),
+            leased_until=None,
+        )
+
+    async def outbox_give_up(self, item_id: int, error: str, at: datetime) -> None:
+        """Count a last failed attempt and stop trying (``gave_up_at``); drops the lease.
+
+        NotFound for an unknown item.
+        """
+        await self._outbox_update(
+            item_id,
+            attempts=outbox.c.attempts + 1,
+            last_error=error[:_MAX_ERROR_CHARS],
+            gave_up_at=_aware(at, "at"),
+            leased_until=None,
+        )
+
+    async def outbox_release(self, item_ids: Sequence[int]) -> None:
+        """Drop the leases on pending items without counting an attempt (they were not tried).
+
+        Unknown, delivered and given-up items are left alone.
+        """
+        if not item_ids:
+            return
+        async with self._tx(write=True) as conn:
+            await conn.execute(
+                outbox.update()
+                .where(
+                    outbox.c.id.in_(list(item_ids)),
+                    outbox.c.delivered_at.is_(None),
+                    outbox.c.gave_up_at.is_(None),
+                )
+                .values(leased_until=None)
+            )
+
+    async def outbox_items(self, conversation_id: str) -> list[OutboxItem]:
+        """All outbox items of a conversation (pending or not), oldest first."""
+        async with self._tx() as conn:
+            rows = await conn.execute(
+                sa.select(outbox)
+                .where(outbox.c.conversation_id == conversation_id)
+                .order_by(outbox.c.id)
+            )
+            return [_outbox_item(row) for row in rows]
+
+    async def _outbox_update(self, item_id: int, **values: Any) -> None:
+        async with self._tx(write=True) as conn:
+            result = await conn.execute(
+                outbox.update().where(outbox.c.id == item_id).values(**values)
+            )
+            if not result.rowcount:
+                raise NotFound(f"no outbox item {item_id}")

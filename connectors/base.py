@@ -88,9 +88,11 @@ class ChannelConnector(ABC):
 
     async def start(self) -> None:
         """Called once the gateway is up: register webhooks, start polling, check the token."""
+        return None
 
     async def stop(self) -> None:
         """Called on shutdown."""
+        return None
 
     @abstractmethod
     async def deliver(self, conversation: Conversation, message: StoredMessage) -> None:

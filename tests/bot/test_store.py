@@ -96,7 +96,7 @@ async def test_migrate_is_idempotent_and_matches_the_tables(db_url: str) -> None
             revision, diff = await conn.run_sync(inspect)
     finally:
         await engine.dispose()
-    assert revision == head == "0001"
+    assert revision == head == "0002"
     assert diff == [], "bot/store.py tables and bot/migrations disagree"
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.appkeys import STORE
+from bot.appkeys import SERVICE, STORE
 from scripts import devctl
 from tests.gateway_fixtures import Gateway, gateway_settings, running_gateway
 from tests.helpers import CustomerClient
@@ -153,3 +153,40 @@ async def test_reload_resumes_the_conversation_and_tokens_are_isolated(
         assert all("secret stuff" not in t for t in bob.texts())
     finally:
         await bob.close()
+
+
+async def test_rasa_down_for_a_while_offers_a_person(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    dead_rasa = f"http://127.0.0.1:{devctl.free_port()}"
+    settings = gateway_settings(
+        tmp_path,
+        dead_rasa,
+        None,
+        rasa={"urls": [dead_rasa], "retry_seconds": 0.2, "offer_human_after_seconds": 0.5},
+    )
+    async with running_gateway(settings) as gw:
+        customer = await CustomerClient(gw.url, http).connect()
+        try:
+            await customer.say("is anybody there?", "technical problem")
+            offer = await customer.wait_for(
+                lambda f: f.get("type") == "message" and "talk to a person" in f["text"]
+            )
+            (button,) = offer["buttons"]
+            # Retries went on meanwhile, but the customer was told only once.
+            assert sum("technical problem" in t for t in customer.texts()) == 1
+            await customer.say(button["title"], "number 1 in the queue", payload=button["payload"])
+            conversation = await gw.app[STORE].conversation(customer.conversation_id or "")
+            assert conversation is not None and conversation.state.value == "queued"
+            handoff = await gw.app[STORE].current_handoff(conversation.id)
+            assert handoff is not None and handoff.reason == "bot_unavailable"
+            # Both customer messages are in the agent's transcript, and handled.
+            texts = [t["text"] for t in handoff.packet["transcript"] if t["sender"] == "customer"]
+            assert texts[0] == "is anybody there?"
+            await gw.app[SERVICE].drain()
+            after = await gw.app[STORE].conversation(conversation.id)
+            stored = await gw.app[STORE].messages(conversation.id)
+            last_customer = max(m.seq for m in stored if m.sender_kind.value == "customer")
+            assert after is not None and after.bot_cursor == last_customer  # all handled
+        finally:
+            await customer.close()

@@ -1,0 +1,122 @@
+"""Nothing is lost: messages that arrive while Rasa or the gateway is down are answered later."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from scripts import devctl
+from tests.gateway_fixtures import gateway_settings, running_gateway
+from tests.helpers import CustomerClient
+
+pytestmark = pytest.mark.e2e
+
+
+class SwitchableRasa:
+    """A proxy in front of the real Rasa that can play dead (503) on demand."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream, self.down = upstream, False
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def forward(self, request: web.Request) -> web.Response:
+        if self.down:
+            return web.Response(status=503, text="rasa is restarting")
+        async with (
+            aiohttp.ClientSession() as http,
+            http.request(
+                request.method,
+                f"{self.upstream}{request.path_qs}",
+                data=await request.read(),
+                headers={"Content-Type": "application/json"},
+            ) as upstream,
+        ):
+            return web.Response(
+                status=upstream.status, body=await upstream.read(), content_type="application/json"
+            )
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.forward)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        port = devctl.free_port()
+        await web.TCPSite(self._runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+@pytest.fixture
+async def switchable(rasa_stack: devctl.Stack) -> AsyncIterator[SwitchableRasa]:
+    proxy = SwitchableRasa(rasa_stack.rasa_url)
+    await proxy.start()
+    yield proxy
+    await proxy.stop()
+
+
+async def test_bot_answers_once_rasa_is_back(
+    switchable: SwitchableRasa,
+    rasa_stack: devctl.Stack,
+    tmp_path: Path,
+    http: aiohttp.ClientSession,
+) -> None:
+    settings = gateway_settings(
+        tmp_path,
+        switchable.url,
+        rasa_stack.token,
+        rasa={"urls": [switchable.url], "token": rasa_stack.token, "retry_seconds": 0.3},
+    )
+    async with running_gateway(settings) as gw:
+        customer = await CustomerClient(gw.url, http).connect()
+        try:
+            switchable.down = True
+            await customer.say("where is my order 1001?", "technical problem")
+            await customer.send("and is 1008 on its way?")
+            await asyncio.sleep(1.0)  # a few failed retries
+            switchable.down = False
+            await customer.wait_for(
+                lambda f: f.get("sender") == "bot" and "Order 1001 (Aurora Speaker)" in f["text"]
+            )
+            await customer.wait_for(lambda f: f.get("sender") == "bot" and "1008" in f["text"])
+            await asyncio.sleep(1.0)  # room for a duplicate to show up, if there were one
+            answers = [t for t in customer.texts("bot") if "Order 1001" in t]
+            assert len(answers) == 1
+            bot_texts = customer.texts("bot")
+            assert bot_texts.index(answers[0]) < next(
+                i for i, t in enumerate(bot_texts) if "1008" in t
+            ), "answered in the order asked"
+        finally:
+            await customer.close()
+
+
+async def test_message_stored_before_a_gateway_restart_is_answered_after_it(
+    rasa_stack: devctl.Stack, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    dead_rasa = f"http://127.0.0.1:{devctl.free_port()}"
+    first = gateway_settings(tmp_path, dead_rasa, None)
+    async with running_gateway(first) as gw:
+        customer = await CustomerClient(gw.url, http).connect()
+        await customer.say("where is my order 1001?", "technical problem")
+        token = customer.token
+        await customer.close()
+    # The same database, now with a working Rasa: the restarted gateway picks the message up.
+    second = gateway_settings(tmp_path, rasa_stack.rasa_url, rasa_stack.token)
+    async with running_gateway(second) as gw:
+        back = await CustomerClient(gw.url, http).connect(token=token)
+        try:
+            await back.wait_for(
+                lambda f: f.get("sender") == "bot" and "Order 1001 (Aurora Speaker)" in f["text"]
+            )
+            await asyncio.sleep(1.0)
+            assert sum("Order 1001" in t for t in back.texts("bot")) == 1
+        finally:
+            await back.close()
