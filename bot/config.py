@@ -106,7 +106,8 @@ class TelegramSettings(_Section):
     token: str = ""
     # Webhook mode when public_url is set (Telegram must reach it over HTTPS); polling otherwise.
     public_url: str | None = None
-    secret_token: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,256}$")
+    # Telegram allows 1-256 of A-Z a-z 0-9 _ -; empty means unset.
+    secret_token: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{0,256}$")
     api_base_url: str = "https://api.telegram.org"
 
     @property

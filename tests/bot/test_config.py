@@ -69,3 +69,33 @@ def test_environment_overrides(tmp_path: Path) -> None:
     )
     assert settings.database_url == "postgresql+asyncpg://x/y"
     assert settings.redis_url == "redis://r:6379/1"
+
+
+def test_channels_off_by_default_and_on_with_env() -> None:
+    env = {"GATEWAY_SECRET_KEY": "s" * 32}
+    settings = load_settings(REPO / "gateway.yml", env)
+    assert not settings.channels.telegram.enabled and not settings.channels.slack.enabled
+    settings = load_settings(
+        REPO / "gateway.yml",
+        {
+            **env,
+            "TELEGRAM_BOT_TOKEN": "123:abc",
+            "SLACK_BOT_TOKEN": "xoxb-1",
+            "SLACK_SIGNING_SECRET": "shh",
+        },
+    )
+    assert settings.channels.telegram.enabled and settings.channels.slack.enabled
+    assert not settings.channels.telegram.public_url  # polling
+
+
+def test_channel_settings_are_checked(tmp_path: Path) -> None:
+    base = "secret_key: " + "k" * 20 + "\n"
+    slack = write(tmp_path, base + "channels: {slack: {bot_token: xoxb-1}}\n")
+    with pytest.raises(SettingsError, match="signing_secret is required"):
+        load_settings(slack, {})
+    tg = write(tmp_path, base + "channels: {telegram: {token: 't', public_url: 'https://x'}}\n")
+    with pytest.raises(SettingsError, match="needs secret_token"):
+        load_settings(tg, {})
+    bad = write(tmp_path, base + "channels: {telegram: {token: t, secret_token: 'a b'}}\n")
+    with pytest.raises(SettingsError, match="secret_token"):
+        load_settings(bad, {})
