@@ -1,0 +1,366 @@
+"""A fake Slack for tests: the Web API as a real HTTP server, and Slack's side of the webhooks.
+
+``FakeSlackApi`` answers ``/api/{method}`` on a random local port the way slack.com does (JSON
+with ``ok``; 429 + Retry-After when rate limited), checks the bot token, records every call
+with its parsed parameters, and lets a test queue failures. ``SlackSender`` posts signed
+Events API and interactivity requests to the gateway, built from the hand-written payloads
+in ``tests/fakes/data/slack_*.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import hmac
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+from aiohttp import web
+
+DATA = Path(__file__).parent / "data"
+
+BOT_USER_ID, BOT_ID, TEAM_ID = "U0BOT", "B0BOT", "T0TEST"
+CUSTOMER_USER, CUSTOMER_DM = "U0CUSTOMER", "D0CUSTOMER"
+
+
+def load_payload(name: str) -> dict[str, Any]:
+    """A fresh copy of tests/fakes/data/slack_{name}.json."""
+    return copy.deepcopy(json.loads((DATA / f"slack_{name}.json").read_text()))
+
+
+def sign(body: str, signing_secret: str, timestamp: int | None = None) -> dict[str, str]:
+    """Slack's request signature headers: v0=HMAC-SHA256(secret, "v0:{timestamp}:{body}")."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(
+        signing_secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256
+    ).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+
+@dataclass
+class SlackCall:
+    """One Web API call as the fake saw it."""
+
+    method: str
+    params: dict[str, Any]
+    token: str | None
+    status: int
+    response: dict[str, Any]
+    at: float = field(default_factory=time.perf_counter)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.response.get("ok"))
+
+    def buttons(self) -> list[dict[str, Any]]:
+        """The Block Kit buttons of a chat.postMessage, in order."""
+        return [
+            element
+            for block in self.params.get("blocks") or []
+            if block.get("type") == "actions"
+            for element in block["elements"]
+        ]
+
+
+@dataclass
+class _Failure:
+    error: str
+    status: int
+    retry_after: int | None
+
+
+class FakeSlackApi:
+    """The Slack Web API methods the connector uses; anything else is ``unknown_method``."""
+
+    def __init__(self, token: str = "xoxb-test") -> None:
+        self.token = token
+        self.calls: list[SlackCall] = []
+        self.users: dict[str, dict[str, Any]] = {
+            CUSTOMER_USER: {
+                "id": CUSTOMER_USER,
+                "name": "alex.customer",
+                "real_name": "Alex Customer",
+                "profile": {"display_name": "Alex", "real_name": "Alex Customer"},
+            }
+        }
+        self.delays: dict[str, float] = {}  # method -> seconds its answers wait (a slow Slack)
+        self._failures: dict[str, list[_Failure]] = {}
+        self._ts = itertools.count(1)
+        self._changed = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    @property
+    def api_url(self) -> str:
+        """What goes in channels.slack.api_base_url."""
+        return f"{self.url}/api/"
+
+    async def start(self) -> FakeSlackApi:
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> FakeSlackApi:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def fail(
+        self,
+        method: str,
+        error: str = "ratelimited",
+        *,
+        times: int = 1,
+        retry_after: int | None = None,
+    ) -> None:
+        """Make the next ``times`` calls of ``method`` fail with ``error`` (ratelimited: 429)."""
+        status = 429 if error == "ratelimited" else 200
+        if error == "ratelimited" and retry_after is None:
+            retry_after = 1
+        self._failures.setdefault(method, []).extend([_Failure(error, status, retry_after)] * times)
+
+    def calls_to(self, method: str) -> list[SlackCall]:
+        return [c for c in self.calls if c.method == method]
+
+    def posts(self, channel: str | None = None) -> list[SlackCall]:
+        """Successful chat.postMessage calls (to ``channel``, if given)."""
+        return [
+            c
+            for c in self.calls_to("chat.postMessage")
+            if c.ok and (channel is None or c.params.get("channel") == channel)
+        ]
+
+    async def wait_for_post(
+        self,
+        predicate: Callable[[SlackCall], bool] = lambda c: True,
+        *,
+        after: int = 0,
+        timeout: float = 30.0,
+    ) -> SlackCall:
+        """The first successful chat.postMessage from index ``after`` of ``posts()`` matching."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for call in self.posts()[after:]:
+                if predicate(call):
+                    return call
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                seen = [str(c.params.get("text"))[:70] for c in self.posts()[after:]]
+                raise AssertionError(f"no matching chat.postMessage in {timeout} s; saw {seen}")
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                pass
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params = await _params(request)
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
+        token = token or params.pop("token", None)
+        if self.delays.get(method):
+            await asyncio.sleep(self.delays[method])
+        status, body, headers = self._answer(method, params, token)
+        self.calls.append(SlackCall(method, params, token, status, body))
+        self._changed.set()
+        return web.json_response(body, status=status, headers=headers)
+
+    def _answer(
+        self, method: str, params: dict[str, Any], token: str | None
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if token != self.token:
+            return 200, {"ok": False, "error": "invalid_auth"}, {}
+        queued = self._failures.get(method)
+        if queued:
+            failure = queued.pop(0)
+            headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after else {}
+            return failure.status, {"ok": False, "error": failure.error}, headers
+        if method == "auth.test":
+            return 200, self._auth_test(), {}
+        if method == "chat.postMessage":
+            if not params.get("channel"):
+                return 200, {"ok": False, "error": "channel_not_found"}, {}
+            if not params.get("text") and not params.get("blocks"):
+                return 200, {"ok": False, "error": "no_text"}, {}
+            ts = f"{1700001000 + next(self._ts)}.000100"
+            message = {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "ts": ts}
+            message |= {k: params[k] for k in ("text", "blocks", "thread_ts") if k in params}
+            return 200, {"ok": True, "channel": params["channel"], "ts": ts, "message": message}, {}
+        if method == "users.info":
+            user = self.users.get(str(params.get("user")))
+            if user is None:
+                return 200, {"ok": False, "error": "user_not_found"}, {}
+            return 200, {"ok": True, "user": user}, {}
+        if method == "conversations.open":
+            users = str(params.get("users", ""))
+            return 200, {"ok": True, "channel": {"id": "D" + users.removeprefix("U")}}, {}
+        return 200, {"ok": False, "error": "unknown_method"}, {}
+
+    def _auth_test(self) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": "https://brightline-test.slack.com/",
+            "team": "Brightline Test",
+            "user": "brightline_support",
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+
+async def _params(request: web.Request) -> dict[str, Any]:
+    """Query string plus JSON or form body; form-encoded blocks arrive as a JSON string."""
+    params: dict[str, Any] = dict(request.query)
+    if request.can_read_body:
+        if request.content_type == "application/json":
+            params |= await request.json()
+        else:
+            params |= dict(await request.post())
+    for key in ("blocks", "attachments"):
+        if isinstance(params.get(key), str):
+            params[key] = json.loads(params[key])
+    return params
+
+
+@dataclass
+class WebhookResult:
+    status: int
+    text: str
+    elapsed_ms: float
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+
+class SlackSender:
+    """Slack's side of the webhooks: signed event callbacks and button clicks from one user."""
+
+    def __init__(
+        self,
+        gateway_url: str,
+        signing_secret: str,
+        http: aiohttp.ClientSession,
+        *,
+        user: str = CUSTOMER_USER,
+        dm_channel: str = CUSTOMER_DM,
+    ) -> None:
+        self.url = f"{gateway_url}/slack/events"
+        self.secret, self.http = signing_secret, http
+        self.user, self.dm_channel = user, dm_channel
+        self.timings_ms: list[float] = []
+        self._ids = itertools.count(1)
+
+    def next_ts(self) -> str:
+        return f"{1700000000 + next(self._ids)}.000200"
+
+    async def post(
+        self,
+        body: str,
+        content_type: str = "application/json",
+        *,
+        headers: dict[str, str] | None = None,
+        timestamp: int | None = None,
+        signed: bool = True,
+    ) -> WebhookResult:
+        """POST a raw body, signed with the secret (unless ``signed`` is False)."""
+        all_headers = {"Content-Type": content_type, **(headers or {})}
+        if signed:
+            all_headers = {**sign(body, self.secret, timestamp), **all_headers}
+        started = time.perf_counter()
+        async with self.http.post(self.url, data=body.encode(), headers=all_headers) as resp:
+            text = await resp.text()
+        elapsed = (time.perf_counter() - started) * 1000
+        self.timings_ms.append(elapsed)
+        return WebhookResult(resp.status, text, elapsed)
+
+    async def send_event(
+        self, payload: dict[str, Any], *, retry_num: int | None = None, **kw: Any
+    ) -> WebhookResult:
+        headers = {}
+        if retry_num is not None:
+            headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
+        return await self.post(json.dumps(payload), headers=headers, **kw)
+
+    def dm_event(self, text: str, *, event_id: str | None = None) -> dict[str, Any]:
+        payload = load_payload("dm_event")
+        ts = self.next_ts()
+        payload["event"] |= {
+            "text": text,
+            "user": self.user,
+            "channel": self.dm_channel,
+            "ts": ts,
+            "event_ts": ts,
+        }
+        payload["event"].pop("client_msg_id", None)
+        payload["event_id"] = event_id or f"Ev{self.user}{ts.replace('.', '')}"
+        return payload
+
+    def mention_event(
+        self, text: str, *, channel: str = "C0SUPPORT", thread_ts: str | None = None
+    ) -> dict[str, Any]:
+        payload = load_payload("app_mention_event")
+        ts = self.next_ts()
+        payload["event"] |= {
+            "text": f"<@{BOT_USER_ID}> {text}",
+            "user": self.user,
+            "channel": channel,
+            "ts": ts,
+            "event_ts": ts,
+        }
+        if thread_ts:
+            payload["event"]["thread_ts"] = thread_ts
+        payload["event_id"] = f"EvM{self.user}{ts.replace('.', '')}"
+        return payload
+
+    async def dm(self, text: str, **kw: Any) -> WebhookResult:
+        return await self.send_event(self.dm_event(text), **kw)
+
+    def click_payload(self, post: SlackCall, title: str) -> dict[str, Any]:
+        """A block_actions payload for pressing the button ``title`` of a posted message."""
+        button = next((b for b in post.buttons() if b["text"]["text"] == title), None)
+        assert button is not None, f"no button {title!r} in {post.buttons()}"
+        payload = load_payload("block_actions")
+        channel, message = post.params["channel"], post.response["message"]
+        payload["user"] = {"id": self.user, "username": "alex", "name": "alex", "team_id": TEAM_ID}
+        payload["channel"]["id"] = channel
+        payload["container"] |= {"channel_id": channel, "message_ts": message["ts"]}
+        if "thread_ts" in message:
+            payload["container"]["thread_ts"] = message["thread_ts"]
+        payload["message"] = message
+        payload["actions"] = [
+            {
+                "action_id": button["action_id"],
+                "block_id": "b2",
+                "text": {**button["text"], "emoji": True},
+                "value": button["value"],
+                "type": "button",
+                "action_ts": self.next_ts(),
+            }
+        ]
+        return payload
+
+    async def press(self, post: SlackCall, title: str, **kw: Any) -> WebhookResult:
+        """Click a Block Kit button: interactivity arrives form-encoded as payload=<json>."""
+        body = urlencode({"payload": json.dumps(self.click_payload(post, title))})
+        return await self.post(body, "application/x-www-form-urlencoded", **kw)
