@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
@@ -27,44 +28,51 @@ CORS_PATHS = ("/webchat/session",)
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    store = await Store.connect(settings.database_url)
-    await store.migrate()
-    broker = create_broker(settings.redis_url)
-    http = aiohttp.ClientSession()
-    rasa = RasaClient(settings.rasa.urls, settings.rasa.token, http, settings.rasa.timeout_seconds)
-    app[STORE], app[BROKER] = store, broker
-    app[SERVICE] = ConversationService(settings, store, broker, rasa)
-    if settings.demo_agent is not None:
-        demo = settings.demo_agent
-        if await store.agent_by_username(demo.username) is None:
-            await store.add_agent(
-                demo.username, demo.display_name, hash_password(demo.password), role="supervisor"
-            )
-            log.info("demo agent created", username=demo.username)
-    for connector in app[CONNECTORS]:
-        app[SERVICE].register_connector(connector)
-        await connector.start()
-    outbox = OutboxWorker(store, app[SERVICE].connectors)
-    app[SERVICE].outbox = outbox
-    outbox.start()
-    app[SERVICE].start_retrying()
-    log.info("channels", **channel_summary(settings))
-    log.info(
-        "gateway ready",
-        database=settings.database_url.split("://")[0],
-        broker="redis" if settings.redis_url else "in-process",
-        rasa=settings.rasa.urls,
-    )
-    yield
-    await app[SERVICE].stop_retrying()
-    # Before the connectors and the store close; what is still queued waits for the next start.
-    await outbox.stop()
-    for connector in app[CONNECTORS]:
-        await connector.stop()
-    await app[SERVICE].drain()
-    await http.close()
-    await broker.close()
-    await store.close()
+    # Everything opened here is closed again, in reverse order, also when start-up fails
+    # half-way (a connector with a rejected token, say).
+    async with contextlib.AsyncExitStack() as stack:
+        store = await Store.connect(settings.database_url)
+        stack.push_async_callback(store.close)
+        await store.migrate()
+        broker = create_broker(settings.redis_url)
+        stack.push_async_callback(broker.close)
+        http = aiohttp.ClientSession()
+        stack.push_async_callback(http.close)
+        rasa = RasaClient(
+            settings.rasa.urls, settings.rasa.token, http, settings.rasa.timeout_seconds
+        )
+        app[STORE], app[BROKER] = store, broker
+        service = app[SERVICE] = ConversationService(settings, store, broker, rasa)
+        stack.push_async_callback(service.drain)
+        await _ensure_demo_agent(settings, store)
+        for connector in app[CONNECTORS]:
+            service.register_connector(connector)
+            await connector.start()
+            stack.push_async_callback(connector.stop)
+        outbox = OutboxWorker(store, service.connectors)
+        service.outbox = outbox
+        outbox.start()
+        # Stopped before the connectors and the store; what is queued waits for the next start.
+        stack.push_async_callback(outbox.stop)
+        service.start_retrying()
+        stack.push_async_callback(service.stop_retrying)
+        log.info("channels", **channel_summary(settings))
+        log.info(
+            "gateway ready",
+            database=settings.database_url.split("://")[0],
+            broker="redis" if settings.redis_url else "in-process",
+            rasa=settings.rasa.urls,
+        )
+        yield
+
+
+async def _ensure_demo_agent(settings: Settings, store: Store) -> None:
+    demo = settings.demo_agent
+    if demo is not None and await store.agent_by_username(demo.username) is None:
+        await store.add_agent(
+            demo.username, demo.display_name, hash_password(demo.password), role="supervisor"
+        )
+        log.info("demo agent created", username=demo.username)
 
 
 @web.middleware

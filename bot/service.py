@@ -54,6 +54,16 @@ log = structlog.get_logger(__name__)
 QUEUE = "queue"
 # Button payload the gateway handles itself (the bot may be down when it is pressed).
 HANDOFF_PAYLOAD = "gateway:handoff"
+# Payloads connectors give to what the bot cannot read (stickers, photos, edits): stored and
+# shown to agents as they are, answered by the gateway with this notice while the bot has it.
+UNSUPPORTED_PAYLOAD = "gateway:unsupported"
+EDITED_PAYLOAD = "gateway:edited"
+NOTICES = {
+    UNSUPPORTED_PAYLOAD: "Sorry, I can only read text messages for now. Could you type what you "
+    "need instead?",
+    EDITED_PAYLOAD: "I can't see changes to messages I've already received. Please send the "
+    "corrected text as a new message.",
+}
 CONSOLE_TOPIC = "console"
 PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
 CSAT_RE = re.compile(r"^\s*(?:csat:)?([1-5])(?:\s*(?:/\s*5|stars?|out of 5))?\s*[.!]?\s*$", re.I)
@@ -258,7 +268,29 @@ class ConversationService:
             if rating is not None:
                 await self._record_csat(conversation, message, rating)
                 return True
+        if message.payload in NOTICES:
+            await self._answer_without_bot(conversation, message, NOTICES[message.payload])
+            return True
         return await self._bot_turn(conversation, message)
+
+    async def _answer_without_bot(
+        self, conversation: Conversation, message: StoredMessage, text: str
+    ) -> None:
+        """Mark the message handled and answer it with a notice, in one transaction."""
+        while True:
+            try:
+                fresh, stored = await self.store.append_outbound(
+                    conversation.id,
+                    [OutboundDraft(SenderKind.SYSTEM, text)],
+                    outbox_channel=self._outbox_channel(conversation),
+                    expected_version=conversation.version,
+                    bot_cursor=message.seq,
+                )
+                break
+            except StaleVersion:
+                conversation = await self._get(conversation.id)
+        assert fresh is not None
+        await self._announce(fresh, stored)
 
     # --- the bot --------------------------------------------------------------------------
 
