@@ -95,7 +95,12 @@ async def healthz(request: web.Request) -> web.Response:
     broker_ok = await request.app[BROKER].ping()
     ok = broker_ok
     return web.json_response(
-        {"status": "ok" if ok else "degraded", "broker": broker_ok}, status=200 if ok else 503
+        {
+            "status": "ok" if ok else "degraded",
+            "broker": broker_ok,
+            "channels": channel_summary(request.app[SETTINGS]),
+        },
+        status=200 if ok else 503,
     )
 
 

@@ -460,7 +460,8 @@ def start_gateway(stack: Stack, port: int, env: dict[str, str]) -> None:
                 f"the gateway exited with {proc.returncode}; last lines of {log}:\n{tail}"
             )
         try:
-            with urllib.request.urlopen(url, timeout=2):
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                health = json.loads(resp.read())
                 break
         except (OSError, urllib.error.URLError):
             if time.monotonic() - started > 60:
@@ -469,6 +470,8 @@ def start_gateway(stack: Stack, port: int, env: dict[str, str]) -> None:
                 ) from None
             time.sleep(0.3)
     say(f"gateway ready after {time.monotonic() - started:.0f} s")
+    for channel, status in (health.get("channels") or {}).items():
+        print(f"    channel {channel:<9} {status}", flush=True)
 
 
 def cmd_run(_: argparse.Namespace) -> None:
