@@ -22,12 +22,12 @@ from bot.store import Conversation, Store
 from bot.types import Button, Direction, InboundMessage, SenderKind, StoredMessage
 from connectors.base import AcceptResult, DeliveryError
 from connectors.telegram import EXPIRED_BUTTON, TelegramConnector
-
-UNSUPPORTED_REPLY = NOTICES[UNSUPPORTED_PAYLOAD]
-EDITED_REPLY = NOTICES[EDITED_PAYLOAD]
 from scripts import devctl
 from tests.fakes.telegram_api import TOKEN, FakeTelegramApi, load_update
 from tests.gateway_fixtures import Gateway, gateway_settings, running_gateway
+
+UNSUPPORTED_REPLY = NOTICES[UNSUPPORTED_PAYLOAD]
+EDITED_REPLY = NOTICES[EDITED_PAYLOAD]
 
 SECRET = "tg-secret_for-tests-0123"
 PUBLIC_URL = "https://csbot.example.com/"
