@@ -54,6 +54,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         outbox.start()
         # Stopped before the connectors and the store; what is queued waits for the next start.
         stack.push_async_callback(outbox.stop)
+        await service.rebuild_queue()
         service.start_retrying()
         stack.push_async_callback(service.stop_retrying)
         log.info("channels", **channel_summary(settings))

@@ -27,6 +27,7 @@ from bot.state import (
     HUMAN_STATES,
     ConversationEvent,
     ConversationState,
+    IllegalTransition,
     next_state,
 )
 from bot.store import (
@@ -57,6 +58,8 @@ HANDOFF_PAYLOAD = "gateway:handoff"
 # Payloads connectors give to what the bot cannot read (stickers, photos, edits): stored and
 # shown to agents as they are, answered by the gateway with this notice while the bot has it.
 UNSUPPORTED_PAYLOAD = "gateway:unsupported"
+# How long "the customer was told Rasa is down" is remembered (one notice per outage).
+OUTAGE_MEMORY = 600.0
 EDITED_PAYLOAD = "gateway:edited"
 NOTICES = {
     UNSUPPORTED_PAYLOAD: "Sorry, I can only read text messages for now. Could you type what you "
@@ -133,8 +136,6 @@ class ConversationService:
         self.outbox: OutboxWorker | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._processing: set[str] = set()
-        # conversation id -> whether the customer was told Rasa is down / offered a person
-        self._rasa_trouble: dict[str, dict[str, bool]] = {}
         self._retry_task: asyncio.Task[None] | None = None
 
     def register_connector(self, connector: Connector) -> None:
@@ -199,6 +200,24 @@ class ConversationService:
         (messages that waited while Rasa was down)."""
         self._retry_task = asyncio.create_task(self._retry_pending())
 
+    async def rebuild_queue(self) -> int:
+        """Put every QUEUED conversation (SQL is the truth) back into the broker's queue: after
+        an in-process broker restarts, or a crash between a handoff and its enqueue."""
+        queued = await self.store.conversations_in_states([ConversationState.QUEUED])
+        present = set(await self.broker.queue_items(QUEUE))
+        added = 0
+        for conversation in queued:
+            if conversation.id in present:
+                continue
+            handoff = await self.store.current_handoff(conversation.id)
+            since = handoff.requested_at if handoff else conversation.updated_at
+            score = PRIORITY_RANK.get(conversation.priority, 2) * 1e10 + since.timestamp()
+            await self.broker.enqueue(QUEUE, conversation.id, score)
+            added += 1
+        if added:
+            log.info("queue rebuilt", conversations=added)
+        return added
+
     async def stop_retrying(self) -> None:
         if self._retry_task is not None:
             self._retry_task.cancel()
@@ -230,32 +249,36 @@ class ConversationService:
             self._processing.discard(conversation_id)
 
     async def _process_locked(self, conversation_id: str) -> None:
-        async with self.broker.lock(f"lock:conv:{conversation_id}", timeout=120.0):
-            while True:
-                conversation = await self.store.conversation(conversation_id)
-                if conversation is None:
+        # One lock hold per message, and longer than the Rasa calls of one turn can take, so it
+        # never expires under a turn (another replica would then answer the message again).
+        ttl = 4 * self.settings.rasa.timeout_seconds + 30
+        while True:
+            async with self.broker.lock(f"lock:conv:{conversation_id}", timeout=ttl, ttl=ttl):
+                if not await self._process_next(conversation_id):
                     return
-                pending = [
-                    m
-                    for m in await self.store.messages(
-                        conversation_id, after_seq=conversation.bot_cursor
-                    )
-                    if m.direction is Direction.INBOUND
-                ]
-                if not pending:
-                    return
-                if conversation.state is ConversationState.BOT and any(
-                    m.payload == HANDOFF_PAYLOAD for m in pending
-                ):
-                    # The customer took the offer of a person while the bot was down.
-                    await self._start_handoff(
-                        conversation, HandoffDecision(policy_reason="bot_unavailable"), None
-                    )
-                    self._rasa_trouble.pop(conversation_id, None)
-                    continue
-                handled = await self._handle(conversation, pending[0])
-                if not handled:
-                    return  # Rasa is down: the message waits for the next attempt
+
+    async def _process_next(self, conversation_id: str) -> bool:
+        """Handle the oldest pending message; False when there is nothing (more) to do now."""
+        conversation = await self.store.conversation(conversation_id)
+        if conversation is None:
+            return False
+        pending = [
+            m
+            for m in await self.store.messages(conversation_id, after_seq=conversation.bot_cursor)
+            if m.direction is Direction.INBOUND
+        ]
+        if not pending:
+            return False
+        if conversation.state is ConversationState.BOT and any(
+            m.payload == HANDOFF_PAYLOAD for m in pending
+        ):
+            # The customer took the offer of a person while the bot was down.
+            await self._start_handoff(
+                conversation, HandoffDecision(policy_reason="bot_unavailable"), None
+            )
+            return True
+        # False: Rasa is down, the message waits for the next attempt.
+        return await self._handle(conversation, pending[0])
 
     async def _handle(self, conversation: Conversation, message: StoredMessage) -> bool:
         state = conversation.state
@@ -268,6 +291,8 @@ class ConversationService:
             if rating is not None:
                 await self._record_csat(conversation, message, rating)
                 return True
+            # Not a rating: the prompt is over, and this message goes to the bot.
+            conversation = await self._update(conversation.id, awaiting_csat=False)
         if message.payload in NOTICES:
             await self._answer_without_bot(conversation, message, NOTICES[message.payload])
             return True
@@ -309,12 +334,23 @@ class ConversationService:
         except RasaUnavailable as exc:
             await self._bot_unavailable(conversation, message, exc)
             return False
-        self._rasa_trouble.pop(conversation.id, None)
         tracker: dict[str, Any] | None
         try:
             tracker = await self.rasa.tracker(conversation.id)
         except RasaUnavailable:
             tracker = None
+        if tracker is not None and tracker.get("paused") and not replies:
+            # A person handed the conversation back but Rasa missed the resume: resume now and
+            # ask again, instead of leaving the customer with a silent bot.
+            try:
+                await self.rasa.resume(conversation.id)
+                replies = await self.rasa.send(
+                    conversation.id, message.payload or message.text, metadata
+                )
+                tracker = await self.rasa.tracker(conversation.id)
+            except RasaUnavailable as exc:
+                await self._bot_unavailable(conversation, message, exc)
+                return False
         if tracker is not None:
             latest = tracker.get("latest_message") or {}
             intent = latest.get("intent") or {}
@@ -340,6 +376,9 @@ class ConversationService:
                 break
             except StaleVersion:
                 current = await self._get(conversation.id)
+                if current.bot_cursor >= message.seq:
+                    log.info("message already answered elsewhere", conversation_id=conversation.id)
+                    return True
                 if current.state is not ConversationState.BOT:
                     log.info(
                         "stale bot reply dropped",
@@ -363,17 +402,18 @@ class ConversationService:
     ) -> None:
         """Rasa is down: tell the customer once, and offer a person if it lasts."""
         log.warning("rasa unavailable", conversation_id=conversation.id, error=str(exc))
-        trouble = self._rasa_trouble.setdefault(conversation.id, {"told": False, "offered": False})
-        if not trouble["told"]:
-            trouble["told"] = True
+        # Broker keys, not process memory: with several replicas retrying, the customer is
+        # still told (and offered a person) once per outage.
+        if await self.broker.first_seen(f"rasa-down:told:{conversation.id}", OUTAGE_MEMORY):
             await self._system_message(
                 conversation,
                 "Sorry, I'm having a technical problem right now. Your message is saved and I'll "
                 "answer as soon as I'm back.",
             )
         waited = (self.clock() - message.created_at).total_seconds()
-        if not trouble["offered"] and waited >= self.settings.rasa.offer_human_after_seconds:
-            trouble["offered"] = True
+        if waited >= self.settings.rasa.offer_human_after_seconds and await self.broker.first_seen(
+            f"rasa-down:offered:{conversation.id}:{message.seq}", OUTAGE_MEMORY
+        ):
             await self._send(
                 conversation,
                 SenderKind.SYSTEM,
@@ -577,15 +617,20 @@ class ConversationService:
 
     async def claim(self, conversation_id: str, agent: Agent) -> Conversation:
         conversation = await self._get(conversation_id)
-        if conversation.state is ConversationState.ASSIGNED:
-            who = await self._agent_name(conversation.assigned_agent_id)
-            raise Conflict(f"{who} already took this conversation.")
         if conversation.state is ConversationState.QUEUED:
-            if not await self.broker.remove(QUEUE, conversation_id):
-                raise Conflict("Another agent just took this conversation.")
-        conversation = await self._transition(
-            conversation_id, ConversationEvent.CLAIM, assigned_agent_id=agent.id
-        )
+            # The queue entry is only an index; the compare-and-set below decides who wins
+            # (an entry lost in a broker restart must not make the conversation unclaimable).
+            await self.broker.remove(QUEUE, conversation_id)
+        try:
+            conversation = await self._transition(
+                conversation_id, ConversationEvent.CLAIM, assigned_agent_id=agent.id
+            )
+        except IllegalTransition:
+            current = await self._get(conversation_id)
+            if current.state is ConversationState.ASSIGNED:
+                who = await self._agent_name(current.assigned_agent_id)
+                raise Conflict(f"{who} already took this conversation.") from None
+            raise
         handoff = await self.store.current_handoff(conversation_id)
         if handoff is not None:
             await self.store.update_handoff(handoff.id, assigned_at=self.clock(), agent_id=agent.id)
@@ -641,10 +686,17 @@ class ConversationService:
         target = await self.store.agent(to_agent_id)
         if target is None:
             raise NotFound(f"unknown agent {to_agent_id}")
-        if target.id == conversation.assigned_agent_id:
-            raise Conflict(f"{target.display_name} already has this conversation.")
+
+        def still_allowed(current: Conversation) -> None:
+            self._check_assignee(current, agent)
+            if target.id == current.assigned_agent_id:
+                raise Conflict(f"{target.display_name} already has this conversation.")
+
         conversation = await self._transition(
-            conversation_id, ConversationEvent.TRANSFER, assigned_agent_id=target.id
+            conversation_id,
+            ConversationEvent.TRANSFER,
+            check=still_allowed,
+            assigned_agent_id=target.id,
         )
         handoff = await self.store.current_handoff(conversation_id)
         if handoff is not None:
@@ -667,25 +719,30 @@ class ConversationService:
         """Close the human part: the bot resumes (slots kept) and asks for a rating."""
         conversation = await self._get(conversation_id)
         self._check_assignee(conversation, agent)
-        conversation = await self._transition(conversation_id, ConversationEvent.RESOLVE)
+        # What the customer wrote while a person had the conversation was for that person:
+        # the bot's cursor moves past it in the same update that hands the conversation back.
+        stored = await self.store.messages(conversation_id)
+        last_inbound = max((m.seq for m in stored if m.direction is Direction.INBOUND), default=0)
+        # resolve + return_to_bot in ONE compare-and-set: no window in which a crash or a
+        # customer message finds the conversation RESOLVED.
+        conversation = await self._transition(
+            conversation_id,
+            ConversationEvent.RESOLVE,
+            ConversationEvent.RETURN_TO_BOT,
+            check=lambda current: self._check_assignee(current, agent),
+            assigned_agent_id=None,
+            awaiting_csat=True,
+            bot_cursor=last_inbound,
+        )
         handoff = await self.store.current_handoff(conversation_id)
         if handoff is not None:
             await self.store.update_handoff(handoff.id, resolved_at=self.clock())
         await self.store.audit(f"agent:{agent.id}", "resolve", conversation_id)
-        await self._publish_state(conversation)
-        return await self._return_to_bot(conversation)
-
-    async def _return_to_bot(self, conversation: Conversation) -> Conversation:
         try:
             await self.rasa.resume(conversation.id)
         except RasaUnavailable as exc:
+            # The next bot turn sees the paused tracker and resumes it then.
             log.warning("could not resume rasa", conversation_id=conversation.id, error=str(exc))
-        conversation = await self._transition(
-            conversation.id,
-            ConversationEvent.RETURN_TO_BOT,
-            assigned_agent_id=None,
-            awaiting_csat=True,
-        )
         await self._send(
             conversation,
             SenderKind.SYSTEM,
@@ -703,18 +760,9 @@ class ConversationService:
         handoffs = await self.store.handoffs_for_conversation(conversation.id)
         latest = max(handoffs, key=lambda h: h.requested_at) if handoffs else None
         await self.store.add_csat(conversation.id, latest.id if latest else None, rating)
-        while True:
-            current = await self._get(conversation.id)
-            try:
-                conversation = await self.store.update_conversation(
-                    current.id,
-                    current.version,
-                    awaiting_csat=False,
-                    bot_cursor=max(message.seq, current.bot_cursor),
-                )
-                break
-            except StaleVersion:
-                continue
+        conversation = await self._update(
+            conversation.id, awaiting_csat=False, bot_cursor=message.seq
+        )
         await self._system_message(conversation, "Thank you for your feedback!")
 
     # --- views for the console ---------------------------------------------------------------
@@ -795,6 +843,17 @@ class ConversationService:
 
     # --- helpers -----------------------------------------------------------------------------
 
+    async def _update(self, conversation_id: str, **changes: Any) -> Conversation:
+        """Change fields (not the state) with compare-and-set, retrying version races."""
+        while True:
+            current = await self._get(conversation_id)
+            try:
+                return await self.store.update_conversation(
+                    conversation_id, current.version, **changes
+                )
+            except StaleVersion:
+                continue
+
     async def _get(self, conversation_id: str) -> Conversation:
         conversation = await self.store.conversation(conversation_id)
         if conversation is None:
@@ -806,12 +865,21 @@ class ConversationService:
         return agent.display_name if agent else "Another agent"
 
     async def _transition(
-        self, conversation_id: str, event: ConversationEvent, **changes: Any
+        self,
+        conversation_id: str,
+        *events: ConversationEvent,
+        check: Callable[[Conversation], None] | None = None,
+        **changes: Any,
     ) -> Conversation:
-        """Apply a state-machine event with compare-and-set; retries only cursor races."""
+        """Apply state-machine events with one compare-and-set. On a race it re-reads and
+        re-checks everything (``check`` raises to refuse) before it tries again."""
         while True:
             current = await self._get(conversation_id)
-            new_state = next_state(current.state, event)
+            if check is not None:
+                check(current)
+            new_state = current.state
+            for event in events:
+                new_state = next_state(new_state, event)
             try:
                 return await self.store.update_conversation(
                     conversation_id, current.version, state=new_state, **changes

@@ -1212,7 +1212,7 @@ class Store:
                 stored.append(message)
             return updated, stored
 
-    async def pending_conversations(self, limit: int = 100) -> list[str]:
+    async def pending_conversations(self, limit: int = 1000) -> list[str]:
         """Conversations with the bot that have customer messages not handled yet (oldest
         first): what a restarted gateway, or one whose Rasa was down, must still answer."""
         query = (

@@ -29,6 +29,8 @@ STATIC = Path(__file__).parent / "static"
 TOKEN_PURPOSE = "webchat-visitor"
 TOKEN_MAX_AGE = 90 * 24 * 3600
 CHANNEL = "webchat"
+# Open customer sockets, closed on shutdown so a stop does not wait for idle widgets.
+SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("webchat_sockets")
 
 
 def json_error(status: int, code: str, message: str) -> web.Response:
@@ -48,7 +50,7 @@ async def create_session(request: web.Request) -> web.Response:
     """Issue (or confirm) a visitor token; a valid old token keeps its conversation."""
     try:
         body = await request.json() if request.can_read_body else {}
-    except json.JSONDecodeError:
+    except ValueError:  # not JSON, or not UTF-8
         return json_error(400, "bad_request", 'The body must be JSON, e.g. {"token": null}.')
     if not isinstance(body, dict):
         return json_error(400, "bad_request", "The body must be a JSON object.")
@@ -170,8 +172,20 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         return json_error(401, "invalid_token", "A valid visitor token is required.")
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
     await ws.prepare(request)
-    await WebchatSocket(request, ws, visitor["v"], visitor["c"]).run()
+    sockets = request.app[SOCKETS]
+    sockets.add(ws)
+    try:
+        await WebchatSocket(request, ws, visitor["v"], visitor["c"]).run()
+    finally:
+        sockets.discard(ws)
     return ws
+
+
+async def _close_sockets(app: web.Application) -> None:
+    sockets: set[web.WebSocketResponse] = app[SOCKETS]
+    for ws in list(sockets):
+        with contextlib.suppress(Exception):
+            await ws.close(code=1001, message=b"server shutdown")
 
 
 def _static(name: str, content_type: str) -> Any:
@@ -185,6 +199,9 @@ def _static(name: str, content_type: str) -> Any:
 
 
 def setup_webchat(app: web.Application) -> None:
+    sockets: set[web.WebSocketResponse] = set()
+    app[SOCKETS] = sockets
+    app.on_shutdown.append(_close_sockets)
     app.router.add_post("/webchat/session", create_session)
     app.router.add_get("/webchat/ws", websocket)
     app.router.add_get("/widget.js", _static("widget.js", "application/javascript"))

@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.appkeys import SERVICE, STORE
+from bot.appkeys import BROKER, SERVICE, STORE
 from bot.policy import HandoffDecision
 from bot.store import Agent
 from handoff.auth import hash_password
@@ -174,3 +174,72 @@ async def test_after_hours_handoff_waits_for_a_follow_up(
             assert claimed.state.value == "assigned"
         finally:
             await customer.close()
+
+
+async def test_resolve_hands_back_cleanly_and_the_rating_prompt_expires(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    store, service = gateway.app[STORE], gateway.app[SERVICE]
+    customer = await assigned_to_kim(gateway, http)
+    kim = await AgentClient(gateway.url).login("kim", AGENT_PASSWORD)
+    try:
+        cid = customer.conversation_id or ""
+        await customer.send("this was for the person, not the bot")
+        await customer.wait_for(lambda f: f.get("type") == "ack" and f["seq"] > 1)
+        status, _ = await kim.api("POST", f"/conversations/{cid}/resolve")
+        assert status == 200
+        conversation = await store.conversation(cid)
+        assert conversation is not None
+        assert conversation.state.value == "bot" and conversation.awaiting_csat
+        inbound = [m.seq for m in await store.messages(cid) if m.direction.value == "in"]
+        # What was said to the person is not replayed to the bot afterwards.
+        assert conversation.bot_cursor == max(inbound)
+        await customer.send("thanks, one more question")
+        await customer.wait_for(lambda f: f.get("type") == "ack" and f["seq"] > max(inbound))
+        await service.drain()
+        conversation = await store.conversation(cid)
+        assert conversation is not None and not conversation.awaiting_csat
+        # A later "2" is an answer to something else now, not a rating.
+        await customer.send("2")
+        await customer.wait_for(lambda f: f.get("type") == "ack" and f.get("seq", 0) > 0)
+        await service.drain()
+        assert await store.csat_for(cid) == []
+    finally:
+        await customer.close()
+        await kim.close()
+
+
+async def test_a_lost_queue_entry_does_not_block_claims(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    service, broker = gateway.app[SERVICE], gateway.app[BROKER]
+    customer = await CustomerClient(gateway.url, http).connect()
+    try:
+        await customer.send("hello")
+        await customer.wait_for(lambda f: f.get("type") == "ack")
+        await service.drain()
+        conversation = await gateway.app[STORE].conversation(customer.conversation_id or "")
+        assert conversation is not None
+        await service._start_handoff(
+            conversation, HandoffDecision(policy_reason="explicit_request"), None
+        )
+        # As after a restart of the in-process broker: SQL says queued, the queue is empty.
+        assert await broker.remove("queue", conversation.id)
+        assert await service.rebuild_queue() == 1
+        assert await broker.position("queue", conversation.id) == 1
+        await broker.remove("queue", conversation.id)
+        claimed = await service.claim(conversation.id, await agent(gateway, "kim"))
+        assert claimed.state.value == "assigned"
+    finally:
+        await customer.close()
+
+
+async def test_session_body_that_is_not_utf8_is_a_400(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    async with http.post(
+        f"{gateway.url}/webchat/session",
+        data=b"\xff\xfe{",
+        headers={"Content-Type": "application/json"},
+    ) as resp:
+        assert resp.status == 400

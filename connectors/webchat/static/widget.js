@@ -840,9 +840,16 @@
 
   function handleFrame(f) {
     switch (f.type) {
-      case 'message':
+      case 'message': {
+        var incoming = typeof f.seq === 'number' ? f.seq : parseInt(f.seq, 10);
+        if (!isNaN(incoming) && maxSeq > 0 && incoming > maxSeq + 1) {
+          // A gap: an event was lost on the way (broker reconnect). The server has every
+          // message, so ask for everything after what we have; duplicates are skipped by seq.
+          sendFrame({ type: 'sync', after_seq: maxSeq });
+        }
         renderServerMessage(f);
         break;
+      }
 
       case 'ack': {
         var row = f.client_id ? byClientId[f.client_id] : null;
