@@ -113,6 +113,12 @@ class Accepted:
     message: StoredMessage
     duplicate: bool
 
+    @property
+    def needs_processing(self) -> bool:
+        """Whether the bot (or the gateway) still has to act on it; a message for a person
+        is delivered to the console when it is stored, and a duplicate was handled before."""
+        return not self.duplicate and self.conversation.state not in HUMAN_STATES
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -267,25 +273,24 @@ class ConversationService:
             for m in await self.store.messages(conversation_id, after_seq=conversation.bot_cursor)
             if m.direction is Direction.INBOUND
         ]
-        if not pending:
+        if not pending or conversation.state in HUMAN_STATES:
+            # With a person nothing is left to do: the console got the message when it was
+            # stored, and resolve moves the bot's cursor past everything said to the person.
             return False
         if conversation.state is ConversationState.BOT and any(
             m.payload == HANDOFF_PAYLOAD for m in pending
         ):
-            # The customer took the offer of a person while the bot was down.
+            # The customer took the offer of a person while the bot was down: what they wrote
+            # meanwhile is for that person now.
             await self._start_handoff(
                 conversation, HandoffDecision(policy_reason="bot_unavailable"), None
             )
+            await self._advance_cursor(conversation_id, pending[-1].seq)
             return True
         # False: Rasa is down, the message waits for the next attempt.
         return await self._handle(conversation, pending[0])
 
     async def _handle(self, conversation: Conversation, message: StoredMessage) -> bool:
-        state = conversation.state
-        if state in HUMAN_STATES:
-            # People handle it; the console already got the message when it was stored.
-            await self._advance_cursor(conversation.id, message.seq)
-            return True
         if conversation.awaiting_csat:
             rating = csat_rating(message)
             if rating is not None:
@@ -431,25 +436,10 @@ class ConversationService:
                 turns.append(Turn(m.text, m.intent, m.confidence))
         return turns
 
-    async def _advance_cursor(
-        self, conversation_id: str, seq: int, expected_version: int | None = None
-    ) -> Conversation | None:
-        """Mark messages up to seq handled. With expected_version: only if the conversation is
-        still with the bot; None when it left BOT meanwhile (then the bot's reply is stale)."""
-        while True:
-            current = await self.store.conversation(conversation_id)
-            if current is None:
-                raise NotFound(conversation_id)
-            if expected_version is not None and current.version != expected_version:
-                if current.state is not ConversationState.BOT:
-                    await self._advance_cursor(conversation_id, seq)
-                    return None
-            try:
-                return await self.store.update_conversation(
-                    conversation_id, current.version, bot_cursor=max(seq, current.bot_cursor)
-                )
-            except StaleVersion:
-                continue
+    async def _advance_cursor(self, conversation_id: str, seq: int) -> Conversation:
+        """Mark the customer's messages up to ``seq`` as handled."""
+        current = await self._get(conversation_id)
+        return await self._update(conversation_id, bot_cursor=max(seq, current.bot_cursor))
 
     # --- handoff ------------------------------------------------------------------------
 
@@ -933,8 +923,9 @@ class ConversationService:
     async def _publish_message(self, conversation: Conversation, message: StoredMessage) -> None:
         event = {"type": "message", **message.to_dict()}
         await self.broker.publish(conversation_topic(conversation.id), event)
-        current = await self.store.conversation(conversation.id)
-        if current is not None and current.state in HUMAN_STATES:
+        # The caller's copy of the conversation is current enough: it was read (or written)
+        # right before this message was stored.
+        if conversation.state in HUMAN_STATES:
             await self.broker.publish(
                 CONSOLE_TOPIC,
                 {

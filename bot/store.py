@@ -618,6 +618,9 @@ def _install_sqlite_hooks(engine: AsyncEngine, *, wal: bool) -> None:
         cursor.execute("PRAGMA foreign_keys = ON")
         if wal:
             cursor.execute("PRAGMA journal_mode = WAL")
+            # In WAL mode NORMAL still survives a crash of the process (kill -9): only a power
+            # loss can drop the last commits. PostgreSQL is the store for production.
+            cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

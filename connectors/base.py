@@ -118,7 +118,8 @@ class ChannelConnector(ABC):
                     conversation_id=accepted.conversation.id,
                     seq=accepted.message.seq,
                 )
-            self.service.process_soon(accepted.conversation.id)
+            if accepted.needs_processing:
+                self.service.process_soon(accepted.conversation.id)
             return AcceptResult(
                 AcceptStatus.ACCEPTED,
                 conversation_id=accepted.conversation.id,

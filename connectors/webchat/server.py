@@ -132,7 +132,7 @@ class WebchatSocket:
             return
         # Persist, then acknowledge; the bot's answer follows as message frames.
         await self.send({"type": "ack", "client_id": client_id, "seq": accepted.message.seq})
-        if not accepted.duplicate:
+        if accepted.needs_processing:
             service.process_soon(self.conversation_id)
 
     async def error(self, code: str, message: str, client_id: str | None = None) -> None:
