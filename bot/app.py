@@ -15,7 +15,7 @@ from bot.config import Settings
 from bot.outbox import OutboxWorker
 from bot.rasa_client import RasaClient
 from bot.service import ConversationService
-from bot.store import Store
+from bot.store import DuplicateAgent, Store
 from connectors.registry import build_connectors, channel_summary
 from connectors.webchat import setup_webchat
 from handoff.auth import hash_password
@@ -70,9 +70,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 async def _ensure_demo_agent(settings: Settings, store: Store) -> None:
     demo = settings.demo_agent
     if demo is not None and await store.agent_by_username(demo.username) is None:
-        await store.add_agent(
-            demo.username, demo.display_name, hash_password(demo.password), role="supervisor"
-        )
+        try:
+            await store.add_agent(
+                demo.username, demo.display_name, hash_password(demo.password), role="supervisor"
+            )
+        except DuplicateAgent:
+            return  # another replica starting at the same time created it
         log.info("demo agent created", username=demo.username)
 
 

@@ -61,6 +61,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_SUBSCRIBER_QUEUE_SIZE = 1000
+# Delivered to every subscription after a lost pub/sub connection came back: events may be lost.
+RESYNC_EVENT = '{"type":"resync"}'
 # A slow subscriber may drop events continuously; one warning per interval is enough to notice.
 _DROP_WARNING_INTERVAL = 5.0
 
@@ -690,6 +692,12 @@ class _PubSubHub:
                         failures,
                         len(topics),
                     )
+                if lost_connection:
+                    # Events published meanwhile are lost: tell every subscriber, so it re-reads
+                    # what it shows (web chat and console sockets close; clients resync).
+                    for state in self._topics.values():
+                        for subscription in list(state.subscribers):
+                            subscription.deliver(RESYNC_EVENT)
                 lost_connection = False
                 failures = 0
                 delay = self._reconnect_min

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from bot.broker import Broker
+from bot.broker import Broker, BrokerError
 from bot.config import Settings
 from bot.policy import HandoffDecision, Turn, decide
 from bot.rasa_client import RasaClient, RasaUnavailable
@@ -589,12 +589,10 @@ class ConversationService:
 
     async def broadcast_queue(self) -> None:
         """Send the queue to every console and each waiting customer their new position."""
-        await self.broker.publish(
-            CONSOLE_TOPIC, {"type": "queue", "items": await self.queue_snapshot()}
-        )
+        await self._publish(CONSOLE_TOPIC, {"type": "queue", "items": await self.queue_snapshot()})
         per_position = await self._seconds_per_position()
         for position, conversation_id in enumerate(await self.broker.queue_items(QUEUE), start=1):
-            await self.broker.publish(
+            await self._publish(
                 conversation_topic(conversation_id),
                 {
                     "type": "queue",
@@ -628,7 +626,7 @@ class ConversationService:
         await self._system_message(
             conversation, f"{agent.display_name} from our support team joined the conversation."
         )
-        await self.broker.publish(
+        await self._publish(
             conversation_topic(conversation_id),
             {"type": "agent_joined", "name": agent.display_name},
         )
@@ -664,7 +662,7 @@ class ConversationService:
             raise BadMessage("bad_request", "The note is empty.")
         await self._get(conversation_id)
         note = await self.store.add_note(conversation_id, agent.id, text)
-        await self.broker.publish(
+        await self._publish(
             CONSOLE_TOPIC,
             {"type": "note", "conversation_id": conversation_id, "note": note_dict(note)},
         )
@@ -697,7 +695,7 @@ class ConversationService:
         await self._system_message(
             conversation, f"{target.display_name} is taking over from {agent.display_name}."
         )
-        await self.broker.publish(
+        await self._publish(
             conversation_topic(conversation_id),
             {"type": "agent_joined", "name": target.display_name},
         )
@@ -844,6 +842,14 @@ class ConversationService:
             except StaleVersion:
                 continue
 
+    async def _publish(self, topic: str, event: dict[str, Any]) -> None:
+        """Fan-out after a commit is best effort: what is stored stays stored (no error for the
+        caller to retry into a duplicate); sockets that missed it resync when the broker is back."""
+        try:
+            await self.broker.publish(topic, event)
+        except BrokerError as exc:
+            log.warning("publish failed; consumers resync", topic=topic, error=str(exc))
+
     async def _get(self, conversation_id: str) -> Conversation:
         conversation = await self.store.conversation(conversation_id)
         if conversation is None:
@@ -922,11 +928,11 @@ class ConversationService:
 
     async def _publish_message(self, conversation: Conversation, message: StoredMessage) -> None:
         event = {"type": "message", **message.to_dict()}
-        await self.broker.publish(conversation_topic(conversation.id), event)
+        await self._publish(conversation_topic(conversation.id), event)
         # The caller's copy of the conversation is current enough: it was read (or written)
         # right before this message was stored.
         if conversation.state in HUMAN_STATES:
-            await self.broker.publish(
+            await self._publish(
                 CONSOLE_TOPIC,
                 {
                     "type": "message",
@@ -936,11 +942,11 @@ class ConversationService:
             )
 
     async def _publish_state(self, conversation: Conversation) -> None:
-        await self.broker.publish(
+        await self._publish(
             conversation_topic(conversation.id),
             {"type": "state", "state": conversation.state.value},
         )
-        await self.broker.publish(
+        await self._publish(
             CONSOLE_TOPIC,
             {
                 "type": "conversation",

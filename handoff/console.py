@@ -537,8 +537,8 @@ async def _forward(subscription: Subscription, ws: web.WebSocketResponse) -> Non
     browser reconnects (and gets a fresh queue snapshot)."""
     try:
         async for event in subscription:
-            if ws.closed:
-                break
+            if ws.closed or event.get("type") == "resync":
+                break  # the console reconnects and refreshes
             await ws.send_str(_dumps(event))
     except ConnectionResetError:  # the socket went away mid-send
         pass

@@ -86,6 +86,10 @@ class WebchatSocket:
 
     async def forward_events(self, subscription: Any) -> None:
         async for event in subscription:
+            if event.get("type") == "resync":
+                # Events were lost on the way: the widget reconnects and syncs by seq.
+                await self.ws.close(code=1012, message=b"resync")
+                return
             await self.send(event)
 
     async def on_sync(self, frame: dict[str, Any]) -> None:

@@ -843,10 +843,11 @@ async def _await_delivery(publisher: Broker, sub: Subscription, timeout: float =
 
 
 async def _assert_receives(publisher: Broker, sub: Subscription, event: dict[str, Any]) -> None:
-    """``event`` published now arrives (skipping late probes)."""
+    """``event`` published now arrives (skipping late probes and the resync notice that
+    follows a reconnect)."""
     await publisher.publish(sub.topic, event)
     while (got := await sub.get(timeout=5)) != event:
-        assert "probe" in got
+        assert "probe" in got or got == {"type": "resync"}
 
 
 async def test_redis_restart(private_redis: PrivateRedis) -> None:
@@ -937,5 +938,19 @@ async def test_redis_frozen_server_is_detected_by_ping(private_redis: PrivateRed
         await _await_delivery(broker, sub)
         await _assert_receives(broker, sub, {"n": "after thaw"})
         assert broker.pubsub_reconnects >= 1
+    finally:
+        await broker.close()
+
+
+async def test_subscribers_are_told_to_resync_after_a_reconnect(
+    private_redis: PrivateRedis,
+) -> None:
+    broker = RedisBroker(private_redis.url, prefix=f"csbot-test-{uuid.uuid4().hex}:")
+    try:
+        sub = await broker.subscribe("topic")
+        private_redis.kill()
+        private_redis.start()
+        got = await sub.get(timeout=15)
+        assert got == {"type": "resync"}  # events may have been lost: re-read the record
     finally:
         await broker.close()
