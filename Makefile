@@ -24,8 +24,8 @@ bench:  ## benchmarks (bench/run.py): prints a table, writes bench/results/<date
 lint:  ## ruff + mypy
 	$(DEVCTL) setup
 	.venv/bin/ruff check .
-	.venv/bin/ruff format --check scripts bot connectors handoff tests actions
-	.venv/bin/mypy bot connectors handoff scripts
+	.venv/bin/ruff format --check scripts bot connectors handoff tests actions bench
+	.venv/bin/mypy bot connectors handoff scripts bench
 	.venv-rasa/bin/python -m compileall -q actions
 
 clean:  ## remove environments, models and runtime files

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web import BaseRequest, StreamResponse
 
 from bot.config import Settings, SettingsError, load_settings
 from bot.logs import configure_logging
@@ -18,6 +20,21 @@ from bot.store import DuplicateAgent, Store
 from handoff.auth import hash_password
 
 DEFAULT_CONFIG = Path("gateway.yml")
+
+
+class PathOnlyAccessLog(AbstractAccessLogger):
+    """Access log without query strings: the widget's socket URL carries the visitor token."""
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %s %s %.1fms',
+            request.remote,
+            request.method,
+            request.path,
+            response.status,
+            response.body_length,
+            time * 1000,
+        )
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -35,7 +52,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or settings.http.host
     port = args.port if args.port is not None else settings.http.port
     print(f"gateway listening on http://{host}:{port} (console: /console)", flush=True)
-    web.run_app(create_app(settings), host=host, port=port, print=None)
+    web.run_app(
+        create_app(settings), host=host, port=port, print=None, access_log_class=PathOnlyAccessLog
+    )
     return 0
 
 

@@ -1,0 +1,1 @@
+"""Gateway benchmarks: ``python -m bench.run`` (``make bench``); see docs/performance.md."""

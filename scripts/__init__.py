@@ -1,0 +1,1 @@
+"""Developer tooling (devctl: setup, training cache, process supervision)."""
