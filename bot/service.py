@@ -339,12 +339,10 @@ class ConversationService:
         except RasaUnavailable as exc:
             await self._bot_unavailable(conversation, message, exc)
             return False
-        tracker: dict[str, Any] | None
-        try:
-            tracker = await self.rasa.tracker(conversation.id)
-        except RasaUnavailable:
-            tracker = None
-        if tracker is not None and tracker.get("paused") and not replies:
+        tracker: dict[str, Any] | None = None
+        if not replies:
+            tracker = await self._tracker(conversation.id)
+        if tracker is not None and tracker.get("paused"):
             # A person handed the conversation back but Rasa missed the resume: resume now and
             # ask again, instead of leaving the customer with a silent bot.
             try:
@@ -352,16 +350,9 @@ class ConversationService:
                 replies = await self.rasa.send(
                     conversation.id, message.payload or message.text, metadata
                 )
-                tracker = await self.rasa.tracker(conversation.id)
             except RasaUnavailable as exc:
                 await self._bot_unavailable(conversation, message, exc)
                 return False
-        if tracker is not None:
-            latest = tracker.get("latest_message") or {}
-            intent = latest.get("intent") or {}
-            await self.store.set_message_nlu(
-                message.id, intent.get("name"), intent.get("confidence")
-            )
         drafts = [
             OutboundDraft(SenderKind.BOT, reply.text or "", buttons=tuple(reply.buttons))
             for reply in replies
@@ -397,10 +388,25 @@ class ConversationService:
         assert fresh is not None
         conversation = fresh
         await self._announce(conversation, stored)
+        # What NLU understood is read after the customer has the answer: it is for the
+        # transcript, the packet and the gateway's policy, not for the reply.
+        tracker = await self._tracker(conversation.id)
+        if tracker is not None:
+            latest = tracker.get("latest_message") or {}
+            intent = latest.get("intent") or {}
+            await self.store.set_message_nlu(
+                message.id, intent.get("name"), intent.get("confidence")
+            )
         decision = decide(self.settings.handoff, replies, await self._recent_turns(conversation))
         if decision is not None:
             await self._start_handoff(conversation, decision, tracker)
         return True
+
+    async def _tracker(self, conversation_id: str) -> dict[str, Any] | None:
+        try:
+            return await self.rasa.tracker(conversation_id)
+        except RasaUnavailable:
+            return None
 
     async def _bot_unavailable(
         self, conversation: Conversation, message: StoredMessage, exc: Exception
