@@ -776,10 +776,7 @@ class ConversationService:
         for conversation in [*waiting, *assigned]:
             handoff = await self.store.current_handoff(conversation.id)
             customer = await self.store.customer(conversation.customer_id)
-            last = await self.store.messages(conversation.id, after_seq=0)
-            last_customer = next(
-                (m for m in reversed(last) if m.sender_kind is SenderKind.CUSTOMER), None
-            )
+            last_customer = await self.store.last_message(conversation.id, SenderKind.CUSTOMER)
             items.append(
                 {
                     "conversation_id": conversation.id,

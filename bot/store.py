@@ -1255,6 +1255,23 @@ class Store:
         async with self._tx() as conn:
             return [_message(row) for row in await conn.execute(query)]
 
+    async def last_message(
+        self, conversation_id: str, sender_kind: SenderKind
+    ) -> StoredMessage | None:
+        """The conversation's newest message from this kind of sender, or None."""
+        query = (
+            sa.select(messages)
+            .where(
+                messages.c.conversation_id == conversation_id,
+                messages.c.sender_kind == SenderKind(sender_kind).value,
+            )
+            .order_by(messages.c.seq.desc())
+            .limit(1)
+        )
+        async with self._tx() as conn:
+            row = (await conn.execute(query)).first()
+            return None if row is None else _message(row)
+
     async def message(self, message_id: int) -> StoredMessage | None:
         """The message with this id (of any conversation), or None."""
         async with self._tx() as conn:

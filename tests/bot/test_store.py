@@ -605,3 +605,20 @@ async def test_timestamps_are_timezone_aware_utc(store: Store) -> None:
         await store.update_handoff(handoff.id, resolved_at=datetime(2024, 6, 1, 12, 0))
     (unchanged,) = await store.handoffs_for_conversation(conversation.id)
     assert unchanged.resolved_at is None
+
+
+async def test_last_message_by_sender(store: Store) -> None:
+    customer = await store.find_or_create_customer("webchat", "last-msg")
+    conversation = await store.create_conversation(customer.id, "webchat", "last-msg")
+    assert await store.last_message(conversation.id, SenderKind.CUSTOMER) is None
+    for text, kind, direction in [
+        ("one", SenderKind.CUSTOMER, Direction.INBOUND),
+        ("bot says", SenderKind.BOT, Direction.OUTBOUND),
+        ("two", SenderKind.CUSTOMER, Direction.INBOUND),
+        ("bot again", SenderKind.BOT, Direction.OUTBOUND),
+    ]:
+        await store.append_message(
+            conversation.id, direction=direction, sender_kind=kind, text=text
+        )
+    last = await store.last_message(conversation.id, SenderKind.CUSTOMER)
+    assert last is not None and (last.text, last.seq) == ("two", 3)
