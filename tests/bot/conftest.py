@@ -112,3 +112,27 @@ async def store(db_url: str) -> AsyncIterator[Store]:
         yield store
     finally:
         await store.close()
+
+
+async def schema_state(db_url: str) -> tuple[str | None, str | None, list[object]]:
+    """(migration head, the database's revision, differences between bot/store.py's tables
+    and the migrated schema): what the store tests check after migrating."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from bot.store import alembic_config, metadata
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+    def inspect(connection: sa.Connection) -> tuple[str | None, list[object]]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return context.get_current_revision(), list(compare_metadata(context, metadata))
+
+    engine = create_async_engine(db_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            revision, diff = await conn.run_sync(inspect)
+    finally:
+        await engine.dispose()
+    return head, revision, diff

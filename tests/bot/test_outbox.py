@@ -15,12 +15,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 from structlog.testing import capture_logs
 
 from bot.appkeys import SERVICE
@@ -29,9 +23,10 @@ from bot.config import Settings
 from bot.outbox import OutboxWorker
 from bot.rasa_client import RasaClient
 from bot.service import ConversationService
-from bot.store import Conversation, NotFound, OutboxItem, Store, alembic_config, metadata
+from bot.store import Conversation, NotFound, OutboxItem, Store
 from bot.types import Direction, SenderKind, StoredMessage
 from connectors.base import DeliveryError
+from tests.bot.conftest import schema_state
 from tests.gateway_fixtures import gateway_settings, running_gateway
 
 CHANNEL = "fakechat"
@@ -129,18 +124,7 @@ def worker(store: Store, channel: FakeChannel, clock: Clock, **kwargs: Any) -> O
 
 
 async def test_outbox_table_matches_its_migration(store: Store, db_url: str) -> None:
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-
-    def inspect(connection: sa.Connection) -> tuple[str | None, list[Any]]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return context.get_current_revision(), compare_metadata(context, metadata)
-
-    engine = create_async_engine(db_url, poolclass=NullPool)
-    try:
-        async with engine.connect() as conn:
-            revision, diff = await conn.run_sync(inspect)
-    finally:
-        await engine.dispose()
+    head, revision, diff = await schema_state(db_url)
     assert revision == head == "0002"
     assert diff == []
 

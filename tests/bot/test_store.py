@@ -9,11 +9,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from bot.state import ConversationState
 from bot.store import (
@@ -24,10 +19,9 @@ from bot.store import (
     NotFound,
     StaleVersion,
     Store,
-    alembic_config,
-    metadata,
 )
 from bot.types import Button, Direction, SenderKind, StoredMessage
+from tests.bot.conftest import schema_state
 
 S = ConversationState
 
@@ -84,18 +78,7 @@ async def test_migrate_is_idempotent_and_matches_the_tables(db_url: str) -> None
         for s in stores:
             await s.close()
 
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-
-    def inspect(connection: sa.Connection) -> tuple[str | None, list[Any]]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return context.get_current_revision(), compare_metadata(context, metadata)
-
-    engine = create_async_engine(db_url, poolclass=NullPool)
-    try:
-        async with engine.connect() as conn:
-            revision, diff = await conn.run_sync(inspect)
-    finally:
-        await engine.dispose()
+    head, revision, diff = await schema_state(db_url)
     assert revision == head == "0002"
     assert diff == [], "bot/store.py tables and bot/migrations disagree"
 

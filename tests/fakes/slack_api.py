@@ -25,6 +25,8 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
+from tests.fakes import serve
+
 DATA = Path(__file__).parent / "data"
 
 BOT_USER_ID, BOT_ID, TEAM_ID = "U0BOT", "B0BOT", "T0TEST"
@@ -104,14 +106,7 @@ class FakeSlackApi:
         return f"{self.url}/api/"
 
     async def start(self) -> FakeSlackApi:
-        app = web.Application()
-        app.router.add_route("*", "/api/{method}", self._handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await serve("/api/{method}", self._handle)
         return self
 
     async def close(self) -> None:

@@ -27,6 +27,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
+from tests.fakes import serve
+
 DATA = Path(__file__).parent / "data"
 
 TOKEN = "7000000001:AAF-fake-token-for-tests_0123456789"
@@ -124,14 +126,7 @@ class FakeTelegramApi:
         self.url = ""
 
     async def __aenter__(self) -> FakeTelegramApi:
-        app = web.Application()
-        app.router.add_route("*", "/bot{token}/{method}", self._handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await serve("/bot{token}/{method}", self._handle)
         self._http = aiohttp.ClientSession()
         return self
 
