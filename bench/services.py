@@ -72,7 +72,7 @@ async def start_gateway(
         "GATEWAY_SECRET_KEY": secrets.token_urlsafe(32),
         "RASA_URL": rasa_urls[0],
         "RASA_TOKEN": RASA_TOKEN,
-        "DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+        "DATABASE_URL": f"sqlite:///{database}",
         "DEMO_AGENT_PASSWORD": AGENT_PASSWORD,
         "TELEGRAM_BOT_TOKEN": "",
         "SLACK_BOT_TOKEN": "",

@@ -79,7 +79,7 @@ def _take() -> dict[str, int]:
 async def _gateway(tmp: Path, rasa_url: str) -> AsyncIterator[tuple[str, web.Application]]:
     settings = Settings.model_validate(
         {
-            "database_url": f"sqlite+aiosqlite:///{tmp / 'gateway.sqlite3'}",
+            "database_url": f"sqlite:///{tmp / 'gateway.sqlite3'}",
             "secret_key": "txcount-secret-key-0123456789",
             "rasa": {"urls": [rasa_url], "token": "stub"},
             "demo_agent": {"username": "demo", "password": PASSWORD, "display_name": "Sam"},
@@ -194,7 +194,7 @@ async def count_transactions(conversations: int = 40) -> list[str]:
 
 async def transaction_cost(rounds: int = 500) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite+aiosqlite:///{tmp}/cost.sqlite3"
+        url = f"sqlite:///{tmp}/cost.sqlite3"
         store = await store_module.Store.connect(url)
         await store.migrate()
         customer = await store.find_or_create_customer("webchat", "visitor", None)

@@ -152,7 +152,7 @@ class DemoAgentSettings(_Section):
 
 class Settings(_Section):
     http: HttpSettings = Field(default_factory=HttpSettings)
-    database_url: str = "sqlite+aiosqlite:///var/gateway.sqlite3"
+    database_url: str = "sqlite:///var/gateway.sqlite3"
     redis_url: str | None = None
     secret_key: str = Field(min_length=16)
     rasa: RasaSettings = Field(default_factory=RasaSettings)

@@ -1,11 +1,16 @@
 """The conversation record in SQL: customers, conversations, messages, handoffs and the rest.
 
 Customers and their channel identities, conversations, messages, handoffs, agents, notes,
-CSAT ratings and the audit trail live in one database reached through SQLAlchemy 2's asyncio
-API:
+CSAT ratings and the audit trail live in one database reached through SQLAlchemy 2 Core:
 
-* SQLite (``sqlite+aiosqlite:///var/gateway.sqlite3``, the default) for a single gateway process;
-* PostgreSQL (``postgresql+asyncpg://user:pass@host/db``) when several processes share the record.
+* SQLite (``sqlite:///var/gateway.sqlite3``, the default) for a single gateway process. Its
+  statements run right on the event loop's thread through the standard ``sqlite3`` driver: a
+  transaction here is a few small indexed statements that take tens of microseconds, which
+  is far cheaper than handing every DB-API call to a worker thread and back (what aiosqlite
+  does; measured in docs/performance.md). Waiting for another process's write lock never
+  blocks the loop (see :meth:`Store._begin_inline`), and WAL checkpoints run in a thread.
+* PostgreSQL (``postgresql://user:pass@host/db``, driven by asyncpg through SQLAlchemy's asyncio
+  API) when several processes share the record.
 
 The schema is owned by the alembic migrations in ``bot/migrations``; :meth:`Store.migrate` brings
 a database up to date. The tables below mirror those migrations and are only used to build
@@ -27,11 +32,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
@@ -66,11 +73,16 @@ __all__ = [
     "metadata",
 ]
 
-DEFAULT_URL = "sqlite+aiosqlite:///var/gateway.sqlite3"
+DEFAULT_URL = "sqlite:///var/gateway.sqlite3"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
-# How long an SQLite writer waits for another writer's lock before giving up (ms).
+# How long an SQLite writer waits for another process's write lock before giving up (ms).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# How long one SQLite call may block the event loop waiting for a lock (ms); past that the
+# transaction is retried after an asyncio sleep, until SQLITE_BUSY_TIMEOUT_MS.
+SQLITE_LOOP_BLOCK_MS = 20
+# How often the background thread checkpoints SQLite's write-ahead log into the database (s).
+SQLITE_CHECKPOINT_INTERVAL_S = 1.0
 # Execution option that marks write transactions; on SQLite they start with BEGIN IMMEDIATE.
 _WRITE_OPTION = "csbot_write"
 # Arbitrary constant key for the PostgreSQL advisory lock that serialises concurrent migrations.
@@ -585,14 +597,20 @@ def _outbox_item(row: sa.Row[Any]) -> OutboxItem:
 
 
 def _normalize_url(url: str) -> sa.URL:
-    """Parse ``url``, picking the async driver when none is named (``postgresql://...``)."""
+    """Parse ``url`` and pick the driver the store runs it with.
+
+    SQLite always runs on the standard ``sqlite3`` driver (``sqlite+aiosqlite://`` URLs from
+    older configurations are accepted and mean the same); PostgreSQL without a driver named
+    (``postgresql://...``) gets asyncpg.
+    """
     parsed = make_url(url)
-    drivers = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
     backend = "postgresql" if parsed.drivername == "postgres" else parsed.get_backend_name()
-    if backend not in drivers:
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+pysqlite")
+    if backend != "postgresql":
         raise ValueError(f"unsupported database {parsed.drivername!r}: use SQLite or PostgreSQL")
-    if parsed.drivername in (backend, "postgres"):
-        parsed = parsed.set(drivername=drivers[backend])
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
     return parsed
 
 
@@ -600,33 +618,113 @@ def _is_sqlite_memory(url: sa.URL) -> bool:
     return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
 
 
-def _install_sqlite_hooks(engine: AsyncEngine, *, wal: bool) -> None:
-    """Make SQLite behave under concurrent writers.
+def _is_locked(exc: sa.exc.OperationalError) -> bool:
+    """Whether SQLite refused because another connection holds a lock (SQLITE_BUSY)."""
+    return isinstance(exc.orig, sqlite3.OperationalError) and "locked" in str(exc.orig)
+
+
+def _install_sqlite_hooks(engine: sa.Engine, *, wal: bool) -> None:
+    """Make SQLite behave under concurrent writers, on the event loop's thread.
 
     The driver's own transaction handling starts transactions lazily with a plain BEGIN; two
     such transactions that both read, then write, deadlock and one fails at once with
     "database is locked" whatever the busy timeout. So we switch the driver to autocommit and
     emit BEGIN ourselves: BEGIN IMMEDIATE for write transactions, which takes the write lock up
-    front and, with busy_timeout, simply waits its turn. WAL lets readers run alongside.
+    front. WAL lets readers run alongside the writer. The busy timeout is short because a
+    wait inside SQLite stops the event loop; :meth:`Store._begin_inline` does the longer wait
+    for another process's lock without blocking. The write-ahead log is checkpointed by the
+    store's background thread instead of by whichever commit happens to cross the threshold.
     """
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_LOOP_BLOCK_MS}")
         cursor.execute("PRAGMA foreign_keys = ON")
         if wal:
             cursor.execute("PRAGMA journal_mode = WAL")
             # In WAL mode NORMAL still survives a crash of the process (kill -9): only a power
             # loss can drop the last commits. PostgreSQL is the store for production.
             cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA wal_autocheckpoint = 0")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
         write = connection.get_execution_options().get(_WRITE_OPTION, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _checkpoint_wal(path: str) -> None:
+    """Copy committed pages from SQLite's write-ahead log into the database file (in a thread).
+
+    PASSIVE never waits for readers or writers: what it cannot copy now, the next run does.
+    """
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
+_T = TypeVar("_T")
+
+
+class _Conn(Protocol):
+    """What the store's queries use of a connection inside one transaction."""
+
+    async def execute(
+        self, statement: sa.Executable, parameters: Any = None
+    ) -> sa.CursorResult[Any]: ...
+
+    async def exec_driver_sql(self, statement: str) -> sa.CursorResult[Any]: ...
+
+    async def run_sync(self, fn: Callable[[sa.Connection], _T]) -> _T: ...
+
+    def begin_nested(self) -> contextlib.AbstractAsyncContextManager[Any]: ...
+
+
+class _InlineConn:
+    """A sync SQLite connection behind the async face the store's queries are written to.
+
+    Calls run right away on the caller's thread: awaiting them never yields to the event loop.
+    """
+
+    def __init__(self, connection: sa.Connection) -> None:
+        self._connection = connection
+
+    async def execute(self, statement: sa.Executable, parameters: Any = None) -> sa.CursorResult[Any]:
+        return self._connection.execute(statement, parameters)
+
+    async def exec_driver_sql(self, statement: str) -> sa.CursorResult[Any]:
+        return self._connection.exec_driver_sql(statement)
+
+    async def run_sync(self, fn: Callable[[sa.Connection], _T]) -> _T:
+        return fn(self._connection)
+
+    @contextlib.asynccontextmanager
+    async def begin_nested(self) -> AsyncIterator[None]:
+        with self._connection.begin_nested():
+            yield
+
+
+class _AsyncConn:
+    """An asyncio connection (PostgreSQL through asyncpg) with the same face."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def execute(self, statement: sa.Executable, parameters: Any = None) -> sa.CursorResult[Any]:
+        return await self._connection.execute(statement, parameters)
+
+    async def exec_driver_sql(self, statement: str) -> sa.CursorResult[Any]:
+        return await self._connection.exec_driver_sql(statement)
+
+    async def run_sync(self, fn: Callable[[sa.Connection], _T]) -> _T:
+        return await self._connection.run_sync(fn)
+
+    @contextlib.asynccontextmanager
+    async def begin_nested(self) -> AsyncIterator[None]:
+        async with self._connection.begin_nested():
+            yield
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -662,45 +760,51 @@ class Store:
     """The conversation record. Create with :meth:`connect`, then :meth:`migrate` once.
 
     Every method runs in its own short transaction, so a Store may be shared by any number of
-    concurrent tasks.
+    concurrent tasks (of one event loop).
     """
 
-    def __init__(self, engine: AsyncEngine, *, serialize: bool = False) -> None:
+    def __init__(
+        self, engine: sa.Engine | AsyncEngine, *, serialize: bool = False, wal_path: str | None = None
+    ) -> None:
         """Wrap an engine made by :meth:`connect` (use that instead)."""
         self._engine = engine
-        self._write_engine = engine.execution_options(**{_WRITE_OPTION: True})
         self._dialect = engine.dialect.name
+        self._inline = isinstance(engine, sa.Engine)
         # An in-memory SQLite database lives in one shared connection, which concurrent tasks
         # must not use at the same time.
         self._serial: contextlib.AbstractAsyncContextManager[Any] = (
             asyncio.Lock() if serialize else contextlib.nullcontext()
         )
-        # SQLite lets one writer in at a time anyway. Queueing writers of this process here,
-        # instead of in BEGIN IMMEDIATE, keeps them from holding every pooled connection while
-        # they wait (busy_timeout still orders writers of different processes).
+        # SQLite lets one writer in at a time anyway. Queueing this process's writers here keeps
+        # them from waiting inside SQLite (which would stop the event loop).
         self._writers: contextlib.AbstractAsyncContextManager[Any] = (
             asyncio.Lock()
             if self._dialect == "sqlite" and not serialize
             else contextlib.nullcontext()
         )
+        self._wal_path = wal_path
+        self._commits = 0
+        self._checkpointer: asyncio.Task[None] | None = None
 
     @classmethod
     async def connect(cls, url: str = DEFAULT_URL) -> Store:
         """Open the database at ``url`` (creating an SQLite file's directory) and check it answers.
 
-        ``sqlite:///...`` and ``postgresql://...`` without a driver get aiosqlite / asyncpg.
+        ``sqlite:///path`` runs on the event loop through ``sqlite3``; ``postgresql://...``
+        gets asyncpg.
         """
         parsed = _normalize_url(url)
         if parsed.get_backend_name() == "sqlite":
             memory = _is_sqlite_memory(parsed)
             if memory:
-                engine = create_async_engine(parsed, poolclass=StaticPool)
+                engine = sa.create_engine(parsed, poolclass=StaticPool)
+                store = cls(engine, serialize=True)
             else:
                 assert parsed.database is not None
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-                engine = create_async_engine(parsed)
+                engine = sa.create_engine(parsed, pool_size=8, max_overflow=32)
+                store = cls(engine, wal_path=parsed.database)
             _install_sqlite_hooks(engine, wal=not memory)
-            store = cls(engine, serialize=memory)
         else:
             store = cls(create_async_engine(parsed, pool_pre_ping=True))
         try:
@@ -709,6 +813,10 @@ class Store:
         except BaseException:
             await store.close()
             raise
+        if store._wal_path is not None:
+            store._checkpointer = asyncio.create_task(
+                store._checkpoint_loop(), name="sqlite-checkpoint"
+            )
         return store
 
     async def migrate(self) -> None:
@@ -722,18 +830,78 @@ class Store:
             await conn.run_sync(_upgrade_head)
 
     async def close(self) -> None:
-        """Close all pooled connections."""
-        await self._engine.dispose()
+        """Stop the checkpoint thread's loop, checkpoint once more, close pooled connections."""
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+            self._checkpointer = None
+            assert self._wal_path is not None
+            with contextlib.suppress(sqlite3.Error):
+                await asyncio.to_thread(_checkpoint_wal, self._wal_path)
+        if isinstance(self._engine, sa.Engine):
+            self._engine.dispose()
+        else:
+            await self._engine.dispose()
+
+    async def _checkpoint_loop(self) -> None:
+        """Checkpoint the WAL in a worker thread whenever something was committed."""
+        assert self._wal_path is not None
+        seen = 0
+        while True:
+            await asyncio.sleep(SQLITE_CHECKPOINT_INTERVAL_S)
+            if self._commits == seen:
+                continue
+            seen = self._commits
+            try:
+                await asyncio.to_thread(_checkpoint_wal, self._wal_path)
+            except sqlite3.Error:
+                # The next round tries again; a WAL that is not checkpointed only grows.
+                continue
 
     @contextlib.asynccontextmanager
-    async def _tx(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
+    async def _tx(self, *, write: bool = False) -> AsyncIterator[_Conn]:
         """One transaction, committed on success and rolled back on any exception."""
-        if write:
-            async with self._writers, self._serial, self._write_engine.begin() as conn:
-                yield conn
-        else:
-            async with self._serial, self._engine.begin() as conn:
-                yield conn
+        if isinstance(self._engine, sa.Engine):
+            async with self._writers if write else contextlib.nullcontext(), self._serial:
+                connection = await self._begin_inline(self._engine, write=write)
+                with connection:
+                    transaction = connection.get_transaction()
+                    assert transaction is not None
+                    try:
+                        yield _InlineConn(connection)
+                    except BaseException:
+                        transaction.rollback()
+                        raise
+                    transaction.commit()
+                    if write:
+                        self._commits += 1
+            return
+        engine = self._engine.execution_options(**{_WRITE_OPTION: True}) if write else self._engine
+        async with self._serial, engine.begin() as conn:
+            yield _AsyncConn(conn)
+
+    async def _begin_inline(self, engine: sa.Engine, *, write: bool) -> sa.Connection:
+        """A pooled SQLite connection with its transaction begun (BEGIN IMMEDIATE to write).
+
+        While another process holds the write lock, SQLite waits at most SQLITE_LOOP_BLOCK_MS
+        inside BEGIN; then we sleep on the event loop and try again, for up to
+        SQLITE_BUSY_TIMEOUT_MS in all, so other tasks carry on meanwhile.
+        """
+        options = {_WRITE_OPTION: True} if write else {}
+        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+        pause = 0.005
+        while True:
+            connection = engine.connect().execution_options(**options)
+            try:
+                connection.begin()
+                return connection
+            except sa.exc.OperationalError as exc:
+                connection.close()
+                if not _is_locked(exc) or time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
     # -- customers ------------------------------------------------------------------------
 
@@ -837,14 +1005,14 @@ class Store:
                 # Created concurrently: it exists now, so move it.
                 await conn.execute(move)
 
-    async def _customer_by_id(self, conn: AsyncConnection, customer_id: str) -> Customer | None:
+    async def _customer_by_id(self, conn: _Conn, customer_id: str) -> Customer | None:
         row = (
             await conn.execute(sa.select(customers).where(customers.c.id == customer_id))
         ).first()
         return None if row is None else _customer(row)
 
     async def _customer_by_identity(
-        self, conn: AsyncConnection, channel: str, channel_user_id: str
+        self, conn: _Conn, channel: str, channel_user_id: str
     ) -> Customer | None:
         row = (
             await conn.execute(
@@ -981,7 +1149,7 @@ class Store:
         )
 
     async def _newest_conversation(
-        self, conn: AsyncConnection, customer_id: str, channel: str, channel_user_id: str
+        self, conn: _Conn, customer_id: str, channel: str, channel_user_id: str
     ) -> Conversation | None:
         row = (
             await conn.execute(
@@ -998,7 +1166,7 @@ class Store:
         return None if row is None else _conversation(row)
 
     async def _insert_conversation(
-        self, conn: AsyncConnection, customer_id: str, channel: str, channel_user_id: str
+        self, conn: _Conn, customer_id: str, channel: str, channel_user_id: str
     ) -> Conversation:
         now = _now()
         new = Conversation(
@@ -1036,7 +1204,7 @@ class Store:
         )
         return new
 
-    async def _require_conversation(self, conn: AsyncConnection, conversation_id: str) -> None:
+    async def _require_conversation(self, conn: _Conn, conversation_id: str) -> None:
         found = await conn.execute(
             sa.select(conversations.c.id).where(conversations.c.id == conversation_id)
         )
@@ -1084,7 +1252,7 @@ class Store:
 
     async def _insert_message(
         self,
-        conn: AsyncConnection,
+        conn: _Conn,
         conversation_id: str,
         draft: OutboundDraft,
         *,
@@ -1294,7 +1462,7 @@ class Store:
                 raise NotFound(f"no message {message_id}")
 
     async def _find_inbound(
-        self, conn: AsyncConnection, conversation_id: str, channel_message_id: str
+        self, conn: _Conn, conversation_id: str, channel_message_id: str
     ) -> StoredMessage | None:
         row = (
             await conn.execute(

@@ -28,7 +28,7 @@ class Gateway:
 def gateway_settings(tmp: Path, rasa_url: str, rasa_token: str | None, **extra: Any) -> Settings:
     return Settings.model_validate(
         {
-            "database_url": f"sqlite+aiosqlite:///{tmp / 'gateway.sqlite3'}",
+            "database_url": f"sqlite:///{tmp / 'gateway.sqlite3'}",
             "secret_key": "test-secret-key-0123456789abcdef",
             "rasa": {"urls": [rasa_url], "token": rasa_token, "timeout_seconds": 10},
             "demo_agent": {"username": "sam", "password": AGENT_PASSWORD, "display_name": "Sam"},

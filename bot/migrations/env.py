@@ -4,7 +4,7 @@ Configured in code (see ``bot.store.alembic_config``), without an alembic.ini:
 
 * ``Store.migrate()`` puts its open connection into ``config.attributes["connection"]`` and the
   migrations run inside the store's transaction;
-* with ``sqlalchemy.url`` set instead, this script opens its own async engine;
+* with ``sqlalchemy.url`` set instead, this script opens its own engine (asyncio for PostgreSQL);
 * in offline mode (``--sql``) it prints the SQL for that URL.
 """
 
@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
-from sqlalchemy.engine import Connection
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -49,6 +50,13 @@ def main() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
         run_migrations(connection)
+    elif url and make_url(url).get_backend_name() == "sqlite":
+        engine = create_engine(url, poolclass=NullPool)
+        try:
+            with engine.begin() as sync_connection:
+                run_migrations(sync_connection)
+        finally:
+            engine.dispose()
     elif url:
         asyncio.run(run_migrations_with_url(url))
     else:

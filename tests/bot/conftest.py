@@ -84,7 +84,7 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
     """Where the backend's test database lives (PostgreSQL is set up only when needed)."""
     if backend == "sqlite":
         # A directory that does not exist yet: connect() must create it.
-        return f"sqlite+aiosqlite:///{tmp_path}/data/store.sqlite3"
+        return f"sqlite:///{tmp_path}/data/store.sqlite3"
     database: PgDatabase = request.getfixturevalue("pg_database")
     return database.url
 
@@ -129,6 +129,14 @@ async def schema_state(db_url: str) -> tuple[str | None, str | None, list[object
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         return context.get_current_revision(), list(compare_metadata(context, metadata))
 
+    if db_url.startswith("sqlite"):
+        sync_engine = sa.create_engine(db_url, poolclass=NullPool)
+        try:
+            with sync_engine.connect() as sync_conn:
+                revision, diff = inspect(sync_conn)
+        finally:
+            sync_engine.dispose()
+        return head, revision, diff
     engine = create_async_engine(db_url, poolclass=NullPool)
     try:
         async with engine.connect() as conn:

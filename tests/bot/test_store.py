@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from bot.state import ConversationState
 from bot.store import (
+    SQLITE_LOOP_BLOCK_MS,
     Conversation,
     DuplicateAgent,
     DuplicateMessage,
@@ -86,7 +87,7 @@ async def test_migrate_is_idempotent_and_matches_the_tables(db_url: str) -> None
 async def test_connect_sets_up_the_backend(backend: str, db_url: str, tmp_path: Path) -> None:
     if backend == "sqlite":
         assert not (tmp_path / "data").exists()
-        plain = db_url.replace("sqlite+aiosqlite://", "sqlite://")  # driver is filled in
+        plain = db_url
         store = await Store.connect(plain)
         assert (tmp_path / "data").is_dir()
         try:
@@ -95,12 +96,12 @@ async def test_connect_sets_up_the_backend(backend: str, db_url: str, tmp_path: 
                     name: (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
                     for name in ("journal_mode", "foreign_keys", "busy_timeout")
                 }
-            assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 30000}
+            assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": SQLITE_LOOP_BLOCK_MS}
         finally:
             await store.close()
 
         # In-memory databases work too, even with concurrent callers on the one connection.
-        memory = await Store.connect("sqlite+aiosqlite://")
+        memory = await Store.connect("sqlite+aiosqlite://")  # older spelling, same driver
         try:
             await memory.migrate()
             conversation = await new_conversation(memory)

@@ -369,7 +369,7 @@ async def console(tmp_path: Path) -> AsyncIterator[Console]:
     settings = Settings.model_validate(
         {
             "secret_key": SECRET,
-            "database_url": f"sqlite+aiosqlite:///{tmp_path / 'gw.sqlite3'}",
+            "database_url": f"sqlite:///{tmp_path / 'gw.sqlite3'}",
             "limits": {"max_message_chars": 50},
         }
     )
