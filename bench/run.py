@@ -388,6 +388,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = set(phases) - set(PHASES)
     if unknown:
         parser.error(f"unknown phase(s): {', '.join(sorted(unknown))}")
+    py_spy = Path(sys.executable).parent / "py-spy"
+    if args.profile and not py_spy.exists():
+        parser.error(
+            f"--profile needs py-spy: {Path(sys.executable).parent / 'pip'} install py-spy"
+        )
     raise_nofile_limit()
     bench = Bench(phases, QUICK if args.quick else Plan(), args.profile)
     stem = dt.date.today().isoformat()

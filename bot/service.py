@@ -39,6 +39,7 @@ from bot.store import (
     StaleVersion,
     Store,
 )
+from bot.store import NotFound as StoreNotFound
 from bot.types import Button, Direction, InboundMessage, SenderKind, StoredMessage
 from handoff.packet import (
     CustomerInfo,
@@ -142,6 +143,8 @@ class ConversationService:
         self.outbox: OutboxWorker | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._processing: set[str] = set()
+        # Conversations that got a message while this process was already working on them.
+        self._again: set[str] = set()
         self._retry_task: asyncio.Task[None] | None = None
 
     def register_connector(self, connector: Connector) -> None:
@@ -163,34 +166,40 @@ class ConversationService:
                 f"Your message is {len(message.text)} characters long; the limit is {limit}. "
                 "Please shorten it or split it into several messages.",
             )
-        if conversation_id is not None:
-            conversation = await self.store.conversation(conversation_id)
-            if conversation is None:
-                raise NotFound(f"unknown conversation {conversation_id}")
-        else:
+        if conversation_id is None:
             customer = await self.store.find_or_create_customer(
                 message.channel, message.channel_user_id, message.display_name
             )
-            conversation = await self.store.open_conversation(
-                customer.id, message.channel, message.channel_user_id
-            )
+            conversation_id = (
+                await self.store.open_conversation(
+                    customer.id, message.channel, message.channel_user_id
+                )
+            ).id
         try:
-            stored = await self.store.append_message(
-                conversation.id,
-                direction=Direction.INBOUND,
-                sender_kind=SenderKind.CUSTOMER,
+            conversation, stored = await self.store.append_inbound(
+                conversation_id,
                 text=text or message.payload or "",
                 sender_name=message.display_name,
                 payload=message.payload,
                 channel_message_id=message.channel_message_id,
             )
         except DuplicateMessage as dup:
-            return Accepted(conversation, dup.existing, duplicate=True)
+            return Accepted(await self._get(conversation_id), dup.existing, duplicate=True)
+        except StoreNotFound as exc:
+            raise NotFound(f"unknown conversation {conversation_id}") from exc
         await self._publish_message(conversation, stored)
         return Accepted(conversation, stored, duplicate=False)
 
     def process_soon(self, conversation_id: str) -> None:
-        """Process the conversation in the background (the socket keeps reading meanwhile)."""
+        """Process the conversation in the background (the socket keeps reading meanwhile).
+
+        If this process is already working on the conversation, that task looks again before
+        it stops, instead of a second task queueing up for the lock.
+        """
+        if conversation_id in self._processing:
+            self._again.add(conversation_id)
+            return
+        self._processing.add(conversation_id)
         task = asyncio.create_task(self._process_logged(conversation_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -250,9 +259,14 @@ class ConversationService:
         """Handle every stored customer message not handled yet, in order, one at a time."""
         self._processing.add(conversation_id)
         try:
-            await self._process_locked(conversation_id)
+            while True:
+                self._again.discard(conversation_id)
+                await self._process_locked(conversation_id)
+                if conversation_id not in self._again:
+                    return
         finally:
             self._processing.discard(conversation_id)
+            self._again.discard(conversation_id)
 
     async def _process_locked(self, conversation_id: str) -> None:
         # One lock hold per message, and longer than the Rasa calls of one turn can take, so it
@@ -265,14 +279,10 @@ class ConversationService:
 
     async def _process_next(self, conversation_id: str) -> bool:
         """Handle the oldest pending message; False when there is nothing (more) to do now."""
-        conversation = await self.store.conversation(conversation_id)
-        if conversation is None:
+        turn = await self.store.pending_turn(conversation_id)
+        if turn is None:
             return False
-        pending = [
-            m
-            for m in await self.store.messages(conversation_id, after_seq=conversation.bot_cursor)
-            if m.direction is Direction.INBOUND
-        ]
+        conversation, pending = turn.conversation, turn.pending
         if not pending or conversation.state in HUMAN_STATES:
             # With a person nothing is left to do: the console got the message when it was
             # stored, and resolve moves the bot's cursor past everything said to the person.
@@ -288,9 +298,11 @@ class ConversationService:
             await self._advance_cursor(conversation_id, pending[-1].seq)
             return True
         # False: Rasa is down, the message waits for the next attempt.
-        return await self._handle(conversation, pending[0])
+        return await self._handle(conversation, pending[0], turn.customer_name)
 
-    async def _handle(self, conversation: Conversation, message: StoredMessage) -> bool:
+    async def _handle(
+        self, conversation: Conversation, message: StoredMessage, customer_name: str | None
+    ) -> bool:
         if conversation.awaiting_csat:
             rating = csat_rating(message)
             if rating is not None:
@@ -301,7 +313,7 @@ class ConversationService:
         if message.payload in NOTICES:
             await self._answer_without_bot(conversation, message, NOTICES[message.payload])
             return True
-        return await self._bot_turn(conversation, message)
+        return await self._bot_turn(conversation, message, customer_name)
 
     async def _answer_without_bot(
         self, conversation: Conversation, message: StoredMessage, text: str
@@ -324,13 +336,14 @@ class ConversationService:
 
     # --- the bot --------------------------------------------------------------------------
 
-    async def _bot_turn(self, conversation: Conversation, message: StoredMessage) -> bool:
+    async def _bot_turn(
+        self, conversation: Conversation, message: StoredMessage, customer_name: str | None
+    ) -> bool:
         started_version = conversation.version
-        customer = await self.store.customer(conversation.customer_id)
         metadata = {
             "channel": conversation.channel,
             "customer_id": conversation.customer_id,
-            "customer_name": customer.display_name if customer else None,
+            "customer_name": customer_name,
         }
         try:
             replies = await self.rasa.send(
@@ -433,14 +446,17 @@ class ConversationService:
             )
 
     async def _recent_turns(self, conversation: Conversation) -> list[Turn]:
-        """Customer turns since the bot last took over from a person (or the start)."""
-        turns: list[Turn] = []
-        for m in await self.store.messages(conversation.id):
-            if m.sender_kind is SenderKind.SYSTEM and m.payload == "csat_request":
-                turns.clear()
-            elif m.sender_kind is SenderKind.CUSTOMER and m.seq <= conversation.bot_cursor:
-                turns.append(Turn(m.text, m.intent, m.confidence))
-        return turns
+        """Customer turns since the bot last took over from a person (or the start), as many
+        as the handoff policy looks at."""
+        policy = self.settings.handoff
+        return [
+            Turn(m.text, m.intent, m.confidence)
+            for m in await self.store.recent_customer_turns(
+                conversation.id,
+                upto_seq=conversation.bot_cursor,
+                limit=max(1, policy.consecutive_fallbacks, policy.low_confidence_streak),
+            )
+        ]
 
     async def _advance_cursor(self, conversation_id: str, seq: int) -> Conversation:
         """Mark the customer's messages up to ``seq`` as handled."""

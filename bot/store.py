@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 import sqlite3
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -66,6 +66,7 @@ __all__ = [
     "NotFound",
     "Note",
     "OutboxItem",
+    "PendingTurn",
     "StaleVersion",
     "Store",
     "StoreError",
@@ -223,6 +224,21 @@ class OutboundDraft:
     sender_name: str | None = None
     buttons: tuple[Button, ...] = ()
     payload: str | None = None
+
+
+@dataclass(frozen=True)
+class PendingTurn:
+    """A conversation, its customer's display name and its unanswered customer messages."""
+
+    conversation: Conversation
+    customer_name: str | None
+    pending: list[StoredMessage]
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    conversation: Conversation
+    last_seq: int
 
 
 class StoreError(Exception):
@@ -691,7 +707,9 @@ class _InlineConn:
     def __init__(self, connection: sa.Connection) -> None:
         self._connection = connection
 
-    async def execute(self, statement: sa.Executable, parameters: Any = None) -> sa.CursorResult[Any]:
+    async def execute(
+        self, statement: sa.Executable, parameters: Any = None
+    ) -> sa.CursorResult[Any]:
         return self._connection.execute(statement, parameters)
 
     async def exec_driver_sql(self, statement: str) -> sa.CursorResult[Any]:
@@ -712,7 +730,9 @@ class _AsyncConn:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
 
-    async def execute(self, statement: sa.Executable, parameters: Any = None) -> sa.CursorResult[Any]:
+    async def execute(
+        self, statement: sa.Executable, parameters: Any = None
+    ) -> sa.CursorResult[Any]:
         return await self._connection.execute(statement, parameters)
 
     async def exec_driver_sql(self, statement: str) -> sa.CursorResult[Any]:
@@ -764,7 +784,11 @@ class Store:
     """
 
     def __init__(
-        self, engine: sa.Engine | AsyncEngine, *, serialize: bool = False, wal_path: str | None = None
+        self,
+        engine: sa.Engine | AsyncEngine,
+        *,
+        serialize: bool = False,
+        wal_path: str | None = None,
     ) -> None:
         """Wrap an engine made by :meth:`connect` (use that instead)."""
         self._engine = engine
@@ -1250,6 +1274,53 @@ class Store:
                 channel_message_id=channel_message_id,
             )
 
+    async def append_inbound(
+        self,
+        conversation_id: str,
+        *,
+        text: str,
+        sender_name: str | None = None,
+        payload: str | None = None,
+        channel_message_id: str | None = None,
+    ) -> tuple[Conversation, StoredMessage]:
+        """Store a customer's message like :meth:`append_message`, and return the conversation
+        as it is now (read in the same transaction, so no second read is needed)."""
+        async with self._tx(write=True) as conn:
+            claimed = await self._claim_seq(conn, conversation_id)
+            message = await self._insert_message(
+                conn,
+                conversation_id,
+                OutboundDraft(
+                    sender_kind=SenderKind.CUSTOMER,
+                    text=text,
+                    sender_name=sender_name,
+                    payload=payload,
+                ),
+                direction=Direction.INBOUND,
+                channel_message_id=channel_message_id,
+                seq=claimed.last_seq,
+            )
+            return claimed.conversation, message
+
+    async def _claim_seq(self, conn: _Conn, conversation_id: str) -> _Claimed:
+        """Claim the conversation's next seq by bumping its counter.
+
+        On PostgreSQL the UPDATE row-locks the conversation until commit, so concurrent
+        appenders queue here (on SQLite, BEGIN IMMEDIATE already did); a rollback gives the
+        seq back.
+        """
+        row = (
+            await conn.execute(
+                conversations.update()
+                .where(conversations.c.id == conversation_id)
+                .values(last_seq=conversations.c.last_seq + 1)
+                .returning(*conversations.c)
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"no conversation {conversation_id}")
+        return _Claimed(_conversation(row), row.last_seq)
+
     async def _insert_message(
         self,
         conn: _Conn,
@@ -1260,22 +1331,23 @@ class Store:
         intent: str | None = None,
         confidence: float | None = None,
         channel_message_id: str | None = None,
+        seq: int | None = None,
     ) -> StoredMessage:
+        """Insert one message; ``seq`` is given when the caller already claimed it."""
         direction = Direction(direction)
         sender_kind = SenderKind(draft.sender_kind)
-        # Claim the next seq by bumping the conversation's counter. On PostgreSQL the
-        # UPDATE row-locks the conversation until commit, so concurrent appenders queue
-        # here (on SQLite, BEGIN IMMEDIATE already did); a rollback gives the seq back.
-        seq = (
-            await conn.execute(
-                conversations.update()
-                .where(conversations.c.id == conversation_id)
-                .values(last_seq=conversations.c.last_seq + 1)
-                .returning(conversations.c.last_seq)
-            )
-        ).scalar_one_or_none()
         if seq is None:
-            raise NotFound(f"no conversation {conversation_id}")
+            # See _claim_seq; only the number is needed here.
+            seq = (
+                await conn.execute(
+                    conversations.update()
+                    .where(conversations.c.id == conversation_id)
+                    .values(last_seq=conversations.c.last_seq + 1)
+                    .returning(conversations.c.last_seq)
+                )
+            ).scalar_one_or_none()
+            if seq is None:
+                raise NotFound(f"no conversation {conversation_id}")
         if direction is Direction.INBOUND and channel_message_id is not None:
             # Checked under the lock, so two deliveries of one message can't both pass.
             existing = await self._find_inbound(conn, conversation_id, channel_message_id)
@@ -1401,6 +1473,65 @@ class Store:
         )
         async with self._tx() as conn:
             return [row[0] for row in await conn.execute(query)]
+
+    async def pending_turn(self, conversation_id: str) -> PendingTurn | None:
+        """What the bot must answer next, in one read: the conversation, its customer's name
+        and the customer messages after the bot's cursor (oldest first). None if there is no
+        such conversation."""
+        async with self._tx() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(conversations, customers.c.display_name.label("customer_name"))
+                    .join(customers, customers.c.id == conversations.c.customer_id)
+                    .where(conversations.c.id == conversation_id)
+                )
+            ).first()
+            if row is None:
+                return None
+            conversation = _conversation(row)
+            pending = [
+                _message(m)
+                for m in await conn.execute(
+                    sa.select(messages)
+                    .where(
+                        messages.c.conversation_id == conversation_id,
+                        messages.c.seq > conversation.bot_cursor,
+                        messages.c.direction == Direction.INBOUND.value,
+                    )
+                    .order_by(messages.c.seq)
+                )
+            ]
+            return PendingTurn(conversation, row.customer_name, pending)
+
+    async def recent_customer_turns(
+        self, conversation_id: str, *, upto_seq: int, limit: int
+    ) -> list[StoredMessage]:
+        """The newest ``limit`` customer messages with seq <= ``upto_seq`` said since the last
+        rating prompt (a system message with payload ``csat_request``), oldest first: the
+        turns since the bot last took the conversation over from a person."""
+        prompt = (
+            sa.select(sa.func.coalesce(sa.func.max(messages.c.seq), 0))
+            .where(
+                messages.c.conversation_id == conversation_id,
+                messages.c.sender_kind == SenderKind.SYSTEM.value,
+                messages.c.payload == "csat_request",
+                messages.c.seq <= upto_seq,
+            )
+            .scalar_subquery()
+        )
+        query = (
+            sa.select(messages)
+            .where(
+                messages.c.conversation_id == conversation_id,
+                messages.c.sender_kind == SenderKind.CUSTOMER.value,
+                messages.c.seq <= upto_seq,
+                messages.c.seq > prompt,
+            )
+            .order_by(messages.c.seq.desc())
+            .limit(limit)
+        )
+        async with self._tx() as conn:
+            return [_message(row) for row in reversed((await conn.execute(query)).all())]
 
     async def find_inbound(
         self, conversation_id: str, channel_message_id: str

@@ -96,7 +96,11 @@ async def test_connect_sets_up_the_backend(backend: str, db_url: str, tmp_path: 
                     name: (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
                     for name in ("journal_mode", "foreign_keys", "busy_timeout")
                 }
-            assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": SQLITE_LOOP_BLOCK_MS}
+            assert pragmas == {
+                "journal_mode": "wal",
+                "foreign_keys": 1,
+                "busy_timeout": SQLITE_LOOP_BLOCK_MS,
+            }
         finally:
             await store.close()
 

@@ -180,16 +180,16 @@ async def test_a_failed_write_is_a_500_so_slack_redelivers(
 ) -> None:
     """Persist, then acknowledge: no 200 for a message that is not stored."""
     store = gateway.app[STORE]
-    real_append = store.append_message
+    real_append = store.append_inbound
 
-    async def database_down(*args: object, **kwargs: object) -> StoredMessage:
+    async def database_down(*args: object, **kwargs: object) -> object:
         raise RuntimeError("database is down")
 
-    monkeypatch.setattr(store, "append_message", database_down)
+    monkeypatch.setattr(store, "append_inbound", database_down)
     event = slack.dm_event("are you there?")
     assert (await slack.send_event(event)).status == 500
 
-    monkeypatch.setattr(store, "append_message", real_append)
+    monkeypatch.setattr(store, "append_inbound", real_append)
     assert (await slack.send_event(event, retry_num=1)).status == 200
     conversation = await only_conversation(store)
     assert [m.text for m in await customer_messages(store, conversation.id)] == ["are you there?"]
