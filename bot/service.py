@@ -36,6 +36,7 @@ from bot.store import (
     DuplicateMessage,
     Note,
     OutboundDraft,
+    QueueRow,
     StaleVersion,
     Store,
 )
@@ -778,40 +779,52 @@ class ConversationService:
     # --- views for the console ---------------------------------------------------------------
 
     async def queue_snapshot(self) -> list[dict[str, Any]]:
+        """The console's queue view: waiting conversations in queue order (follow-ups after
+        them), then the assigned ones. One SQL query, however long the queue."""
         now = self.clock()
         ordered = await self.broker.queue_items(QUEUE)
-        waiting = await self.store.conversations_in_states(
-            [ConversationState.QUEUED, ConversationState.PENDING_FOLLOWUP]
-        )
-        assigned = await self.store.conversations_in_states([ConversationState.ASSIGNED])
         rank = {cid: i for i, cid in enumerate(ordered)}
-        waiting.sort(
-            key=lambda c: (c.state is not ConversationState.QUEUED, rank.get(c.id, 1 << 30))
+        rows = await self.store.queue_rows(
+            [
+                ConversationState.QUEUED,
+                ConversationState.PENDING_FOLLOWUP,
+                ConversationState.ASSIGNED,
+            ]
         )
+
+        def order(row: QueueRow) -> tuple[int, int]:
+            state = row.conversation.state
+            if state is ConversationState.ASSIGNED:
+                return (2, 0)
+            return (
+                0 if state is ConversationState.QUEUED else 1,
+                rank.get(row.conversation.id, 1 << 30),
+            )
+
+        # sorted() is stable: conversations of equal rank keep their creation order.
         items = []
-        for conversation in [*waiting, *assigned]:
-            handoff = await self.store.current_handoff(conversation.id)
-            customer = await self.store.customer(conversation.customer_id)
-            last_customer = await self.store.last_message(conversation.id, SenderKind.CUSTOMER)
+        for row in sorted(rows, key=order):
+            conversation = row.conversation
             items.append(
                 {
                     "conversation_id": conversation.id,
                     "position": rank[conversation.id] + 1 if conversation.id in rank else None,
-                    "waiting_seconds": round((now - handoff.requested_at).total_seconds())
-                    if handoff
+                    "waiting_seconds": round((now - row.handoff_requested_at).total_seconds())
+                    if row.handoff_requested_at
                     else 0,
                     "priority": conversation.priority,
                     "team": conversation.team,
-                    "reason_text": (handoff.packet.get("reason_text") if handoff else None),
-                    "customer_name": (customer.display_name if customer else None)
-                    or f"{conversation.channel} visitor",
+                    "reason_text": row.reason_text,
+                    "customer_name": row.customer_name or f"{conversation.channel} visitor",
                     "channel": conversation.channel,
                     "state": conversation.state.value,
                     "assigned_agent_id": conversation.assigned_agent_id,
-                    "assigned_agent_name": await self._agent_name(conversation.assigned_agent_id)
+                    "assigned_agent_name": (row.agent_name or "Another agent")
                     if conversation.assigned_agent_id
                     else None,
-                    "last_message": last_customer.text[:200] if last_customer else None,
+                    "last_message": row.last_customer_text[:200]
+                    if row.last_customer_text
+                    else None,
                 }
             )
         return items

@@ -67,6 +67,7 @@ __all__ = [
     "Note",
     "OutboxItem",
     "PendingTurn",
+    "QueueRow",
     "StaleVersion",
     "Store",
     "StoreError",
@@ -233,6 +234,18 @@ class PendingTurn:
     conversation: Conversation
     customer_name: str | None
     pending: list[StoredMessage]
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """One conversation as the console's queue view shows it (see Store.queue_rows)."""
+
+    conversation: Conversation
+    customer_name: str | None
+    handoff_requested_at: datetime | None
+    reason_text: str | None
+    agent_name: str | None
+    last_customer_text: str | None
 
 
 @dataclass(frozen=True)
@@ -1658,6 +1671,61 @@ class Store:
                 )
             ).first()
             return None if row is None else _handoff(row)
+
+    async def queue_rows(self, states: Iterable[ConversationState]) -> list[QueueRow]:
+        """What the console's queue view shows of every conversation in ``states``, in one
+        query: the conversation, its customer's name, its open handoff's request time and
+        reason, the assigned agent's name and the customer's last message. Oldest first."""
+        wanted = [ConversationState(s).value for s in states]
+        if not wanted:
+            return []
+        open_handoff = (
+            sa.select(sa.func.max(handoffs.c.id))
+            .where(
+                handoffs.c.conversation_id == conversations.c.id,
+                handoffs.c.resolved_at.is_(None),
+            )
+            .correlate(conversations)
+            .scalar_subquery()
+        )
+        last_text = (
+            sa.select(messages.c.text)
+            .where(
+                messages.c.conversation_id == conversations.c.id,
+                messages.c.sender_kind == SenderKind.CUSTOMER.value,
+            )
+            .order_by(messages.c.seq.desc())
+            .limit(1)
+            .correlate(conversations)
+            .scalar_subquery()
+        )
+        query = (
+            sa.select(
+                conversations,
+                customers.c.display_name.label("customer_name"),
+                handoffs.c.requested_at.label("handoff_requested_at"),
+                handoffs.c.packet["reason_text"].as_string().label("reason_text"),
+                agents.c.display_name.label("agent_name"),
+                last_text.label("last_customer_text"),
+            )
+            .outerjoin(customers, customers.c.id == conversations.c.customer_id)
+            .outerjoin(handoffs, handoffs.c.id == open_handoff)
+            .outerjoin(agents, agents.c.id == conversations.c.assigned_agent_id)
+            .where(conversations.c.state.in_(wanted))
+            .order_by(conversations.c.created_at, conversations.c.id)
+        )
+        async with self._tx() as conn:
+            return [
+                QueueRow(
+                    conversation=_conversation(row),
+                    customer_name=row.customer_name,
+                    handoff_requested_at=row.handoff_requested_at,
+                    reason_text=row.reason_text,
+                    agent_name=row.agent_name,
+                    last_customer_text=row.last_customer_text,
+                )
+                for row in await conn.execute(query)
+            ]
 
     async def handoffs_for_conversation(self, conversation_id: str) -> list[Handoff]:
         """All handoffs of a conversation, oldest first."""

@@ -610,3 +610,100 @@ async def test_last_message_by_sender(store: Store) -> None:
         )
     last = await store.last_message(conversation.id, SenderKind.CUSTOMER)
     assert last is not None and (last.text, last.seq) == ("two", 3)
+
+
+# -- the reads of the bot's hot path and the queue view ------------------------------------
+
+
+async def test_append_inbound_returns_the_conversation_as_stored(store: Store) -> None:
+    conversation = await new_conversation(store, "inbound")
+    current, message = await store.append_inbound(
+        conversation.id, text="hello", sender_name="Ann", payload=None, channel_message_id="m1"
+    )
+    assert current == await store.conversation(conversation.id)
+    assert (message.seq, message.text, message.sender_kind) == (1, "hello", SenderKind.CUSTOMER)
+    assert message.direction is Direction.INBOUND and message.sender_name == "Ann"
+    with pytest.raises(DuplicateMessage) as dup:
+        await store.append_inbound(conversation.id, text="hello again", channel_message_id="m1")
+    assert dup.value.existing == message
+    with pytest.raises(NotFound):
+        await store.append_inbound("0" * 32, text="nobody")
+    assert [m.text for m in await store.messages(conversation.id)] == ["hello"]
+
+
+async def test_pending_turn_reads_conversation_customer_and_unanswered_messages(
+    store: Store,
+) -> None:
+    customer = await store.find_or_create_customer("webchat", "pending", "Pat")
+    conversation = await store.open_conversation(customer.id, "webchat", "pending")
+    assert await store.pending_turn("0" * 32) is None
+    first = await say(store, conversation.id, "one")
+    await reply(store, conversation.id, "bot answer")
+    second = await say(store, conversation.id, "two")
+    turn = await store.pending_turn(conversation.id)
+    assert turn is not None
+    assert turn.conversation == await store.conversation(conversation.id)
+    assert turn.customer_name == "Pat"
+    assert turn.pending == [first, second]  # outbound messages are not pending
+
+    moved = await store.update_conversation(conversation.id, conversation.version, bot_cursor=1)
+    turn = await store.pending_turn(conversation.id)
+    assert turn is not None and turn.conversation == moved and turn.pending == [second]
+
+
+async def test_recent_customer_turns_start_after_the_rating_prompt(store: Store) -> None:
+    conversation = await new_conversation(store, "turns")
+    for text in ("a", "b", "c"):
+        await say(store, conversation.id, text)
+        await reply(store, conversation.id, f"re {text}")
+    turns = await store.recent_customer_turns(conversation.id, upto_seq=6, limit=2)
+    assert [m.text for m in turns] == ["b", "c"]
+    turns = await store.recent_customer_turns(conversation.id, upto_seq=4, limit=10)
+    assert [m.text for m in turns] == ["a", "b"]
+    await store.append_message(
+        conversation.id,
+        direction=Direction.OUTBOUND,
+        sender_kind=SenderKind.SYSTEM,
+        text="How did we do?",
+        payload="csat_request",
+    )
+    await say(store, conversation.id, "d")
+    turns = await store.recent_customer_turns(conversation.id, upto_seq=8, limit=10)
+    assert [m.text for m in turns] == ["d"]
+    # Up to a seq before the prompt, the earlier turns still count.
+    turns = await store.recent_customer_turns(conversation.id, upto_seq=6, limit=10)
+    assert [m.text for m in turns] == ["a", "b", "c"]
+
+
+async def test_queue_rows_join_everything_the_queue_view_shows(store: Store) -> None:
+    agent = await store.add_agent("qa", "Quinn", "hash")
+    named = await store.find_or_create_customer("webchat", "q1", "Nora")
+    waiting = await store.open_conversation(named.id, "webchat", "q1")
+    await say(store, waiting.id, "first words")
+    await say(store, waiting.id, "I want a person")
+    await reply(store, waiting.id, "bot reply comes later")
+    old = await store.create_handoff(waiting.id, {"reason_text": "old"}, "r", "general", "normal")
+    await store.update_handoff(old.id, resolved_at=datetime.now(UTC))
+    handoff = await store.create_handoff(
+        waiting.id, {"reason_text": "Asked for a person", "x": [1]}, "r", "general", "high"
+    )
+    waiting = await store.update_conversation(waiting.id, waiting.version, state=S.QUEUED)
+
+    taken = await new_conversation(store, "q2")
+    taken = await store.update_conversation(
+        taken.id, taken.version, state=S.ASSIGNED, assigned_agent_id=agent.id
+    )
+    await new_conversation(store, "q3")  # with the bot: not in the view
+
+    rows = await store.queue_rows([S.QUEUED, S.ASSIGNED])
+    assert [r.conversation for r in rows] == [waiting, taken]
+    first, second = rows
+    assert first.customer_name == "Nora" and first.agent_name is None
+    assert first.handoff_requested_at == handoff.requested_at
+    assert first.reason_text == "Asked for a person"
+    assert first.last_customer_text == "I want a person"
+    assert second.customer_name is None and second.agent_name == "Quinn"
+    assert second.handoff_requested_at is None and second.reason_text is None
+    assert second.last_customer_text is None
+    assert await store.queue_rows([]) == []
+    assert [r.conversation.id for r in await store.queue_rows([S.ASSIGNED])] == [taken.id]
