@@ -279,7 +279,12 @@ class ConversationService:
                     return
 
     async def _process_next(self, conversation_id: str) -> bool:
-        """Handle the oldest pending message; False when there is nothing (more) to do now."""
+        """Handle the oldest pending message; False when there is nothing more to do now.
+
+        "Nothing more" is judged from the messages read here: one stored later was either
+        received by this process, which then flags the conversation for another look (see
+        process_soon), or by another replica, whose own task answers it.
+        """
         turn = await self.store.pending_turn(conversation_id)
         if turn is None:
             return False
@@ -298,8 +303,9 @@ class ConversationService:
             )
             await self._advance_cursor(conversation_id, pending[-1].seq)
             return True
-        # False: Rasa is down, the message waits for the next attempt.
-        return await self._handle(conversation, pending[0], turn.customer_name)
+        # False from _handle: Rasa is down, the message waits for the next attempt.
+        handled = await self._handle(conversation, pending[0], turn.customer_name)
+        return handled and len(pending) > 1
 
     async def _handle(
         self, conversation: Conversation, message: StoredMessage, customer_name: str | None
