@@ -26,7 +26,7 @@ lint:  ## ruff + mypy
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check scripts bot connectors handoff tests actions bench
 	.venv/bin/mypy bot connectors handoff scripts bench
-	.venv-rasa/bin/python -m compileall -q actions
+	.venv-rasa/bin/python -m compileall -q actions connectors/rasa_gateway_channel.py
 
 clean:  ## remove environments, models and runtime files
 	rm -rf .venv .venv-rasa models var

@@ -4,6 +4,8 @@ It speaks the parts of Rasa's HTTP interface the gateway uses:
 
 * ``POST /webhooks/rest/webhook`` -> ``[{"recipient_id": sender, "text": ...}]``; a message
   containing "human" gets the bot's handoff signal (a ``custom`` payload) instead;
+* ``POST /webhooks/gateway/webhook`` -> the same replies as ``{"messages": [...], "nlu": {...},
+  "paused": false}``, like Rasa's gateway channel (connectors/rasa_gateway_channel.py);
 * ``GET /conversations/{id}/tracker`` -> a tracker with ``latest_message.intent``;
 * ``POST /conversations/{id}/tracker/events`` (pause / resume) -> ``{}``;
 * ``GET /status`` for readiness.
@@ -30,20 +32,27 @@ HANDOFF_SIGNAL: dict[str, Any] = {
         }
     }
 }
+NLU = {"intent": "greet", "confidence": 0.99}
 TRACKER = json.dumps(
     {"latest_message": {"intent": {"name": "greet", "confidence": 0.99}}, "slots": {}}
 )
 
 
-async def webhook(request: web.Request) -> web.Response:
+async def _replies(request: web.Request) -> list[dict[str, Any]]:
     body = await request.json()
     sender = str(body.get("sender", ""))
     text = str(body.get("message", ""))
     if "human" in text.lower():
-        replies: list[dict[str, Any]] = [{"recipient_id": sender, **HANDOFF_SIGNAL}]
-    else:
-        replies = [{"recipient_id": sender, "text": "Sure, I can help with that."}]
-    return web.json_response(replies)
+        return [{"recipient_id": sender, **HANDOFF_SIGNAL}]
+    return [{"recipient_id": sender, "text": "Sure, I can help with that."}]
+
+
+async def webhook(request: web.Request) -> web.Response:
+    return web.json_response(await _replies(request))
+
+
+async def gateway_webhook(request: web.Request) -> web.Response:
+    return web.json_response({"messages": await _replies(request), "nlu": NLU, "paused": False})
 
 
 async def tracker(request: web.Request) -> web.Response:
@@ -62,6 +71,7 @@ async def status(request: web.Request) -> web.Response:
 def create_app() -> web.Application:
     app = web.Application()
     app.router.add_post("/webhooks/rest/webhook", webhook)
+    app.router.add_post("/webhooks/gateway/webhook", gateway_webhook)
     app.router.add_get("/conversations/{conversation_id}/tracker", tracker)
     app.router.add_post("/conversations/{conversation_id}/tracker/events", tracker_event)
     app.router.add_get("/status", status)

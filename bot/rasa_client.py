@@ -1,4 +1,9 @@
-"""Talks to Rasa over HTTP: the REST channel for messages, the HTTP API for trackers and pauses."""
+"""Talks to Rasa over HTTP: a channel for messages, the HTTP API for trackers and pauses.
+
+Messages go to Rasa's ``gateway`` channel (connectors/rasa_gateway_channel.py, enabled in
+credentials.yml), which answers with the replies and what NLU understood in one request. A Rasa
+without it (404) gets the plain REST channel instead, and the NLU is read from the tracker.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import structlog
 
 from bot.types import Button
+
+log = structlog.get_logger(__name__)
+
+GATEWAY_WEBHOOK = "/webhooks/gateway/webhook"
+REST_WEBHOOK = "/webhooks/rest/webhook"
 
 
 class RasaUnavailable(RuntimeError):
     """Rasa did not answer in time or answered with an error; the caller keeps the message."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status when Rasa answered with an error
 
 
 @dataclass(frozen=True)
@@ -21,6 +36,24 @@ class BotReply:
     text: str | None = None
     buttons: list[Button] = field(default_factory=list)
     custom: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Understood:
+    """What NLU made of the customer's message."""
+
+    intent: str | None
+    confidence: float | None
+
+
+@dataclass(frozen=True)
+class BotAnswer:
+    """The bot's replies to one message; ``nlu`` and ``paused`` are None when Rasa did not
+    say (the plain REST channel): read the tracker for them."""
+
+    replies: list[BotReply]
+    nlu: Understood | None = None
+    paused: bool | None = None
 
 
 def parse_replies(items: list[dict[str, Any]]) -> list[BotReply]:
@@ -42,6 +75,28 @@ def parse_replies(items: list[dict[str, Any]]) -> list[BotReply]:
     return replies
 
 
+def parse_answer(body: Any) -> BotAnswer:
+    """The gateway channel's answer (an object) or the REST channel's (a list) -> BotAnswer."""
+    if isinstance(body, list):
+        return BotAnswer(parse_replies(body))
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        raise RasaUnavailable(f"unexpected answer from Rasa: {str(body)[:200]}")
+    nlu = body.get("nlu")
+    understood = None
+    if isinstance(nlu, dict):
+        intent, confidence = nlu.get("intent"), nlu.get("confidence")
+        understood = Understood(
+            intent if isinstance(intent, str) else None,
+            float(confidence) if isinstance(confidence, int | float) else None,
+        )
+    paused = body.get("paused")
+    return BotAnswer(
+        parse_replies(body["messages"]),
+        understood,
+        paused if isinstance(paused, bool) else None,
+    )
+
+
 class RasaClient:
     """A client for one or more Rasa replicas; a conversation always goes to the same one."""
 
@@ -58,6 +113,8 @@ class RasaClient:
         self.token = token
         self.session = session
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        # Replicas found to have no gateway channel: they get the REST channel.
+        self._rest_only: set[str] = set()
 
     def url_for(self, conversation_id: str) -> str:
         """Stable hash of the conversation id -> replica (trackers live in one replica)."""
@@ -73,7 +130,9 @@ class RasaClient:
             async with self.session.request(method, url, timeout=self.timeout, **kwargs) as resp:
                 if resp.status >= 400:
                     body = (await resp.text())[:300]
-                    raise RasaUnavailable(f"Rasa answered {resp.status} for {path}: {body}")
+                    raise RasaUnavailable(
+                        f"Rasa answered {resp.status} for {path}: {body}", status=resp.status
+                    )
                 return await resp.json(content_type=None)
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
             reason = str(exc) or type(exc).__name__
@@ -82,12 +141,32 @@ class RasaClient:
     async def send(
         self, conversation_id: str, text: str, metadata: dict[str, Any] | None = None
     ) -> list[BotReply]:
-        """One customer turn through Rasa's REST channel (sender = conversation id)."""
+        """One customer turn (sender = conversation id): the bot's replies."""
+        return (await self.turn(conversation_id, text, metadata)).replies
+
+    async def turn(
+        self, conversation_id: str, text: str, metadata: dict[str, Any] | None = None
+    ) -> BotAnswer:
+        """One customer turn: the replies, and what NLU understood if Rasa says."""
         body = {"sender": conversation_id, "message": text, "metadata": metadata or {}}
-        items = await self._call("POST", conversation_id, "/webhooks/rest/webhook", json=body)
+        replica = self.url_for(conversation_id)
+        if replica not in self._rest_only:
+            try:
+                answer = await self._call("POST", conversation_id, GATEWAY_WEBHOOK, json=body)
+                return parse_answer(answer)
+            except RasaUnavailable as exc:
+                if exc.status != 404:
+                    raise
+                self._rest_only.add(replica)
+                log.warning(
+                    "rasa has no gateway channel; using its REST channel and reading trackers",
+                    rasa=replica,
+                    fix="enable connectors.rasa_gateway_channel.GatewayInput in credentials.yml",
+                )
+        items = await self._call("POST", conversation_id, REST_WEBHOOK, json=body)
         if not isinstance(items, list):
             raise RasaUnavailable(f"unexpected answer from Rasa: {str(items)[:200]}")
-        return parse_replies(items)
+        return BotAnswer(parse_replies(items))
 
     async def tracker(self, conversation_id: str, with_events: bool = False) -> dict[str, Any]:
         """The conversation's tracker: slots, latest_message (intent + confidence), events."""

@@ -22,7 +22,7 @@ import structlog
 from bot.broker import Broker, BrokerError
 from bot.config import Settings
 from bot.policy import HandoffDecision, Turn, decide
-from bot.rasa_client import RasaClient, RasaUnavailable
+from bot.rasa_client import RasaClient, RasaUnavailable, Understood
 from bot.state import (
     HUMAN_STATES,
     ConversationEvent,
@@ -352,27 +352,28 @@ class ConversationService:
             "customer_id": conversation.customer_id,
             "customer_name": customer_name,
         }
+        text = message.payload or message.text
         try:
-            replies = await self.rasa.send(
-                conversation.id, message.payload or message.text, metadata
-            )
+            answer = await self.rasa.turn(conversation.id, text, metadata)
         except RasaUnavailable as exc:
             await self._bot_unavailable(conversation, message, exc)
             return False
         tracker: dict[str, Any] | None = None
-        if not replies:
+        paused = answer.paused
+        if not answer.replies and paused is None:
             tracker = await self._tracker(conversation.id)
-        if tracker is not None and tracker.get("paused"):
+            paused = bool(tracker and tracker.get("paused"))
+        if not answer.replies and paused:
             # A person handed the conversation back but Rasa missed the resume: resume now and
             # ask again, instead of leaving the customer with a silent bot.
             try:
                 await self.rasa.resume(conversation.id)
-                replies = await self.rasa.send(
-                    conversation.id, message.payload or message.text, metadata
-                )
+                answer = await self.rasa.turn(conversation.id, text, metadata)
             except RasaUnavailable as exc:
                 await self._bot_unavailable(conversation, message, exc)
                 return False
+            tracker = None
+        replies = answer.replies
         drafts = [
             OutboundDraft(SenderKind.BOT, reply.text or "", buttons=tuple(reply.buttons))
             for reply in replies
@@ -408,17 +409,21 @@ class ConversationService:
         assert fresh is not None
         conversation = fresh
         await self._announce(conversation, stored)
-        # What NLU understood is read after the customer has the answer: it is for the
-        # transcript, the packet and the gateway's policy, not for the reply.
-        tracker = await self._tracker(conversation.id)
-        if tracker is not None:
-            latest = tracker.get("latest_message") or {}
-            intent = latest.get("intent") or {}
-            await self.store.set_message_nlu(
-                message.id, intent.get("name"), intent.get("confidence")
-            )
+        # What NLU understood is for the transcript, the packet and the gateway's policy, not
+        # for the reply: when Rasa did not send it along, the tracker is read after the
+        # customer has the answer.
+        nlu = answer.nlu
+        if nlu is None:
+            tracker = await self._tracker(conversation.id)
+            if tracker is not None:
+                intent = (tracker.get("latest_message") or {}).get("intent") or {}
+                nlu = Understood(intent.get("name"), intent.get("confidence"))
+        if nlu is not None:
+            await self.store.set_message_nlu(message.id, nlu.intent, nlu.confidence)
         decision = decide(self.settings.handoff, replies, await self._recent_turns(conversation))
         if decision is not None:
+            if tracker is None:
+                tracker = await self._tracker(conversation.id)  # the slots, for the packet
             await self._start_handoff(conversation, decision, tracker)
         return True
 

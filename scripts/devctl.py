@@ -12,6 +12,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -309,6 +310,15 @@ def seed_backend() -> None:
     )
 
 
+def endpoints_with_action_port(port: int) -> str:
+    """endpoints.yml with the action server's URL pointing at ``port`` on 127.0.0.1."""
+    text = (ROOT / "endpoints.yml").read_text()
+    url = re.compile(r'(?m)^(action_endpoint:\s*\n\s+url:\s*)"?[^"\n]+"?')
+    if not url.search(text):
+        raise SystemExit("endpoints.yml has no action_endpoint url: restore it from git")
+    return url.sub(lambda m: f'{m.group(1)}"http://127.0.0.1:{port}/webhook"', text, count=1)
+
+
 class Stack:
     """Rasa server + action server as child processes, stopped together."""
 
@@ -339,9 +349,7 @@ class Stack:
     def start(self, timeout: float = 240.0) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         endpoints = self.log_dir / "endpoints.yml"
-        endpoints.write_text(
-            f'action_endpoint:\n  url: "http://127.0.0.1:{self.actions_port}/webhook"\n'
-        )
+        endpoints.write_text(endpoints_with_action_port(self.actions_port))
         rasa = str(RASA_VENV / "bin" / "rasa")
         self._spawn(
             "actions",

@@ -208,7 +208,7 @@ async def slow_rasa(rasa_stack: devctl.Stack) -> AsyncIterator[str]:
     """A proxy in front of the real Rasa that holds each bot turn for 1.5 s."""
 
     async def forward(request: web.Request) -> web.Response:
-        if request.path == "/webhooks/rest/webhook":
+        if request.path.startswith("/webhooks/"):  # the gateway channel or the REST one
             await asyncio.sleep(1.5)
         async with (
             aiohttp.ClientSession() as http,

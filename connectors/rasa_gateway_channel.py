@@ -1,0 +1,127 @@
+"""Rasa's end of the link to the gateway. Runs INSIDE the Rasa server (.venv-rasa, Python
+3.10), loaded by module path from credentials.yml and endpoints.yml; the gateway never
+imports it.
+
+Rasa's REST channel answers a message with the bot's replies only. What NLU understood
+(intent and confidence, for the transcript, the handoff packet and the gateway's handoff
+policy) then takes a second request, ``GET /conversations/{id}/tracker``, and Rasa rebuilds
+the whole tracker from its events to answer it: about 8 % more Rasa CPU per turn, measured
+(docs/performance.md). This channel answers with both at once::
+
+    POST /webhooks/gateway/webhook   {"sender": ..., "message": ..., "metadata": {...}}
+    200 {"messages": [<items as the REST channel sends them>],
+         "nlu": {"intent": "greet", "confidence": 0.98} | null,
+         "paused": false | true | null}
+
+The NLU comes from the tracker store (endpoints.yml), which notes each conversation's latest
+parse when Rasa saves the tracker at the end of a turn. ``nlu`` is null when that note is not
+this request's message (another tracker store is configured, or the note was evicted);
+the gateway then reads the tracker as before. It sends one message per conversation at a time,
+so the note it reads is its own.
+
+No channel secrets live here: Telegram, Slack and the widget belong to the gateway.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.channels.rest import RestInput
+from rasa.core.tracker_store import InMemoryTrackerStore, RedisTrackerStore
+from rasa.shared.core.trackers import DialogueStateTracker
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+# Conversations whose latest parse is kept (least recently saved dropped first).
+MAX_NOTES = 100_000
+
+_notes: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+
+def note_latest_parse(tracker: DialogueStateTracker) -> None:
+    """Remember what NLU made of the conversation's newest message, and whether it's paused."""
+    latest = tracker.latest_message
+    intent = (latest.intent or {}) if latest is not None else {}
+    _notes[tracker.sender_id] = {
+        "message_id": latest.message_id if latest is not None else None,
+        "intent": intent.get("name"),
+        "confidence": intent.get("confidence"),
+        "paused": tracker.is_paused(),
+    }
+    _notes.move_to_end(tracker.sender_id)
+    while len(_notes) > MAX_NOTES:
+        _notes.popitem(last=False)
+
+
+class _NotesLatestParse:
+    """Mixin for a Rasa tracker store: note the latest parse whenever a tracker is saved."""
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        await super().save(tracker)  # type: ignore[misc]
+        note_latest_parse(tracker)
+
+
+class GatewayInMemoryTrackerStore(_NotesLatestParse, InMemoryTrackerStore):
+    """Rasa's in-memory tracker store (one Rasa process) that notes the latest parse."""
+
+
+class GatewayRedisTrackerStore(_NotesLatestParse, RedisTrackerStore):
+    """Rasa's Redis tracker store (scale mode: several Rasa replicas) that notes it too."""
+
+
+class GatewayInput(RestInput):
+    """The REST channel's request, answered with the replies plus the NLU of the message."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "gateway"
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        hook = Blueprint("gateway_webhook", __name__)
+
+        @hook.route("/", methods=["GET"])
+        async def health(_request: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @hook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            body = request.json if isinstance(request.json, dict) else {}
+            sender, text = body.get("sender"), body.get("message")
+            metadata = body.get("metadata")
+            if not isinstance(sender, str) or not sender or not isinstance(text, str):
+                return response.json(
+                    {"error": "expected JSON with a non-empty 'sender' and a 'message' string"},
+                    status=400,
+                )
+            if metadata is not None and not isinstance(metadata, dict):
+                return response.json({"error": "'metadata' must be an object"}, status=400)
+            collector = CollectingOutputChannel()
+            message_id = uuid.uuid4().hex
+            await on_new_message(
+                UserMessage(
+                    text,
+                    collector,
+                    sender,
+                    input_channel=self.name(),
+                    metadata=metadata,
+                    message_id=message_id,
+                )
+            )
+            note = _notes.get(sender)
+            ours = note is not None and note["message_id"] == message_id
+            return response.json(
+                {
+                    "messages": collector.messages,
+                    "nlu": {"intent": note["intent"], "confidence": note["confidence"]}
+                    if ours and note is not None
+                    else None,
+                    "paused": note["paused"] if ours and note is not None else None,
+                }
+            )
+
+        return hook
