@@ -329,6 +329,9 @@ class RedisServer:
 class StubRasa:
     """Rasa's REST webhook and tracker endpoints, answering ``echo: <text>`` to every message.
 
+    It has no gateway channel, like a stock Rasa, so the gateways under test use the REST
+    channel and read the tracker for NLU (their fallback).
+
     A message containing ``human`` gets the intent ``request_human`` in the tracker, which the
     gateway's policy turns into a handoff. ``received`` records every message in arrival order.
     """
@@ -400,7 +403,7 @@ class RasaSwitch:
     async def _forward(self, request: web.Request) -> web.Response:
         assert self._http is not None
         body = await request.read()
-        if request.path == "/webhooks/rest/webhook":
+        if request.path.startswith("/webhooks/"):  # the gateway channel, or the REST one
             self.forwarded.append(str((await request.json()).get("message")))
         async with self._http.request(
             request.method,
