@@ -409,6 +409,9 @@ class ConversationService:
         assert fresh is not None
         conversation = fresh
         await self._announce(conversation, stored)
+        # SQLite calls don't yield to the event loop: let the sockets send the replies before
+        # the bookkeeping below.
+        await asyncio.sleep(0)
         # What NLU understood is for the transcript, the packet and the gateway's policy, not
         # for the reply: when Rasa did not send it along, the tracker is read after the
         # customer has the answer.

@@ -504,6 +504,100 @@ _HANDOFF_CHANGES = frozenset(
 # ---------------------------------------------------------------------------------------------
 
 
+# ---------------------------------------------------------------------------------------------
+# Statements of the bot's hot path, built once
+# ---------------------------------------------------------------------------------------------
+# Building a statement (coercing each operand, making bind parameters) costs SQLAlchemy more
+# CPU than SQLite needs to run it; these run on every customer message, so they are built at
+# import and executed with parameters. Bind names start with ``b_`` so that an UPDATE's
+# parameters never name a column (which would add it to the SET clause).
+
+
+def _b(name: str, type_: Any = None) -> sa.BindParameter[Any]:
+    return sa.bindparam(f"b_{name}", type_=type_)
+
+
+_SELECT_CONVERSATION = sa.select(conversations).where(conversations.c.id == _b("id"))
+_BUMP_SEQ = (
+    conversations.update()
+    .where(conversations.c.id == _b("id"))
+    .values(last_seq=conversations.c.last_seq + 1)
+    .returning(conversations.c.last_seq)
+)
+_BUMP_SEQ_RETURNING_ALL = (
+    conversations.update()
+    .where(conversations.c.id == _b("id"))
+    .values(last_seq=conversations.c.last_seq + 1)
+    .returning(*conversations.c)
+)
+_FIND_INBOUND = sa.select(messages).where(
+    messages.c.conversation_id == _b("id"),
+    messages.c.channel_message_id == _b("channel_message_id"),
+    messages.c.direction == Direction.INBOUND.value,
+)
+_INSERT_MESSAGE = messages.insert().returning(messages.c.id)
+_INSERT_OUTBOX = outbox.insert()
+_PENDING_CONVERSATION = (
+    sa.select(conversations, customers.c.display_name.label("customer_name"))
+    .join(customers, customers.c.id == conversations.c.customer_id)
+    .where(conversations.c.id == _b("id"))
+)
+_PENDING_MESSAGES = (
+    sa.select(messages)
+    .where(
+        messages.c.conversation_id == _b("id"),
+        messages.c.seq > _b("after"),
+        messages.c.direction == Direction.INBOUND.value,
+    )
+    .order_by(messages.c.seq)
+)
+_CAS_TURN = (
+    conversations.update()
+    .where(conversations.c.id == _b("id"), conversations.c.version == _b("version"))
+    .values(
+        version=conversations.c.version + 1,
+        updated_at=_b("now"),
+        bot_cursor=sa.case(
+            (conversations.c.bot_cursor < _b("cursor"), _b("cursor", sa.Integer)),
+            else_=conversations.c.bot_cursor,
+        ),
+    )
+    .returning(*conversations.c)
+)
+_CAS_TOUCH = (
+    conversations.update()
+    .where(conversations.c.id == _b("id"), conversations.c.version == _b("version"))
+    .values(version=conversations.c.version + 1, updated_at=_b("now"))
+    .returning(*conversations.c)
+)
+_SET_NLU = (
+    messages.update()
+    .where(messages.c.id == _b("id"))
+    .values(intent=_b("intent"), confidence=_b("confidence"))
+)
+_LAST_RATING_PROMPT = (
+    sa.select(sa.func.coalesce(sa.func.max(messages.c.seq), 0))
+    .where(
+        messages.c.conversation_id == _b("id"),
+        messages.c.sender_kind == SenderKind.SYSTEM.value,
+        messages.c.payload == "csat_request",
+        messages.c.seq <= _b("upto"),
+    )
+    .scalar_subquery()
+)
+_RECENT_CUSTOMER_TURNS = (
+    sa.select(messages)
+    .where(
+        messages.c.conversation_id == _b("id"),
+        messages.c.sender_kind == SenderKind.CUSTOMER.value,
+        messages.c.seq <= _b("upto"),
+        messages.c.seq > _LAST_RATING_PROMPT,
+    )
+    .order_by(messages.c.seq.desc())
+    .limit(_b("limit", sa.Integer))
+)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -1102,11 +1196,7 @@ class Store:
     async def conversation(self, conversation_id: str) -> Conversation | None:
         """The conversation with this id, or None."""
         async with self._tx() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(conversations).where(conversations.c.id == conversation_id)
-                )
-            ).first()
+            row = (await conn.execute(_SELECT_CONVERSATION, {"b_id": conversation_id})).first()
             return None if row is None else _conversation(row)
 
     async def conversations_for_customer(self, customer_id: str) -> list[Conversation]:
@@ -1322,14 +1412,7 @@ class Store:
         appenders queue here (on SQLite, BEGIN IMMEDIATE already did); a rollback gives the
         seq back.
         """
-        row = (
-            await conn.execute(
-                conversations.update()
-                .where(conversations.c.id == conversation_id)
-                .values(last_seq=conversations.c.last_seq + 1)
-                .returning(*conversations.c)
-            )
-        ).first()
+        row = (await conn.execute(_BUMP_SEQ_RETURNING_ALL, {"b_id": conversation_id})).first()
         if row is None:
             raise NotFound(f"no conversation {conversation_id}")
         return _Claimed(_conversation(row), row.last_seq)
@@ -1351,14 +1434,7 @@ class Store:
         sender_kind = SenderKind(draft.sender_kind)
         if seq is None:
             # See _claim_seq; only the number is needed here.
-            seq = (
-                await conn.execute(
-                    conversations.update()
-                    .where(conversations.c.id == conversation_id)
-                    .values(last_seq=conversations.c.last_seq + 1)
-                    .returning(conversations.c.last_seq)
-                )
-            ).scalar_one_or_none()
+            seq = (await conn.execute(_BUMP_SEQ, {"b_id": conversation_id})).scalar_one_or_none()
             if seq is None:
                 raise NotFound(f"no conversation {conversation_id}")
         if direction is Direction.INBOUND and channel_message_id is not None:
@@ -1370,22 +1446,21 @@ class Store:
         button_list = [Button(b.title, b.payload) for b in draft.buttons]
         message_id = (
             await conn.execute(
-                messages.insert()
-                .values(
-                    conversation_id=conversation_id,
-                    seq=seq,
-                    direction=direction.value,
-                    sender_kind=sender_kind.value,
-                    sender_name=draft.sender_name,
-                    text=draft.text,
-                    buttons=[b.to_dict() for b in button_list],
-                    payload=draft.payload,
-                    intent=intent,
-                    confidence=confidence,
-                    channel_message_id=channel_message_id,
-                    created_at=created_at,
-                )
-                .returning(messages.c.id)
+                _INSERT_MESSAGE,
+                {
+                    "conversation_id": conversation_id,
+                    "seq": seq,
+                    "direction": direction.value,
+                    "sender_kind": sender_kind.value,
+                    "sender_name": draft.sender_name,
+                    "text": draft.text,
+                    "buttons": [b.to_dict() for b in button_list],
+                    "payload": draft.payload,
+                    "intent": intent,
+                    "confidence": confidence,
+                    "channel_message_id": channel_message_id,
+                    "created_at": created_at,
+                },
             )
         ).scalar_one()
         return StoredMessage(
@@ -1425,26 +1500,11 @@ class Store:
         async with self._tx(write=True) as conn:
             updated: Conversation | None = None
             if expected_version is not None:
-                values: dict[str, Any] = {
-                    "version": conversations.c.version + 1,
-                    "updated_at": _now(),
-                }
+                params = {"b_id": conversation_id, "b_version": expected_version, "b_now": _now()}
                 if bot_cursor is not None:
-                    values["bot_cursor"] = sa.case(
-                        (conversations.c.bot_cursor < bot_cursor, bot_cursor),
-                        else_=conversations.c.bot_cursor,
-                    )
-                row = (
-                    await conn.execute(
-                        conversations.update()
-                        .where(
-                            conversations.c.id == conversation_id,
-                            conversations.c.version == expected_version,
-                        )
-                        .values(**values)
-                        .returning(*conversations.c)
-                    )
-                ).first()
+                    params["b_cursor"] = bot_cursor
+                cas = _CAS_TOUCH if bot_cursor is None else _CAS_TURN
+                row = (await conn.execute(cas, params)).first()
                 if row is None:
                     raise StaleVersion(
                         f"conversation {conversation_id} moved past version {expected_version}"
@@ -1457,13 +1517,14 @@ class Store:
                 )
                 if outbox_channel is not None:
                     await conn.execute(
-                        outbox.insert().values(
-                            message_id=message.id,
-                            conversation_id=conversation_id,
-                            channel=outbox_channel,
-                            attempts=0,
-                            next_attempt_at=message.created_at,
-                        )
+                        _INSERT_OUTBOX,
+                        {
+                            "message_id": message.id,
+                            "conversation_id": conversation_id,
+                            "channel": outbox_channel,
+                            "attempts": 0,
+                            "next_attempt_at": message.created_at,
+                        },
                     )
                 stored.append(message)
             return updated, stored
@@ -1492,26 +1553,14 @@ class Store:
         and the customer messages after the bot's cursor (oldest first). None if there is no
         such conversation."""
         async with self._tx() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(conversations, customers.c.display_name.label("customer_name"))
-                    .join(customers, customers.c.id == conversations.c.customer_id)
-                    .where(conversations.c.id == conversation_id)
-                )
-            ).first()
+            row = (await conn.execute(_PENDING_CONVERSATION, {"b_id": conversation_id})).first()
             if row is None:
                 return None
             conversation = _conversation(row)
             pending = [
                 _message(m)
                 for m in await conn.execute(
-                    sa.select(messages)
-                    .where(
-                        messages.c.conversation_id == conversation_id,
-                        messages.c.seq > conversation.bot_cursor,
-                        messages.c.direction == Direction.INBOUND.value,
-                    )
-                    .order_by(messages.c.seq)
+                    _PENDING_MESSAGES, {"b_id": conversation_id, "b_after": conversation.bot_cursor}
                 )
             ]
             return PendingTurn(conversation, row.customer_name, pending)
@@ -1522,29 +1571,10 @@ class Store:
         """The newest ``limit`` customer messages with seq <= ``upto_seq`` said since the last
         rating prompt (a system message with payload ``csat_request``), oldest first: the
         turns since the bot last took the conversation over from a person."""
-        prompt = (
-            sa.select(sa.func.coalesce(sa.func.max(messages.c.seq), 0))
-            .where(
-                messages.c.conversation_id == conversation_id,
-                messages.c.sender_kind == SenderKind.SYSTEM.value,
-                messages.c.payload == "csat_request",
-                messages.c.seq <= upto_seq,
-            )
-            .scalar_subquery()
-        )
-        query = (
-            sa.select(messages)
-            .where(
-                messages.c.conversation_id == conversation_id,
-                messages.c.sender_kind == SenderKind.CUSTOMER.value,
-                messages.c.seq <= upto_seq,
-                messages.c.seq > prompt,
-            )
-            .order_by(messages.c.seq.desc())
-            .limit(limit)
-        )
+        params = {"b_id": conversation_id, "b_upto": upto_seq, "b_limit": limit}
         async with self._tx() as conn:
-            return [_message(row) for row in reversed((await conn.execute(query)).all())]
+            rows = (await conn.execute(_RECENT_CUSTOMER_TURNS, params)).all()
+            return [_message(row) for row in reversed(rows)]
 
     async def find_inbound(
         self, conversation_id: str, channel_message_id: str
@@ -1598,9 +1628,7 @@ class Store:
         """Record what NLU made of a stored message. NotFound if there is no such message."""
         async with self._tx(write=True) as conn:
             result = await conn.execute(
-                messages.update()
-                .where(messages.c.id == message_id)
-                .values(intent=intent, confidence=confidence)
+                _SET_NLU, {"b_id": message_id, "b_intent": intent, "b_confidence": confidence}
             )
             if not result.rowcount:
                 raise NotFound(f"no message {message_id}")
@@ -1610,11 +1638,7 @@ class Store:
     ) -> StoredMessage | None:
         row = (
             await conn.execute(
-                sa.select(messages).where(
-                    messages.c.conversation_id == conversation_id,
-                    messages.c.channel_message_id == channel_message_id,
-                    messages.c.direction == Direction.INBOUND.value,
-                )
+                _FIND_INBOUND, {"b_id": conversation_id, "b_channel_message_id": channel_message_id}
             )
         ).first()
         return None if row is None else _message(row)

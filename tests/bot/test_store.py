@@ -18,6 +18,7 @@ from bot.store import (
     DuplicateMessage,
     Identity,
     NotFound,
+    OutboundDraft,
     StaleVersion,
     Store,
 )
@@ -707,3 +708,63 @@ async def test_queue_rows_join_everything_the_queue_view_shows(store: Store) -> 
     assert second.last_customer_text is None
     assert await store.queue_rows([]) == []
     assert [r.conversation.id for r in await store.queue_rows([S.ASSIGNED])] == [taken.id]
+
+
+async def test_append_outbound_is_one_compare_and_set_turn(store: Store) -> None:
+    conversation = await new_conversation(store, "turn", channel="telegram")
+    question = await say(store, conversation.id, "where is my order?")
+    drafts = [
+        OutboundDraft(SenderKind.BOT, "Let me look.", buttons=(Button("OK", "/ok"),)),
+        OutboundDraft(SenderKind.BOT, "It's on its way."),
+    ]
+    fresh, stored = await store.append_outbound(
+        conversation.id,
+        drafts,
+        outbox_channel="telegram",
+        expected_version=conversation.version,
+        bot_cursor=question.seq,
+    )
+    assert fresh is not None
+    assert (fresh.version, fresh.bot_cursor) == (conversation.version + 1, question.seq)
+    assert fresh.updated_at >= conversation.updated_at
+    assert_utc(fresh.updated_at)
+    assert [(m.seq, m.text, m.direction) for m in stored] == [
+        (2, "Let me look.", Direction.OUTBOUND),
+        (3, "It's on its way.", Direction.OUTBOUND),
+    ]
+    assert stored[0].buttons == [Button("OK", "/ok")]
+    assert await store.messages(conversation.id, after_seq=1) == stored
+    items = await store.outbox_items(conversation.id)
+    assert [(i.message_id, i.channel, i.attempts) for i in items] == [
+        (stored[0].id, "telegram", 0),
+        (stored[1].id, "telegram", 0),
+    ]
+
+    # The cursor never moves back; without a cursor only the version moves.
+    back, _ = await store.append_outbound(
+        conversation.id, [], expected_version=fresh.version, bot_cursor=1
+    )
+    assert back is not None and back.bot_cursor == question.seq
+    touched, none = await store.append_outbound(conversation.id, [], expected_version=back.version)
+    assert touched is not None and none == [] and touched.version == back.version + 1
+
+    # A stale version stores nothing at all.
+    with pytest.raises(StaleVersion):
+        await store.append_outbound(
+            conversation.id,
+            [OutboundDraft(SenderKind.BOT, "late")],
+            outbox_channel="telegram",
+            expected_version=fresh.version,
+            bot_cursor=question.seq,
+        )
+    assert [m.text for m in await store.messages(conversation.id)][-1] == "It's on its way."
+    assert len(await store.outbox_items(conversation.id)) == 2
+
+    # Without a version it only appends (no conversation returned), and no outbox channel: none.
+    unversioned, (note,) = await store.append_outbound(
+        conversation.id, [OutboundDraft(SenderKind.SYSTEM, "notice")]
+    )
+    assert unversioned is None and note.seq == 4
+    assert len(await store.outbox_items(conversation.id)) == 2
+    with pytest.raises(NotFound):
+        await store.append_outbound("0" * 32, [OutboundDraft(SenderKind.BOT, "x")])
