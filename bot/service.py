@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
@@ -34,6 +34,7 @@ from bot.store import (
     Agent,
     Conversation,
     DuplicateMessage,
+    MessageNlu,
     Note,
     OutboundDraft,
     QueueRow,
@@ -234,6 +235,36 @@ class ConversationService:
             log.info("queue rebuilt", conversations=added)
         return added
 
+    async def start_due_handoffs(self) -> int:
+        """Start the handoffs that bot turns decided but a stopped gateway did not start (it
+        died between storing the turn and the handoff). Runs at start and with the retries."""
+        started = 0
+        ttl = 4 * self.settings.rasa.timeout_seconds + 30
+        for found in await self.store.conversations_with_handoff_due():
+            if found.id in self._processing:
+                continue  # a live turn here is about to start it
+            async with self.broker.lock(f"lock:conv:{found.id}", timeout=ttl, ttl=ttl):
+                conversation = await self.store.conversation(found.id)
+                if (
+                    conversation is None
+                    or conversation.state is not ConversationState.BOT
+                    or conversation.handoff_due is None
+                ):
+                    continue  # started meanwhile, by this process or another one
+                due = conversation.handoff_due
+                decision = HandoffDecision(
+                    signal=due.get("signal") if isinstance(due.get("signal"), dict) else None,
+                    policy_reason=due.get("policy_reason")
+                    if isinstance(due.get("policy_reason"), str)
+                    else None,
+                )
+                log.warning("starting a handoff left undone", conversation_id=conversation.id)
+                await self._start_handoff(
+                    conversation, decision, await self._tracker(conversation.id)
+                )
+                started += 1
+        return started
+
     async def stop_retrying(self) -> None:
         if self._retry_task is not None:
             self._retry_task.cancel()
@@ -243,6 +274,10 @@ class ConversationService:
 
     async def _retry_pending(self) -> None:
         while True:
+            try:
+                await self.start_due_handoffs()
+            except Exception:
+                log.exception("starting due handoffs failed")
             try:
                 for conversation_id in await self.store.pending_conversations():
                     if conversation_id not in self._processing:
@@ -374,6 +409,17 @@ class ConversationService:
                 return False
             tracker = None
         replies = answer.replies
+        # What NLU understood is for the transcript, the packet and the gateway's policy. Rasa's
+        # gateway channel sends it along; from a plain REST channel it takes a tracker read.
+        nlu = answer.nlu
+        if nlu is None:
+            tracker = await self._tracker(conversation.id)
+            if tracker is not None:
+                intent = (tracker.get("latest_message") or {}).get("intent") or {}
+                nlu = Understood(intent.get("name"), intent.get("confidence"))
+        decision = decide(
+            self.settings.handoff, replies, await self._recent_turns(conversation, message, nlu)
+        )
         drafts = [
             OutboundDraft(SenderKind.BOT, reply.text or "", buttons=tuple(reply.buttons))
             for reply in replies
@@ -382,13 +428,16 @@ class ConversationService:
         version = started_version
         while True:
             try:
-                # Replies stored + queued + message marked handled: all or nothing.
+                # Replies stored + queued, NLU recorded, message marked handled and a decided
+                # handoff marked due: all or nothing.
                 fresh, stored = await self.store.append_outbound(
                     conversation.id,
                     drafts,
                     outbox_channel=self._outbox_channel(conversation),
                     expected_version=version,
                     bot_cursor=message.seq,
+                    nlu=MessageNlu(message.id, nlu.intent, nlu.confidence) if nlu else None,
+                    handoff_due=asdict(decision) if decision else None,
                 )
                 break
             except StaleVersion:
@@ -404,27 +453,17 @@ class ConversationService:
                         state=current.state.value,
                     )
                     await self._advance_cursor(conversation.id, message.seq)
+                    if nlu is not None:
+                        await self.store.set_message_nlu(message.id, nlu.intent, nlu.confidence)
                     return True
                 version = current.version
         assert fresh is not None
         conversation = fresh
         await self._announce(conversation, stored)
-        # SQLite calls don't yield to the event loop: let the sockets send the replies before
-        # the bookkeeping below.
-        await asyncio.sleep(0)
-        # What NLU understood is for the transcript, the packet and the gateway's policy, not
-        # for the reply: when Rasa did not send it along, the tracker is read after the
-        # customer has the answer.
-        nlu = answer.nlu
-        if nlu is None:
-            tracker = await self._tracker(conversation.id)
-            if tracker is not None:
-                intent = (tracker.get("latest_message") or {}).get("intent") or {}
-                nlu = Understood(intent.get("name"), intent.get("confidence"))
-        if nlu is not None:
-            await self.store.set_message_nlu(message.id, nlu.intent, nlu.confidence)
-        decision = decide(self.settings.handoff, replies, await self._recent_turns(conversation))
         if decision is not None:
+            # SQLite calls don't yield to the event loop: let the sockets send the replies
+            # before the handoff's work.
+            await asyncio.sleep(0)
             if tracker is None:
                 tracker = await self._tracker(conversation.id)  # the slots, for the packet
             await self._start_handoff(conversation, decision, tracker)
@@ -460,18 +499,21 @@ class ConversationService:
                 buttons=[Button(title="Talk to a person", payload=HANDOFF_PAYLOAD)],
             )
 
-    async def _recent_turns(self, conversation: Conversation) -> list[Turn]:
-        """Customer turns since the bot last took over from a person (or the start), as many
-        as the handoff policy looks at."""
+    async def _recent_turns(
+        self, conversation: Conversation, message: StoredMessage, nlu: Understood | None
+    ) -> list[Turn]:
+        """Customer turns up to ``message`` since the bot last took over from a person (or the
+        start), as many as the handoff policy looks at; ``message`` with ``nlu``."""
         policy = self.settings.handoff
-        return [
-            Turn(m.text, m.intent, m.confidence)
-            for m in await self.store.recent_customer_turns(
-                conversation.id,
-                upto_seq=conversation.bot_cursor,
-                limit=max(1, policy.consecutive_fallbacks, policy.low_confidence_streak),
-            )
-        ]
+        stored = await self.store.recent_customer_turns(
+            conversation.id,
+            upto_seq=message.seq,
+            limit=max(1, policy.consecutive_fallbacks, policy.low_confidence_streak),
+        )
+        turns = [Turn(m.text, m.intent, m.confidence) for m in stored]
+        if stored and stored[-1].id == message.id and nlu is not None:
+            turns[-1] = Turn(message.text, nlu.intent, nlu.confidence)
+        return turns
 
     async def _advance_cursor(self, conversation_id: str, seq: int) -> Conversation:
         """Mark the customer's messages up to ``seq`` as handled."""
@@ -547,7 +589,7 @@ class ConversationService:
         if source_agent is not None:
             packet = packet.model_copy(update={"source": "agent"})
         conversation = await self._transition(
-            conversation.id, event, team=packet.team, priority=packet.priority
+            conversation.id, event, team=packet.team, priority=packet.priority, handoff_due=None
         )
         handoff = await self.store.create_handoff(
             conversation.id,

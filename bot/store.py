@@ -63,6 +63,7 @@ __all__ = [
     "DuplicateMessage",
     "Handoff",
     "Identity",
+    "MessageNlu",
     "NotFound",
     "Note",
     "OutboxItem",
@@ -140,6 +141,8 @@ class Conversation:
     bot_cursor: int
     created_at: datetime
     updated_at: datetime
+    # A handoff a bot turn decided that has not started yet (normally None).
+    handoff_due: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,15 @@ class OutboundDraft:
     sender_name: str | None = None
     buttons: tuple[Button, ...] = ()
     payload: str | None = None
+
+
+@dataclass(frozen=True)
+class MessageNlu:
+    """What NLU made of a stored customer message."""
+
+    message_id: int
+    intent: str | None
+    confidence: float | None
 
 
 @dataclass(frozen=True)
@@ -379,6 +391,8 @@ conversations = sa.Table(
     sa.Column("last_seq", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # A handoff decided by a bot turn and not started yet (HandoffDecision as JSON); see 0003.
+    sa.Column("handoff_due", JSONType),
     sa.Index(None, "channel", "channel_user_id", "created_at"),
     sa.Index(None, "state", "created_at"),
 )
@@ -492,7 +506,15 @@ outbox = sa.Table(
 )
 
 _CONVERSATION_CHANGES = frozenset(
-    {"state", "team", "priority", "assigned_agent_id", "awaiting_csat", "bot_cursor"}
+    {
+        "state",
+        "team",
+        "priority",
+        "assigned_agent_id",
+        "awaiting_csat",
+        "bot_cursor",
+        "handoff_due",
+    }
 )
 _HANDOFF_CHANGES = frozenset(
     {"assigned_at", "first_agent_reply_at", "resolved_at", "agent_id", "packet", "team", "priority"}
@@ -561,6 +583,8 @@ _CAS_TURN = (
             (conversations.c.bot_cursor < _b("cursor"), _b("cursor", sa.Integer)),
             else_=conversations.c.bot_cursor,
         ),
+        # A due handoff is only ever cleared by the change that starts it.
+        handoff_due=sa.func.coalesce(_b("due", JSONType), conversations.c.handoff_due),
     )
     .returning(*conversations.c)
 )
@@ -640,6 +664,7 @@ def _conversation(row: sa.Row[Any]) -> Conversation:
         bot_cursor=row.bot_cursor,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        handoff_due=row.handoff_due,
     )
 
 
@@ -1487,6 +1512,8 @@ class Store:
         outbox_channel: str | None = None,
         expected_version: int | None = None,
         bot_cursor: int | None = None,
+        nlu: MessageNlu | None = None,
+        handoff_due: dict[str, Any] | None = None,
     ) -> tuple[Conversation | None, list[StoredMessage]]:
         """Store outbound messages, and queue them on ``outbox_channel``, in ONE transaction.
 
@@ -1494,15 +1521,20 @@ class Store:
         up by one (and ``bot_cursor`` moves forward) only if it is still at that version, else
         StaleVersion and nothing is stored. So a crash can never leave a bot turn half done:
         either the replies are stored, queued and the customer's message marked handled, or
-        none of it. Returns the updated conversation (None without ``expected_version``) and
+        none of it. ``nlu`` records what NLU made of the customer's message, and
+        ``handoff_due`` (needs ``bot_cursor``) marks a handoff the turn decided, in the same
+        transaction. Returns the updated conversation (None without ``expected_version``) and
         the stored messages.
         """
+        if handoff_due is not None and (expected_version is None or bot_cursor is None):
+            raise ValueError("handoff_due needs expected_version and bot_cursor")
         async with self._tx(write=True) as conn:
             updated: Conversation | None = None
             if expected_version is not None:
                 params = {"b_id": conversation_id, "b_version": expected_version, "b_now": _now()}
                 if bot_cursor is not None:
                     params["b_cursor"] = bot_cursor
+                    params["b_due"] = handoff_due
                 cas = _CAS_TOUCH if bot_cursor is None else _CAS_TURN
                 row = (await conn.execute(cas, params)).first()
                 if row is None:
@@ -1510,6 +1542,15 @@ class Store:
                         f"conversation {conversation_id} moved past version {expected_version}"
                     )
                 updated = _conversation(row)
+            if nlu is not None:
+                await conn.execute(
+                    _SET_NLU,
+                    {
+                        "b_id": nlu.message_id,
+                        "b_intent": nlu.intent,
+                        "b_confidence": nlu.confidence,
+                    },
+                )
             stored = []
             for draft in drafts:
                 message = await self._insert_message(
@@ -1547,6 +1588,21 @@ class Store:
         )
         async with self._tx() as conn:
             return [row[0] for row in await conn.execute(query)]
+
+    async def conversations_with_handoff_due(self, limit: int = 1000) -> list[Conversation]:
+        """Conversations still with the bot whose last turn decided a handoff that did not
+        start (the gateway stopped in between), oldest change first."""
+        query = (
+            sa.select(conversations)
+            .where(
+                conversations.c.state == ConversationState.BOT.value,
+                conversations.c.handoff_due.is_not(None),
+            )
+            .order_by(conversations.c.updated_at)
+            .limit(limit)
+        )
+        async with self._tx() as conn:
+            return [_conversation(row) for row in await conn.execute(query)]
 
     async def pending_turn(self, conversation_id: str) -> PendingTurn | None:
         """What the bot must answer next, in one read: the conversation, its customer's name

@@ -17,6 +17,7 @@ from bot.store import (
     DuplicateAgent,
     DuplicateMessage,
     Identity,
+    MessageNlu,
     NotFound,
     OutboundDraft,
     StaleVersion,
@@ -81,7 +82,7 @@ async def test_migrate_is_idempotent_and_matches_the_tables(db_url: str) -> None
             await s.close()
 
     head, revision, diff = await schema_state(db_url)
-    assert revision == head == "0002"
+    assert revision == head == "0003"
     assert diff == [], "bot/store.py tables and bot/migrations disagree"
 
 
@@ -768,3 +769,46 @@ async def test_append_outbound_is_one_compare_and_set_turn(store: Store) -> None
     assert len(await store.outbox_items(conversation.id)) == 2
     with pytest.raises(NotFound):
         await store.append_outbound("0" * 32, [OutboundDraft(SenderKind.BOT, "x")])
+
+
+async def test_a_turn_records_nlu_and_a_due_handoff_until_it_starts(store: Store) -> None:
+    conversation = await new_conversation(store, "due")
+    question = await say(store, conversation.id, "I want a person")
+    due = {"signal": {"reason": "customer_request"}, "policy_reason": None}
+    with pytest.raises(ValueError, match="handoff_due"):
+        await store.append_outbound(conversation.id, [], handoff_due=due)
+    fresh, _ = await store.append_outbound(
+        conversation.id,
+        [OutboundDraft(SenderKind.BOT, "Connecting you.")],
+        expected_version=conversation.version,
+        bot_cursor=question.seq,
+        nlu=MessageNlu(question.id, "request_human", 0.97),
+        handoff_due=due,
+    )
+    assert fresh is not None and fresh.handoff_due == due
+    stored = await store.message(question.id)
+    assert stored is not None and (stored.intent, stored.confidence) == ("request_human", 0.97)
+    assert await store.conversations_with_handoff_due() == [fresh]
+
+    # A later turn without a decision does not clear it; only the handoff's own change does.
+    again = await say(store, conversation.id, "hello?")
+    later, _ = await store.append_outbound(
+        conversation.id, [], expected_version=fresh.version, bot_cursor=again.seq
+    )
+    assert later is not None and later.handoff_due == due
+    queued = await store.update_conversation(
+        conversation.id, later.version, state=S.QUEUED, handoff_due=None
+    )
+    assert queued.handoff_due is None
+    assert await store.conversations_with_handoff_due() == []
+
+    # Only conversations still with the bot are listed.
+    other = await new_conversation(store, "due-2")
+    first = await say(store, other.id, "agent please")
+    marked, _ = await store.append_outbound(
+        other.id, [], expected_version=other.version, bot_cursor=first.seq, handoff_due=due
+    )
+    assert marked is not None
+    assert [c.id for c in await store.conversations_with_handoff_due()] == [other.id]
+    await store.update_conversation(other.id, marked.version, state=S.ASSIGNED)
+    assert await store.conversations_with_handoff_due() == []

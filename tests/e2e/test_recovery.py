@@ -10,6 +10,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bot.appkeys import SERVICE, STORE
+from bot.state import ConversationState
 from scripts import devctl
 from tests.gateway_fixtures import gateway_settings, running_gateway
 from tests.helpers import CustomerClient
@@ -118,5 +120,53 @@ async def test_message_stored_before_a_gateway_restart_is_answered_after_it(
             )
             await asyncio.sleep(1.0)
             assert sum("Order 1001" in t for t in back.texts("bot")) == 1
+        finally:
+            await back.close()
+
+
+async def test_a_handoff_decided_just_before_a_crash_starts_after_the_restart(
+    rasa_stack: devctl.Stack,
+    tmp_path: Path,
+    http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bot said a person is coming, and the gateway died before the handoff started: the
+    turn's transaction marked the handoff due, and the restarted gateway starts it."""
+    settings = gateway_settings(tmp_path, rasa_stack.rasa_url, rasa_stack.token)
+    async with running_gateway(settings) as gw:
+        service, store = gw.app[SERVICE], gw.app[STORE]
+
+        async def die(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("the gateway died here")
+
+        monkeypatch.setattr(service, "_start_handoff", die)
+        customer = await CustomerClient(gw.url, http).connect()
+        token = customer.token
+        await customer.say("I want to talk to a human", "connecting you")
+        await service.drain()
+        conversation = await store.conversation(customer.conversation_id)
+        assert conversation is not None
+        assert conversation.state is ConversationState.BOT
+        assert conversation.handoff_due is not None  # committed with the bot's reply
+        assert conversation.handoff_due["signal"]["reason"] == "customer_request"
+        assert await store.current_handoff(conversation.id) is None
+        await customer.close()
+    monkeypatch.undo()
+
+    async with running_gateway(settings) as gw:
+        back = await CustomerClient(gw.url, http).connect(token=token)
+        try:
+            await back.wait_for(
+                lambda f: f.get("type") == "message" and "in the queue" in f["text"]
+            )
+            store = gw.app[STORE]
+            conversation = await store.conversation(back.conversation_id)
+            assert conversation is not None
+            assert conversation.state is ConversationState.QUEUED
+            assert conversation.handoff_due is None
+            handoff = await store.current_handoff(conversation.id)
+            assert handoff is not None and handoff.reason == "customer_request"
+            assert await gw.app[SERVICE].start_due_handoffs() == 0  # nothing left, nothing twice
+            assert len(await store.handoffs_for_conversation(conversation.id)) == 1
         finally:
             await back.close()
