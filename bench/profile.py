@@ -17,7 +17,7 @@ from pathlib import Path
 FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^:()]+)(?::\d+)?\)$")
 # A sample counts once in every area found on its stack (areas overlap).
 AREAS = [
-    ("SQL via SQLAlchemy/aiosqlite", ("sqlalchemy/", "aiosqlite/")),
+    ("SQL via SQLAlchemy (and aiosqlite, if used)", ("sqlalchemy/", "aiosqlite/")),
     ("gateway store (bot/store.py)", ("bot/store.py",)),
     ("queue view (queue_snapshot)", ("queue_snapshot",)),
     ("handoff packet (handoff/*)", ("handoff/packet.py", "handoff/summary.py", "redact.py")),

@@ -5,9 +5,10 @@
    conversations in the console's queue view, a customer message to a person, an agent reply.
    The gateway runs in this process (``bot.app.create_app``) against the stub bot, with
    counting wrappers around the Store's methods; nothing in bot/ is changed.
-2. What one small read transaction costs: ``Store.conversation()`` through SQLAlchemy's async
-   engine and aiosqlite (several thread round trips per transaction), against the same query
-   on a synchronous engine run in one ``asyncio.to_thread`` hop.
+2. What one small read transaction costs, three ways: ``Store.conversation()`` as
+   bot/store.py runs it (a synchronous engine on the event loop's thread), the same query on
+   a synchronous engine in one ``asyncio.to_thread`` hop, and on SQLAlchemy's async engine
+   with aiosqlite (several thread round trips per transaction; how the store ran before).
 """
 
 from __future__ import annotations
@@ -192,47 +193,61 @@ async def count_transactions(conversations: int = 40) -> list[str]:
     return out
 
 
+async def _mean_cost(rounds: int, call: Callable[[], Awaitable[Any]]) -> tuple[float, float]:
+    """Mean wall and CPU seconds (all threads of this process) of ``await call()``."""
+    for _ in range(50):
+        await call()
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(rounds):
+        await call()
+    return (time.perf_counter() - wall) / rounds, (time.process_time() - cpu) / rounds
+
+
 async def transaction_cost(rounds: int = 500) -> list[str]:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/cost.sqlite3"
         store = await store_module.Store.connect(url)
         await store.migrate()
         customer = await store.find_or_create_customer("webchat", "visitor", None)
         conversation = await store.create_conversation(customer.id, "webchat", "visitor")
-        for _ in range(50):
-            await store.conversation(conversation.id)
-        wall, cpu = time.perf_counter(), time.process_time()
-        for _ in range(rounds):
-            await store.conversation(conversation.id)
-        async_wall = (time.perf_counter() - wall) / rounds
-        async_cpu = (time.process_time() - cpu) / rounds
+        costs = {"store": await _mean_cost(rounds, lambda: store.conversation(conversation.id))}
         await store.close()
 
-        engine = sa.create_engine(f"sqlite:///{tmp}/cost.sqlite3")
         query = sa.select(store_module.conversations).where(
             store_module.conversations.c.id == conversation.id
         )
+        engine = sa.create_engine(url)
 
         def read() -> Any:
             with engine.begin() as connection:
                 return connection.execute(query).first()
 
-        for _ in range(50):
-            await asyncio.to_thread(read)
-        wall, cpu = time.perf_counter(), time.process_time()
-        for _ in range(rounds):
-            await asyncio.to_thread(read)
-        sync_wall = (time.perf_counter() - wall) / rounds
-        sync_cpu = (time.process_time() - cpu) / rounds
+        costs["thread"] = await _mean_cost(rounds, lambda: asyncio.to_thread(read))
         engine.dispose()
-    return [
+
+        async_engine = create_async_engine(f"sqlite+aiosqlite:///{tmp}/cost.sqlite3")
+
+        async def read_async() -> Any:
+            async with async_engine.begin() as connection:
+                return (await connection.execute(query)).first()
+
+        costs["aiosqlite"] = await _mean_cost(rounds, read_async)
+        await async_engine.dispose()
+    labels = {
+        "store": "sync engine on the event loop (bot/store.py)",
+        "thread": "sync engine, one to_thread per transaction",
+        "aiosqlite": "async engine + aiosqlite (before 2026-11-23)",
+    }
+    lines = [
         "One small read transaction (Store.conversation), mean of "
-        f"{rounds}, this process's CPU (all threads):",
-        f"  async engine + aiosqlite (as bot/store.py)  wall {1000 * async_wall:6.3f} ms, "
-        f"CPU {1000 * async_cpu:6.3f} ms",
-        f"  sync engine, one to_thread per transaction  wall {1000 * sync_wall:6.3f} ms, "
-        f"CPU {1000 * sync_cpu:6.3f} ms",
+        f"{rounds}, this process's CPU (all threads):"
     ]
+    for key, label in labels.items():
+        wall, cpu = costs[key]
+        lines.append(f"  {label:<46} wall {1000 * wall:6.3f} ms, CPU {1000 * cpu:6.3f} ms")
+    return lines
 
 
 async def main() -> None:
