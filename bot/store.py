@@ -766,9 +766,10 @@ def _is_sqlite_memory(url: sa.URL) -> bool:
     return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
 
 
-def _is_locked(exc: sa.exc.OperationalError) -> bool:
+def _is_locked(exc: sa.exc.OperationalError | sqlite3.OperationalError) -> bool:
     """Whether SQLite refused because another connection holds a lock (SQLITE_BUSY)."""
-    return isinstance(exc.orig, sqlite3.OperationalError) and "locked" in str(exc.orig)
+    raw = exc.orig if isinstance(exc, sa.exc.OperationalError) else exc
+    return isinstance(raw, sqlite3.OperationalError) and "locked" in str(raw)
 
 
 def _install_sqlite_hooks(engine: sa.Engine, *, wal: bool) -> None:
@@ -801,7 +802,11 @@ def _install_sqlite_hooks(engine: sa.Engine, *, wal: bool) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
         write = connection.get_execution_options().get(_WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        # Straight to the driver: this runs for every transaction, and SQLAlchemy's statement
+        # machinery would cost more than the BEGIN itself.
+        connection.connection.driver_connection.execute(  # type: ignore[union-attr]
+            "BEGIN IMMEDIATE" if write else "BEGIN"
+        )
 
 
 def _checkpoint_wal(path: str) -> None:
@@ -1052,7 +1057,8 @@ class Store:
             try:
                 connection.begin()
                 return connection
-            except sa.exc.OperationalError as exc:
+            except (sa.exc.OperationalError, sqlite3.OperationalError) as exc:
+                # (BEGIN goes straight to the driver, so its errors come unwrapped.)
                 connection.close()
                 if not _is_locked(exc) or time.monotonic() >= deadline:
                     raise
