@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ log = structlog.get_logger(__name__)
 
 GATEWAY_WEBHOOK = "/webhooks/gateway/webhook"
 REST_WEBHOOK = "/webhooks/rest/webhook"
+REST_ONLY_RECHECK_SECONDS = 300.0
 
 
 class RasaUnavailable(RuntimeError):
@@ -54,6 +56,7 @@ class BotAnswer:
     replies: list[BotReply]
     nlu: Understood | None = None
     paused: bool | None = None
+    error: str | None = None  # Rasa failed while handling the message (replies: said before)
 
 
 def parse_replies(items: list[dict[str, Any]]) -> list[BotReply]:
@@ -89,11 +92,12 @@ def parse_answer(body: Any) -> BotAnswer:
             intent if isinstance(intent, str) else None,
             float(confidence) if isinstance(confidence, int | float) else None,
         )
-    paused = body.get("paused")
+    paused, error = body.get("paused"), body.get("error")
     return BotAnswer(
         parse_replies(body["messages"]),
         understood,
         paused if isinstance(paused, bool) else None,
+        str(error)[:300] if error else None,
     )
 
 
@@ -113,8 +117,9 @@ class RasaClient:
         self.token = token
         self.session = session
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
-        # Replicas found to have no gateway channel: they get the REST channel.
-        self._rest_only: set[str] = set()
+        # Replicas found to have no gateway channel (monotonic time when seen): they get the
+        # REST channel, and are asked again after REST_ONLY_RECHECK_SECONDS (a rolling deploy).
+        self._rest_only: dict[str, float] = {}
 
     def url_for(self, conversation_id: str) -> str:
         """Stable hash of the conversation id -> replica (trackers live in one replica)."""
@@ -150,14 +155,18 @@ class RasaClient:
         """One customer turn: the replies, and what NLU understood if Rasa says."""
         body = {"sender": conversation_id, "message": text, "metadata": metadata or {}}
         replica = self.url_for(conversation_id)
-        if replica not in self._rest_only:
+        seen = self._rest_only.get(replica)
+        if seen is not None and time.monotonic() - seen > REST_ONLY_RECHECK_SECONDS:
+            del self._rest_only[replica]
+            seen = None
+        if seen is None:
             try:
                 answer = await self._call("POST", conversation_id, GATEWAY_WEBHOOK, json=body)
                 return parse_answer(answer)
             except RasaUnavailable as exc:
                 if exc.status != 404:
                     raise
-                self._rest_only.add(replica)
+                self._rest_only[replica] = time.monotonic()
                 log.warning(
                     "rasa has no gateway channel; using its REST channel and reading trackers",
                     rasa=replica,

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from bot.broker import Broker, BrokerError
+from bot.broker import Broker, BrokerError, LockTimeout
 from bot.config import Settings
 from bot.policy import HandoffDecision, Turn, decide
 from bot.rasa_client import RasaClient, RasaUnavailable, Understood
@@ -237,33 +237,39 @@ class ConversationService:
 
     async def start_due_handoffs(self) -> int:
         """Start the handoffs that bot turns decided but a stopped gateway did not start (it
-        died between storing the turn and the handoff). Runs at start and with the retries."""
+        died between storing the turn and the handoff). Runs at start and with the retries;
+        a conversation that gets a message first has it started by _process_next instead."""
         started = 0
         ttl = 4 * self.settings.rasa.timeout_seconds + 30
         for found in await self.store.conversations_with_handoff_due():
             if found.id in self._processing:
-                continue  # a live turn here is about to start it
-            async with self.broker.lock(f"lock:conv:{found.id}", timeout=ttl, ttl=ttl):
-                conversation = await self.store.conversation(found.id)
-                if (
-                    conversation is None
-                    or conversation.state is not ConversationState.BOT
-                    or conversation.handoff_due is None
-                ):
-                    continue  # started meanwhile, by this process or another one
-                due = conversation.handoff_due
-                decision = HandoffDecision(
-                    signal=due.get("signal") if isinstance(due.get("signal"), dict) else None,
-                    policy_reason=due.get("policy_reason")
-                    if isinstance(due.get("policy_reason"), str)
-                    else None,
-                )
-                log.warning("starting a handoff left undone", conversation_id=conversation.id)
-                await self._start_handoff(
-                    conversation, decision, await self._tracker(conversation.id)
-                )
-                started += 1
+                continue  # this process is on it: _process_next starts the handoff
+            try:
+                # Busy conversations are skipped, not waited for: their processing starts it.
+                async with self.broker.lock(f"lock:conv:{found.id}", timeout=0, ttl=ttl):
+                    conversation = await self.store.conversation(found.id)
+                    if conversation is not None and await self._start_due_handoff(conversation):
+                        started += 1
+            except LockTimeout:
+                continue
+            except Exception:
+                log.exception("starting a due handoff failed", conversation_id=found.id)
         return started
+
+    async def _start_due_handoff(self, conversation: Conversation) -> bool:
+        """Start ``conversation``'s due handoff if it still has one (hold its lock)."""
+        due = conversation.handoff_due
+        if due is None or conversation.state is not ConversationState.BOT:
+            return False
+        decision = HandoffDecision(
+            signal=due.get("signal") if isinstance(due.get("signal"), dict) else None,
+            policy_reason=due.get("policy_reason")
+            if isinstance(due.get("policy_reason"), str)
+            else None,
+        )
+        log.warning("starting a handoff left undone", conversation_id=conversation.id)
+        await self._start_handoff(conversation, decision, await self._tracker(conversation.id))
+        return True
 
     async def stop_retrying(self) -> None:
         if self._retry_task is not None:
@@ -302,7 +308,11 @@ class ConversationService:
                     return
         finally:
             self._processing.discard(conversation_id)
-            self._again.discard(conversation_id)
+            if conversation_id in self._again:
+                # Only after an error: a message came in meanwhile, so look again (once more;
+                # if that fails too, the retry loop takes over).
+                self._again.discard(conversation_id)
+                self.process_soon(conversation_id)
 
     async def _process_locked(self, conversation_id: str) -> None:
         # One lock hold per message, and longer than the Rasa calls of one turn can take, so it
@@ -318,12 +328,17 @@ class ConversationService:
 
         "Nothing more" is judged from the messages read here: one stored later was either
         received by this process, which then flags the conversation for another look (see
-        process_soon), or by another replica, whose own task answers it.
+        process_soon and process), or by another replica, whose own task answers it; the retry
+        loop catches anything a failure left behind.
         """
         turn = await self.store.pending_turn(conversation_id)
         if turn is None:
             return False
         conversation, pending = turn.conversation, turn.pending
+        if await self._start_due_handoff(conversation):
+            # The last turn decided a handoff that did not start (the gateway stopped): the
+            # customer was told a person is coming, so what they wrote since is for that person.
+            return True
         if not pending or conversation.state in HUMAN_STATES:
             # With a person nothing is left to do: the console got the message when it was
             # stored, and resolve moves the bot's cursor past everything said to the person.
@@ -409,6 +424,10 @@ class ConversationService:
                 return False
             tracker = None
         replies = answer.replies
+        if answer.error:
+            log.warning(
+                "rasa failed on the message", conversation_id=conversation.id, error=answer.error
+            )
         # What NLU understood is for the transcript, the packet and the gateway's policy. Rasa's
         # gateway channel sends it along; from a plain REST channel it takes a tracker read.
         nlu = answer.nlu

@@ -7,8 +7,9 @@ CSAT ratings and the audit trail live in one database reached through SQLAlchemy
   statements run right on the event loop's thread through the standard ``sqlite3`` driver: a
   transaction here is a few small indexed statements that take tens of microseconds, which
   is far cheaper than handing every DB-API call to a worker thread and back (what aiosqlite
-  does; measured in docs/performance.md). Waiting for another process's write lock never
-  blocks the loop (see :meth:`Store._begin_inline`), and WAL checkpoints run in a thread.
+  does; measured in docs/performance.md). Another process's write lock blocks the loop for at
+  most SQLITE_LOOP_BLOCK_MS per attempt (see :meth:`Store._begin_inline`); WAL checkpoints and
+  sweeps over many conversations run in a worker thread.
 * PostgreSQL (``postgresql://user:pass@host/db``, driven by asyncpg through SQLAlchemy's asyncio
   API) when several processes share the record.
 
@@ -395,6 +396,13 @@ conversations = sa.Table(
     sa.Column("handoff_due", JSONType),
     sa.Index(None, "channel", "channel_user_id", "created_at"),
     sa.Index(None, "state", "created_at"),
+    # The sweep for due handoffs reads only the (normally zero) rows that have one.
+    sa.Index(
+        "ix_conversations_handoff_due",
+        "updated_at",
+        sqlite_where=sa.text("handoff_due IS NOT NULL"),
+        postgresql_where=sa.text("handoff_due IS NOT NULL"),
+    ),
 )
 
 messages = sa.Table(
@@ -963,7 +971,14 @@ class Store:
             else:
                 assert parsed.database is not None
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-                engine = sa.create_engine(parsed, pool_size=8, max_overflow=32)
+                # Pooled connections are used by one caller at a time, mostly on the event
+                # loop's thread and, for sweeps, in a worker thread.
+                engine = sa.create_engine(
+                    parsed,
+                    pool_size=8,
+                    max_overflow=32,
+                    connect_args={"check_same_thread": False},
+                )
                 store = cls(engine, wal_path=parsed.database)
             _install_sqlite_hooks(engine, wal=not memory)
         else:
@@ -1064,6 +1079,21 @@ class Store:
                     raise
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.1)
+
+    async def _sweep(self, read: Callable[[sa.Connection], _T]) -> _T:
+        """Run ``read`` in one read transaction. Sweeps over many conversations use this: on
+        an SQLite file it runs in a worker thread (sqlite3 lets go of the GIL while a query
+        runs), so a big database does not stop the event loop."""
+        if isinstance(self._engine, sa.Engine) and self._wal_path is not None:
+            engine = self._engine
+
+            def run() -> _T:
+                with engine.connect() as connection, connection.begin():
+                    return read(connection)
+
+            return await asyncio.to_thread(run)
+        async with self._tx() as conn:
+            return await conn.run_sync(read)
 
     # -- customers ------------------------------------------------------------------------
 
@@ -1260,11 +1290,11 @@ class Store:
     ) -> Conversation:
         """Apply ``changes`` if the conversation is still at ``expected_version``.
 
-        ``changes`` may set state, team, priority, assigned_agent_id, awaiting_csat and
-        bot_cursor (anything else: ValueError). The version goes up by one and updated_at is
-        set to now, in one conditional UPDATE. Raises StaleVersion when someone else updated
-        the conversation first, NotFound when it does not exist (or the assigned agent
-        does not).
+        ``changes`` may set state, team, priority, assigned_agent_id, awaiting_csat,
+        bot_cursor and handoff_due (anything else: ValueError). The version goes up by one
+        and updated_at is set to now, in one conditional UPDATE. Raises StaleVersion when
+        someone else updated the conversation first, NotFound when it does not exist (or the
+        assigned agent does not).
         """
         unknown = set(changes) - _CONVERSATION_CHANGES
         if unknown:
@@ -1592,8 +1622,7 @@ class Store:
             .order_by(conversations.c.updated_at)
             .limit(limit)
         )
-        async with self._tx() as conn:
-            return [row[0] for row in await conn.execute(query)]
+        return await self._sweep(lambda conn: [row[0] for row in conn.execute(query)])
 
     async def conversations_with_handoff_due(self, limit: int = 1000) -> list[Conversation]:
         """Conversations still with the bot whose last turn decided a handoff that did not
@@ -1607,8 +1636,7 @@ class Store:
             .order_by(conversations.c.updated_at)
             .limit(limit)
         )
-        async with self._tx() as conn:
-            return [_conversation(row) for row in await conn.execute(query)]
+        return await self._sweep(lambda conn: [_conversation(row) for row in conn.execute(query)])
 
     async def pending_turn(self, conversation_id: str) -> PendingTurn | None:
         """What the bot must answer next, in one read: the conversation, its customer's name

@@ -10,6 +10,7 @@ the whole tracker from its events to answer it: about 8 % more Rasa CPU per turn
 
     POST /webhooks/gateway/webhook   {"sender": ..., "message": ..., "metadata": {...}}
     200 {"messages": [<items as the REST channel sends them>],
+         "error": null | "<what went wrong in Rasa; messages holds what was said before>",
          "nlu": {"intent": "greet", "confidence": 0.98} | null,
          "paused": false | true | null}
 
@@ -24,6 +25,7 @@ No channel secrets live here: Telegram, Slack and the widget belong to the gatew
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -36,6 +38,8 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
+
+logger = logging.getLogger(__name__)
 
 # Conversations whose latest parse is kept (least recently saved dropped first).
 MAX_NOTES = 100_000
@@ -102,20 +106,28 @@ class GatewayInput(RestInput):
                 return response.json({"error": "'metadata' must be an object"}, status=400)
             collector = CollectingOutputChannel()
             message_id = uuid.uuid4().hex
-            await on_new_message(
-                UserMessage(
-                    text,
-                    collector,
-                    sender,
-                    input_channel=self.name(),
-                    metadata=metadata,
-                    message_id=message_id,
+            error = None
+            try:
+                await on_new_message(
+                    UserMessage(
+                        text,
+                        collector,
+                        sender,
+                        input_channel=self.name(),
+                        metadata=metadata,
+                        message_id=message_id,
+                    )
                 )
-            )
+            except Exception as exc:
+                # Like the REST channel: answer with what was said so far instead of a 500,
+                # which the gateway would retry for ever on an error that happens every time.
+                logger.exception("gateway channel: handling a message failed")
+                error = f"{type(exc).__name__}: {exc}"[:300]
             note = _notes.get(sender)
             ours = note is not None and note["message_id"] == message_id
             return response.json(
                 {
+                    "error": error,
                     "messages": collector.messages,
                     "nlu": {"intent": note["intent"], "confidence": note["confidence"]}
                     if ours and note is not None

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 
-from bot.rasa_client import BotAnswer, BotReply, RasaUnavailable, Understood, parse_answer
+from bot import rasa_client
+from bot.rasa_client import (
+    GATEWAY_WEBHOOK,
+    REST_WEBHOOK,
+    BotAnswer,
+    BotReply,
+    RasaClient,
+    RasaUnavailable,
+    Understood,
+    parse_answer,
+)
 from bot.types import Button
 
 ITEMS = [
@@ -46,3 +58,44 @@ def test_odd_nlu_values_are_dropped_not_trusted(nlu: Any, expected: Understood |
 def test_anything_else_is_an_unexpected_answer(body: Any) -> None:
     with pytest.raises(RasaUnavailable, match="unexpected answer"):
         parse_answer(body)
+
+
+def test_an_error_rasa_reported_is_kept() -> None:
+    answer = parse_answer({"messages": ITEMS[:1], "error": "KeyError: 'x'", "nlu": None})
+    assert answer.error == "KeyError: 'x'" and answer.replies == REPLIES[:1]
+    assert parse_answer({"messages": []}).error is None
+
+
+async def test_a_rasa_without_the_gateway_channel_is_asked_again_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """404 on the gateway channel: REST from then on, until the recheck time has passed."""
+    calls: list[str] = []
+
+    async def gateway(request: web.Request) -> web.Response:
+        calls.append("gateway")
+        return web.json_response({"reason": "not here"}, status=404)
+
+    async def rest(request: web.Request) -> web.Response:
+        calls.append("rest")
+        return web.json_response([{"recipient_id": "c", "text": "hi"}])
+
+    app = web.Application()
+    app.router.add_post(GATEWAY_WEBHOOK, gateway)
+    app.router.add_post(REST_WEBHOOK, rest)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession() as http:
+            client = RasaClient([f"http://127.0.0.1:{port}"], None, http)
+            assert (await client.turn("c", "hello")).replies == [BotReply("hi")]
+            await client.turn("c", "again")
+            assert calls == ["gateway", "rest", "rest"]
+            monkeypatch.setattr(rasa_client, "REST_ONLY_RECHECK_SECONDS", 0.0)
+            await client.turn("c", "later")
+            assert calls[3:] == ["gateway", "rest"]
+    finally:
+        await runner.cleanup()

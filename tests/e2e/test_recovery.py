@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -170,3 +172,124 @@ async def test_a_handoff_decided_just_before_a_crash_starts_after_the_restart(
             assert len(await store.handoffs_for_conversation(conversation.id)) == 1
         finally:
             await back.close()
+
+
+async def test_a_due_handoff_starts_when_the_customer_writes_before_the_sweep(
+    rasa_stack: devctl.Stack,
+    tmp_path: Path,
+    http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The next message of a conversation whose handoff is due goes to the person, not to the
+    bot (no sweep runs here: its next round is minutes away)."""
+    settings = gateway_settings(
+        tmp_path,
+        rasa_stack.rasa_url,
+        rasa_stack.token,
+        rasa={"urls": [rasa_stack.rasa_url], "token": rasa_stack.token, "retry_seconds": 300},
+    )
+    async with running_gateway(settings) as gw:
+        service, store = gw.app[SERVICE], gw.app[STORE]
+        real_start = service._start_handoff
+
+        async def die(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("the gateway died here")
+
+        monkeypatch.setattr(service, "_start_handoff", die)
+        customer = await CustomerClient(gw.url, http).connect()
+        try:
+            await customer.say("I want to talk to a human", "connecting you")
+            await service.drain()
+            monkeypatch.setattr(service, "_start_handoff", real_start)
+            turns = len(customer.texts("bot"))
+            await customer.say("my order 1001 never arrived", "in the queue")
+            await service.drain()
+            conversation = await store.conversation(customer.conversation_id)
+            assert conversation is not None and conversation.state is ConversationState.QUEUED
+            assert conversation.handoff_due is None
+            assert len(customer.texts("bot")) == turns, "the bot did not answer it"
+            packet = (await store.current_handoff(conversation.id)).packet  # type: ignore[union-attr]
+            assert "my order 1001 never arrived" in json.dumps(packet)
+        finally:
+            await customer.close()
+
+
+async def test_a_message_that_came_in_during_a_failed_turn_is_not_left_waiting(
+    rasa_stack: devctl.Stack,
+    tmp_path: Path,
+    http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = gateway_settings(
+        tmp_path,
+        rasa_stack.rasa_url,
+        rasa_stack.token,
+        rasa={"urls": [rasa_stack.rasa_url], "token": rasa_stack.token, "retry_seconds": 300},
+    )
+    async with running_gateway(settings) as gw:
+        service = gw.app[SERVICE]
+        real_turn = service._bot_turn
+        calls = 0
+
+        async def fail_once(*args: object, **kwargs: object) -> bool:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                await asyncio.sleep(0.5)  # the second message arrives meanwhile
+                raise RuntimeError("a broker hiccup")
+            return await real_turn(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(service, "_bot_turn", fail_once)
+        customer = await CustomerClient(gw.url, http).connect()
+        try:
+            await customer.send("where is my order 1001?")
+            await asyncio.sleep(0.1)
+            await customer.send("hello")
+            # Both answered well before the next retry round (300 s).
+            await customer.wait_for(
+                lambda f: f.get("sender") == "bot" and "Order 1001" in f.get("text", ""),
+                timeout=20,
+            )
+            await service.drain()
+            assert calls >= 3
+        finally:
+            await customer.close()
+
+
+async def test_one_failing_due_handoff_does_not_hold_up_the_others(
+    rasa_stack: devctl.Stack,
+    tmp_path: Path,
+    http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = gateway_settings(
+        tmp_path,
+        rasa_stack.rasa_url,
+        rasa_stack.token,
+        rasa={"urls": [rasa_stack.rasa_url], "token": rasa_stack.token, "retry_seconds": 300},
+    )
+    async with running_gateway(settings) as gw:
+        service, store = gw.app[SERVICE], gw.app[STORE]
+        real_start = service._start_handoff
+        broken: set[str] = set()
+
+        async def start(conversation: Any, *args: Any, **kwargs: Any) -> Any:
+            if not broken or conversation.id in broken:
+                raise RuntimeError("cannot start this one")
+            return await real_start(conversation, *args, **kwargs)
+
+        monkeypatch.setattr(service, "_start_handoff", start)
+        ids = []
+        for _ in range(2):
+            customer = await CustomerClient(gw.url, http).connect()
+            await customer.say("I want to talk to a human", "connecting you")
+            ids.append(customer.conversation_id)
+            await customer.close()
+        await service.drain()
+        assert [c.id for c in await store.conversations_with_handoff_due()] == ids
+        broken.add(ids[0])  # the older one, which the sweep meets first, keeps failing
+        assert await service.start_due_handoffs() == 1
+        first, second = [await store.conversation(cid) for cid in ids]
+        assert first is not None and first.state is ConversationState.BOT
+        assert first.handoff_due is not None  # still due: the next round tries again
+        assert second is not None and second.state is ConversationState.QUEUED

@@ -29,8 +29,17 @@ JSON = sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=Tru
 def upgrade() -> None:
     with op.batch_alter_table("conversations") as batch:
         batch.add_column(sa.Column("handoff_due", JSON))
+    due = sa.text("handoff_due IS NOT NULL")
+    op.create_index(
+        "ix_conversations_handoff_due",
+        "conversations",
+        ["updated_at"],
+        sqlite_where=due,
+        postgresql_where=due,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_conversations_handoff_due", "conversations")
     with op.batch_alter_table("conversations") as batch:
         batch.drop_column("handoff_due")
