@@ -64,7 +64,7 @@ class Plan:
     """Sizes and durations of one run (``--quick`` shrinks them for a smoke test)."""
 
     window_s: float = 8.0
-    rounds: int = 2
+    rounds: int = 3
     bot_customers: int = 24
     p2_customers: int = 32
     p2_window_s: float = 7.0
@@ -72,9 +72,9 @@ class Plan:
     p3_rate: float = 200.0
     p3_duration_s: float = 15.0
     p4_sockets: int = 10_000
-    # The run should end within budget_s; P2 + P1/P5 (two rounds) + stopping take about this:
+    # The run should end within budget_s; P2 + P1/P5 (three rounds) + stopping take about this:
     budget_s: float = 560.0
-    seconds_after_p3: float = 175.0
+    seconds_after_p3: float = 240.0
 
 
 QUICK = Plan(

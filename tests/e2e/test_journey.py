@@ -17,6 +17,7 @@ from handoff.auth import hash_password
 from scripts import devctl
 from tests.gateway_fixtures import AGENT_PASSWORD, Gateway, gateway_settings, running_gateway
 from tests.helpers import AgentClient, CustomerClient
+from tests.helpers import forward as forward_to_rasa
 
 pytestmark = pytest.mark.e2e
 
@@ -210,20 +211,7 @@ async def slow_rasa(rasa_stack: devctl.Stack) -> AsyncIterator[str]:
     async def forward(request: web.Request) -> web.Response:
         if request.path.startswith("/webhooks/"):  # the gateway channel or the REST one
             await asyncio.sleep(1.5)
-        async with (
-            aiohttp.ClientSession() as http,
-            http.request(
-                request.method,
-                f"{rasa_stack.rasa_url}{request.path_qs}",
-                data=await request.read(),
-                headers={"Content-Type": request.headers.get("Content-Type", "application/json")},
-            ) as upstream,
-        ):
-            return web.Response(
-                status=upstream.status,
-                body=await upstream.read(),
-                content_type="application/json",
-            )
+        return await forward_to_rasa(request, rasa_stack.rasa_url)
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", forward)

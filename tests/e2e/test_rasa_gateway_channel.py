@@ -18,7 +18,7 @@ from bot.rasa_client import GATEWAY_WEBHOOK, REST_WEBHOOK, RasaClient
 from bot.types import SenderKind
 from scripts import devctl
 from tests.gateway_fixtures import gateway_settings, running_gateway
-from tests.helpers import CustomerClient
+from tests.helpers import CustomerClient, forward
 
 pytestmark = pytest.mark.e2e
 
@@ -117,18 +117,7 @@ class CountingProxy:
         self.calls[kind] += 1
         if self.without_gateway_channel and request.path == GATEWAY_WEBHOOK:
             return web.json_response({"reason": "NotFound"}, status=404)
-        async with (
-            aiohttp.ClientSession() as http,
-            http.request(
-                request.method,
-                f"{self.upstream}{request.path_qs}",
-                data=await request.read(),
-                headers={"Content-Type": request.headers.get("Content-Type", "application/json")},
-            ) as upstream,
-        ):
-            return web.Response(
-                status=upstream.status, body=await upstream.read(), content_type="application/json"
-            )
+        return await forward(request, self.upstream)
 
 
 @pytest.fixture(params=[False, True], ids=["gateway-channel", "rest-only-rasa"])

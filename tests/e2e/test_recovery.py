@@ -13,12 +13,24 @@ import pytest
 from aiohttp import web
 
 from bot.appkeys import SERVICE, STORE
+from bot.config import Settings
 from bot.state import ConversationState
 from scripts import devctl
 from tests.gateway_fixtures import gateway_settings, running_gateway
-from tests.helpers import CustomerClient
+from tests.helpers import CustomerClient, forward
 
 pytestmark = pytest.mark.e2e
+
+
+def no_retry_rounds(tmp_path: Path, stack: devctl.Stack) -> Settings:
+    """Gateway settings whose retry round (and due-handoff sweep) runs only at start."""
+    rasa = {"urls": [stack.rasa_url], "token": stack.token, "retry_seconds": 300}
+    return gateway_settings(tmp_path, stack.rasa_url, stack.token, rasa=rasa)
+
+
+async def die_here(*args: object, **kwargs: object) -> None:
+    """Patched over ConversationService._start_handoff: the gateway "dies" right there."""
+    raise RuntimeError("the gateway died here")
 
 
 class SwitchableRasa:
@@ -32,18 +44,7 @@ class SwitchableRasa:
     async def forward(self, request: web.Request) -> web.Response:
         if self.down:
             return web.Response(status=503, text="rasa is restarting")
-        async with (
-            aiohttp.ClientSession() as http,
-            http.request(
-                request.method,
-                f"{self.upstream}{request.path_qs}",
-                data=await request.read(),
-                headers={"Content-Type": "application/json"},
-            ) as upstream,
-        ):
-            return web.Response(
-                status=upstream.status, body=await upstream.read(), content_type="application/json"
-            )
+        return await forward(request, self.upstream)
 
     async def start(self) -> None:
         app = web.Application()
@@ -138,10 +139,7 @@ async def test_a_handoff_decided_just_before_a_crash_starts_after_the_restart(
     async with running_gateway(settings) as gw:
         service, store = gw.app[SERVICE], gw.app[STORE]
 
-        async def die(*args: object, **kwargs: object) -> None:
-            raise RuntimeError("the gateway died here")
-
-        monkeypatch.setattr(service, "_start_handoff", die)
+        monkeypatch.setattr(service, "_start_handoff", die_here)
         customer = await CustomerClient(gw.url, http).connect()
         token = customer.token
         await customer.say("I want to talk to a human", "connecting you")
@@ -182,20 +180,12 @@ async def test_a_due_handoff_starts_when_the_customer_writes_before_the_sweep(
 ) -> None:
     """The next message of a conversation whose handoff is due goes to the person, not to the
     bot (no sweep runs here: its next round is minutes away)."""
-    settings = gateway_settings(
-        tmp_path,
-        rasa_stack.rasa_url,
-        rasa_stack.token,
-        rasa={"urls": [rasa_stack.rasa_url], "token": rasa_stack.token, "retry_seconds": 300},
-    )
+    settings = no_retry_rounds(tmp_path, rasa_stack)
     async with running_gateway(settings) as gw:
         service, store = gw.app[SERVICE], gw.app[STORE]
         real_start = service._start_handoff
 
-        async def die(*args: object, **kwargs: object) -> None:
-            raise RuntimeError("the gateway died here")
-
-        monkeypatch.setattr(service, "_start_handoff", die)
+        monkeypatch.setattr(service, "_start_handoff", die_here)
         customer = await CustomerClient(gw.url, http).connect()
         try:
             await customer.say("I want to talk to a human", "connecting you")
@@ -220,12 +210,7 @@ async def test_a_message_that_came_in_during_a_failed_turn_is_not_left_waiting(
     http: aiohttp.ClientSession,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    settings = gateway_settings(
-        tmp_path,
-        rasa_stack.rasa_url,
-        rasa_stack.token,
-        rasa={"urls": [rasa_stack.rasa_url], "token": rasa_stack.token, "retry_seconds": 300},
-    )
+    settings = no_retry_rounds(tmp_path, rasa_stack)
     async with running_gateway(settings) as gw:
         service = gw.app[SERVICE]
         real_turn = service._bot_turn
@@ -262,12 +247,7 @@ async def test_one_failing_due_handoff_does_not_hold_up_the_others(
     http: aiohttp.ClientSession,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    settings = gateway_settings(
-        tmp_path,
-        rasa_stack.rasa_url,
-        rasa_stack.token,
-        rasa={"urls": [rasa_stack.rasa_url], "token": rasa_stack.token, "retry_seconds": 300},
-    )
+    settings = no_retry_rounds(tmp_path, rasa_stack)
     async with running_gateway(settings) as gw:
         service, store = gw.app[SERVICE], gw.app[STORE]
         real_start = service._start_handoff
