@@ -65,8 +65,8 @@ def note_latest_parse(tracker: DialogueStateTracker) -> None:
 class _NotesLatestParse:
     """Mixin for a Rasa tracker store: note the latest parse whenever a tracker is saved."""
 
-    async def save(self, tracker: DialogueStateTracker) -> None:
-        await super().save(tracker)  # type: ignore[misc]
+    async def save(self, tracker: DialogueStateTracker, *args: Any, **kwargs: Any) -> None:
+        await super().save(tracker, *args, **kwargs)  # type: ignore[misc]
         note_latest_parse(tracker)
 
 
