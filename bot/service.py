@@ -37,6 +37,7 @@ from bot.store import (
     MessageNlu,
     Note,
     OutboundDraft,
+    PendingTurn,
     QueueRow,
     StaleVersion,
     Store,
@@ -331,7 +332,12 @@ class ConversationService:
         process_soon and process), or by another replica, whose own task answers it; the retry
         loop catches anything a failure left behind.
         """
-        turn = await self.store.pending_turn(conversation_id)
+        policy = self.settings.handoff
+        turn = await self.store.pending_turn(
+            conversation_id,
+            # What the handoff policy looks at, read along (see _recent_turns).
+            recent_turns=max(1, policy.consecutive_fallbacks, policy.low_confidence_streak),
+        )
         if turn is None:
             return False
         conversation, pending = turn.conversation, turn.pending
@@ -354,11 +360,11 @@ class ConversationService:
             await self._advance_cursor(conversation_id, pending[-1].seq)
             return True
         # False from _handle: Rasa is down, the message waits for the next attempt.
-        handled = await self._handle(conversation, pending[0], turn.customer_name)
+        handled = await self._handle(conversation, pending[0], turn)
         return handled and len(pending) > 1
 
     async def _handle(
-        self, conversation: Conversation, message: StoredMessage, customer_name: str | None
+        self, conversation: Conversation, message: StoredMessage, turn: PendingTurn
     ) -> bool:
         if conversation.awaiting_csat:
             rating = csat_rating(message)
@@ -370,7 +376,7 @@ class ConversationService:
         if message.payload in NOTICES:
             await self._answer_without_bot(conversation, message, NOTICES[message.payload])
             return True
-        return await self._bot_turn(conversation, message, customer_name)
+        return await self._bot_turn(conversation, message, turn)
 
     async def _answer_without_bot(
         self, conversation: Conversation, message: StoredMessage, text: str
@@ -394,13 +400,13 @@ class ConversationService:
     # --- the bot --------------------------------------------------------------------------
 
     async def _bot_turn(
-        self, conversation: Conversation, message: StoredMessage, customer_name: str | None
+        self, conversation: Conversation, message: StoredMessage, turn: PendingTurn
     ) -> bool:
         started_version = conversation.version
         metadata = {
             "channel": conversation.channel,
             "customer_id": conversation.customer_id,
-            "customer_name": customer_name,
+            "customer_name": turn.customer_name,
         }
         text = message.payload or message.text
         try:
@@ -436,9 +442,7 @@ class ConversationService:
             if tracker is not None:
                 intent = (tracker.get("latest_message") or {}).get("intent") or {}
                 nlu = Understood(intent.get("name"), intent.get("confidence"))
-        decision = decide(
-            self.settings.handoff, replies, await self._recent_turns(conversation, message, nlu)
-        )
+        decision = decide(self.settings.handoff, replies, self._recent_turns(turn, message, nlu))
         drafts = [
             OutboundDraft(SenderKind.BOT, reply.text or "", buttons=tuple(reply.buttons))
             for reply in replies
@@ -518,17 +522,12 @@ class ConversationService:
                 buttons=[Button(title="Talk to a person", payload=HANDOFF_PAYLOAD)],
             )
 
-    async def _recent_turns(
-        self, conversation: Conversation, message: StoredMessage, nlu: Understood | None
+    def _recent_turns(
+        self, turn: PendingTurn, message: StoredMessage, nlu: Understood | None
     ) -> list[Turn]:
         """Customer turns up to ``message`` since the bot last took over from a person (or the
         start), as many as the handoff policy looks at; ``message`` with ``nlu``."""
-        policy = self.settings.handoff
-        stored = await self.store.recent_customer_turns(
-            conversation.id,
-            upto_seq=message.seq,
-            limit=max(1, policy.consecutive_fallbacks, policy.low_confidence_streak),
-        )
+        stored = [m for m in turn.recent if m.seq <= message.seq]
         turns = [Turn(m.text, m.intent, m.confidence) for m in stored]
         if stored and stored[-1].id == message.id and nlu is not None:
             turns[-1] = Turn(message.text, nlu.intent, nlu.confidence)

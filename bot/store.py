@@ -36,7 +36,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -242,11 +242,13 @@ class MessageNlu:
 
 @dataclass(frozen=True)
 class PendingTurn:
-    """A conversation, its customer's display name and its unanswered customer messages."""
+    """A conversation, its customer's display name, its unanswered customer messages and the
+    customer's recent turns up to the first of them (see Store.pending_turn)."""
 
     conversation: Conversation
     customer_name: str | None
     pending: list[StoredMessage]
+    recent: list[StoredMessage] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -1638,10 +1640,13 @@ class Store:
         )
         return await self._sweep(lambda conn: [_conversation(row) for row in conn.execute(query)])
 
-    async def pending_turn(self, conversation_id: str) -> PendingTurn | None:
-        """What the bot must answer next, in one read: the conversation, its customer's name
-        and the customer messages after the bot's cursor (oldest first). None if there is no
-        such conversation."""
+    async def pending_turn(
+        self, conversation_id: str, *, recent_turns: int = 0
+    ) -> PendingTurn | None:
+        """What the bot must answer next, in one read: the conversation, its customer's name,
+        the customer messages after the bot's cursor (oldest first) and, with
+        ``recent_turns``, what :meth:`recent_customer_turns` gives up to the first of them.
+        None if there is no such conversation."""
         async with self._tx() as conn:
             row = (await conn.execute(_PENDING_CONVERSATION, {"b_id": conversation_id})).first()
             if row is None:
@@ -1653,7 +1658,16 @@ class Store:
                     _PENDING_MESSAGES, {"b_id": conversation_id, "b_after": conversation.bot_cursor}
                 )
             ]
-            return PendingTurn(conversation, row.customer_name, pending)
+            recent: list[StoredMessage] = []
+            if pending and recent_turns > 0:
+                params = {
+                    "b_id": conversation_id,
+                    "b_upto": pending[0].seq,
+                    "b_limit": recent_turns,
+                }
+                rows = (await conn.execute(_RECENT_CUSTOMER_TURNS, params)).all()
+                recent = [_message(m) for m in reversed(rows)]
+            return PendingTurn(conversation, row.customer_name, pending, recent)
 
     async def recent_customer_turns(
         self, conversation_id: str, *, upto_seq: int, limit: int

@@ -648,9 +648,15 @@ async def test_pending_turn_reads_conversation_customer_and_unanswered_messages(
     assert turn.customer_name == "Pat"
     assert turn.pending == [first, second]  # outbound messages are not pending
 
+    assert turn.recent == []  # not asked for
+    with_recent = await store.pending_turn(conversation.id, recent_turns=5)
+    assert with_recent is not None and with_recent.recent == [first]  # up to the first pending
+
     moved = await store.update_conversation(conversation.id, conversation.version, bot_cursor=1)
-    turn = await store.pending_turn(conversation.id)
+    turn = await store.pending_turn(conversation.id, recent_turns=5)
     assert turn is not None and turn.conversation == moved and turn.pending == [second]
+    assert turn.recent == [first, second]
+    assert (await store.pending_turn(conversation.id, recent_turns=1)).recent == [second]  # type: ignore[union-attr]
 
 
 async def test_recent_customer_turns_start_after_the_rating_prompt(store: Store) -> None:
