@@ -198,15 +198,17 @@ def git_state() -> dict[str, object]:
         try:
             return subprocess.run(
                 ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10
-            ).stdout.strip()
+            ).stdout
         except (OSError, subprocess.SubprocessError):
             return ""
 
+    # Not stripped before splitting: a porcelain line starts with a two-letter status that may
+    # begin with a space (" M bot/store.py").
     dirty = git("status", "--porcelain", "--", "bot", "connectors", "handoff", "gateway.yml")
     return {
-        "commit": git("rev-parse", "--short", "HEAD") or "unknown",
-        "subject": git("log", "-1", "--format=%s")[:120],
-        "gateway_files_changed": [line[3:] for line in dirty.splitlines()],
+        "commit": git("rev-parse", "--short", "HEAD").strip() or "unknown",
+        "subject": git("log", "-1", "--format=%s").strip()[:120],
+        "gateway_files_changed": [line[3:] for line in dirty.splitlines() if line.strip()],
     }
 
 
