@@ -170,29 +170,8 @@ class RasaCluster:
         devctl.seed_backend()
         self.started_at = time.monotonic()
         self.stack.start()  # actions + the first replica; writes the endpoints file
-        endpoints = self.log_dir / "endpoints.yml"
-        rasa = str(devctl.RASA_VENV / "bin" / "rasa")
         for index, port in enumerate(self.ports[1:], start=2):
-            self.stack._spawn(
-                f"rasa{index}",
-                [
-                    rasa,
-                    "run",
-                    "--enable-api",
-                    "--auth-token",
-                    RASA_TOKEN,
-                    "--port",
-                    str(port),
-                    "--model",
-                    str(self.model),
-                    "--endpoints",
-                    str(endpoints),
-                    "--credentials",
-                    str(ROOT / "credentials.yml"),
-                    "--interface",
-                    "127.0.0.1",
-                ],
-            )
+            self.stack.spawn_rasa(f"rasa{index}", port)
 
     async def wait_ready(self, timeout: float = 300.0) -> float:
         """Wait until the action server and every replica has loaded the model."""

@@ -355,27 +355,32 @@ class Stack:
             "actions",
             [rasa, "run", "actions", "--port", str(self.actions_port), "--actions", "actions"],
         )
+        self.spawn_rasa("rasa", self.rasa_port)
+        self.wait_ready(timeout)
+
+    def spawn_rasa(self, name: str, port: int) -> None:
+        """Start a Rasa server with this stack's model, token, endpoints (written by start())
+        and credentials on ``port``; a second call gives a second replica."""
         self._spawn(
-            "rasa",
+            name,
             [
-                rasa,
+                str(RASA_VENV / "bin" / "rasa"),
                 "run",
                 "--enable-api",
                 "--auth-token",
                 self.token,
                 "--port",
-                str(self.rasa_port),
+                str(port),
                 "--model",
                 str(self.model),
                 "--endpoints",
-                str(endpoints),
+                str(self.log_dir / "endpoints.yml"),
                 "--credentials",
                 str(ROOT / "credentials.yml"),
                 "--interface",
                 "127.0.0.1",
             ],
         )
-        self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float) -> None:
         checks = {

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from bot.app import create_app
@@ -49,9 +48,3 @@ async def running_gateway(settings: Settings) -> AsyncIterator[Gateway]:
         yield Gateway(app, f"http://127.0.0.1:{port}", settings)
     finally:
         await runner.cleanup()
-
-
-@contextlib.asynccontextmanager
-async def http_session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as http:
-        yield http

@@ -60,12 +60,6 @@ async def gateway(tmp_path: Path, slack_api: FakeSlackApi) -> AsyncIterator[Gate
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
 def slack(gateway: Gateway, http: aiohttp.ClientSession) -> SlackSender:
     return SlackSender(gateway.url, SIGNING_SECRET, http)
 

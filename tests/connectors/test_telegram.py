@@ -60,12 +60,6 @@ async def gateway(tmp_path: Path, api: FakeTelegramApi) -> AsyncIterator[Gateway
         yield gw
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def connector(gw: Gateway) -> TelegramConnector:
     (tg,) = [c for c in gw.app[CONNECTORS] if isinstance(c, TelegramConnector)]
     return tg

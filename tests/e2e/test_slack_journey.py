@@ -47,12 +47,6 @@ async def gateway(
         yield gw
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 class SlackCustomer:
     """A Slack user in a DM with the bot: says things, presses buttons, reads the DM."""
 

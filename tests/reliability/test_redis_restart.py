@@ -7,6 +7,7 @@ everything it held (queue, locks, presence). The bot is a stub that echoes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 from collections.abc import AsyncIterator
@@ -60,6 +61,26 @@ class Cluster:
         await customer.send("I would like a human please")
         await customer.wait_for_text("system", "in the queue")
         return customer
+
+    @contextlib.asynccontextmanager
+    async def claimed_and_bot_customers(
+        self,
+    ) -> AsyncIterator[tuple[WidgetClient, WidgetClient, ConsoleClient]]:
+        """On replica A a customer whom agent Alex on replica B has claimed (and watches
+        live) and a customer still with the bot; all closed afterwards."""
+        human = await self.queued_customer(self.a)
+        bot_customer = await self.customer(self.a)
+        agent = await logged_in(self.b.url, "alex")
+        try:
+            await agent.follow()
+            await agent.watch(human.conversation_id or "")
+            status, body = await agent.api("POST", f"/conversations/{human.conversation_id}/claim")
+            assert status == 200, body
+            yield human, bot_customer, agent
+        finally:
+            await agent.close()
+            await human.close()
+            await bot_customer.close()
 
     async def restart_redis(
         self, widgets: list[WidgetClient], consoles: list[ConsoleClient], down: float = 0.5
@@ -119,15 +140,8 @@ async def cluster(
 
 async def test_replicas_carry_on_after_redis_restarts(cluster: Cluster) -> None:
     """Live flows across replicas and the bot work again after the restart; nothing is lost."""
-    human = await cluster.queued_customer(cluster.a)
-    bot_customer = await cluster.customer(cluster.a)
-    agent = await logged_in(cluster.b.url, "alex")
-    hid, kid = human.conversation_id or "", bot_customer.conversation_id or ""
-    try:
-        await agent.follow()
-        await agent.watch(hid)
-        status, body = await agent.api("POST", f"/conversations/{hid}/claim")
-        assert status == 200, body
+    async with cluster.claimed_and_bot_customers() as (human, bot_customer, agent):
+        hid, kid = human.conversation_id or "", bot_customer.conversation_id or ""
         await human.send("before the restart")
         await wait_until(lambda: "before the restart" in agent.live[hid].values(), 10, "live")
         await bot_customer.send("hello before")
@@ -171,10 +185,6 @@ async def test_replicas_carry_on_after_redis_restarts(cluster: Cluster) -> None:
         assert bot_customer.texts() == [m.text for m in bot_messages]
         for widget in (human, bot_customer):
             assert not widget.stats.anomalies and not widget.errors
-    finally:
-        await agent.close()
-        await human.close()
-        await bot_customer.close()
 
 
 async def test_a_customer_message_sent_while_redis_is_down_reaches_the_agent(
@@ -182,15 +192,8 @@ async def test_a_customer_message_sent_while_redis_is_down_reaches_the_agent(
 ) -> None:
     """Stored while Redis was down; the agent's console (live, or after it reconnects and
     refreshes, as console.js does) must show it once Redis is back."""
-    human = await cluster.queued_customer(cluster.a)
-    bot_customer = await cluster.customer(cluster.a)
-    agent = await logged_in(cluster.b.url, "alex")
-    hid, kid = human.conversation_id or "", bot_customer.conversation_id or ""
-    try:
-        await agent.follow()
-        await agent.watch(hid)
-        status, body = await agent.api("POST", f"/conversations/{hid}/claim")
-        assert status == 200, body
+    async with cluster.claimed_and_bot_customers() as (human, bot_customer, agent):
+        hid, kid = human.conversation_id or "", bot_customer.conversation_id or ""
 
         await cluster.redis.kill()
         await human.send("sent while redis was down")
@@ -222,10 +225,6 @@ async def test_a_customer_message_sent_while_redis_is_down_reaches_the_agent(
                 f"console socket opened {agent.opens}x"
             ),
         )
-    finally:
-        await agent.close()
-        await human.close()
-        await bot_customer.close()
 
 
 async def test_an_agent_reply_sent_while_redis_is_down_reaches_the_customer_once(
