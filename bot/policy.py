@@ -17,6 +17,16 @@ class HandoffDecision:
     signal: dict[str, Any] | None = None
     policy_reason: str | None = None
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HandoffDecision:
+        """Back from ``dataclasses.asdict`` (as stored in conversations.handoff_due); fields
+        of the wrong type are dropped."""
+        signal, reason = data.get("signal"), data.get("policy_reason")
+        return cls(
+            signal=signal if isinstance(signal, dict) else None,
+            policy_reason=reason if isinstance(reason, str) else None,
+        )
+
 
 @dataclass(frozen=True)
 class Turn:

@@ -143,12 +143,6 @@ class RasaClient:
             reason = str(exc) or type(exc).__name__
             raise RasaUnavailable(f"Rasa at {url} is not reachable: {reason}") from exc
 
-    async def send(
-        self, conversation_id: str, text: str, metadata: dict[str, Any] | None = None
-    ) -> list[BotReply]:
-        """One customer turn (sender = conversation id): the bot's replies."""
-        return (await self.turn(conversation_id, text, metadata)).replies
-
     async def turn(
         self, conversation_id: str, text: str, metadata: dict[str, Any] | None = None
     ) -> BotAnswer:

@@ -259,15 +259,9 @@ class ConversationService:
 
     async def _start_due_handoff(self, conversation: Conversation) -> bool:
         """Start ``conversation``'s due handoff if it still has one (hold its lock)."""
-        due = conversation.handoff_due
-        if due is None or conversation.state is not ConversationState.BOT:
+        if conversation.handoff_due is None or conversation.state is not ConversationState.BOT:
             return False
-        decision = HandoffDecision(
-            signal=due.get("signal") if isinstance(due.get("signal"), dict) else None,
-            policy_reason=due.get("policy_reason")
-            if isinstance(due.get("policy_reason"), str)
-            else None,
-        )
+        decision = HandoffDecision.from_dict(conversation.handoff_due)
         log.warning("starting a handoff left undone", conversation_id=conversation.id)
         await self._start_handoff(conversation, decision, await self._tracker(conversation.id))
         return True
@@ -402,7 +396,6 @@ class ConversationService:
     async def _bot_turn(
         self, conversation: Conversation, message: StoredMessage, turn: PendingTurn
     ) -> bool:
-        started_version = conversation.version
         metadata = {
             "channel": conversation.channel,
             "customer_id": conversation.customer_id,
@@ -438,7 +431,8 @@ class ConversationService:
         # gateway channel sends it along; from a plain REST channel it takes a tracker read.
         nlu = answer.nlu
         if nlu is None:
-            tracker = await self._tracker(conversation.id)
+            if tracker is None:  # (already read, after this turn, when it had no replies)
+                tracker = await self._tracker(conversation.id)
             if tracker is not None:
                 intent = (tracker.get("latest_message") or {}).get("intent") or {}
                 nlu = Understood(intent.get("name"), intent.get("confidence"))
@@ -448,7 +442,7 @@ class ConversationService:
             for reply in replies
             if reply.text or reply.buttons
         ]
-        version = started_version
+        version = conversation.version
         while True:
             try:
                 # Replies stored + queued, NLU recorded, message marked handled and a decided

@@ -1660,13 +1660,9 @@ class Store:
             ]
             recent: list[StoredMessage] = []
             if pending and recent_turns > 0:
-                params = {
-                    "b_id": conversation_id,
-                    "b_upto": pending[0].seq,
-                    "b_limit": recent_turns,
-                }
-                rows = (await conn.execute(_RECENT_CUSTOMER_TURNS, params)).all()
-                recent = [_message(m) for m in reversed(rows)]
+                recent = await self._recent_customer_turns(
+                    conn, conversation_id, upto_seq=pending[0].seq, limit=recent_turns
+                )
             return PendingTurn(conversation, row.customer_name, pending, recent)
 
     async def recent_customer_turns(
@@ -1675,10 +1671,17 @@ class Store:
         """The newest ``limit`` customer messages with seq <= ``upto_seq`` said since the last
         rating prompt (a system message with payload ``csat_request``), oldest first: the
         turns since the bot last took the conversation over from a person."""
-        params = {"b_id": conversation_id, "b_upto": upto_seq, "b_limit": limit}
         async with self._tx() as conn:
-            rows = (await conn.execute(_RECENT_CUSTOMER_TURNS, params)).all()
-            return [_message(row) for row in reversed(rows)]
+            return await self._recent_customer_turns(
+                conn, conversation_id, upto_seq=upto_seq, limit=limit
+            )
+
+    async def _recent_customer_turns(
+        self, conn: _Conn, conversation_id: str, *, upto_seq: int, limit: int
+    ) -> list[StoredMessage]:
+        params = {"b_id": conversation_id, "b_upto": upto_seq, "b_limit": limit}
+        rows = (await conn.execute(_RECENT_CUSTOMER_TURNS, params)).all()
+        return [_message(row) for row in reversed(rows)]
 
     async def find_inbound(
         self, conversation_id: str, channel_message_id: str
