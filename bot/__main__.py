@@ -15,8 +15,9 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
 from bot.config import Settings, SettingsError, load_settings
+from bot.core.errors import DuplicateAgent
 from bot.logs import configure_logging
-from bot.store import DuplicateAgent, Store
+from bot.store import Store
 from handoff.auth import hash_password
 
 DEFAULT_CONFIG = Path("gateway.yml")

@@ -12,10 +12,11 @@ from aiohttp import web
 from bot.appkeys import BROKER, CONNECTORS, SERVICE, SETTINGS, STORE
 from bot.broker import create_broker
 from bot.config import Settings
+from bot.core.errors import DuplicateAgent
 from bot.outbox import OutboxWorker
 from bot.rasa_client import RasaClient
 from bot.service import ConversationService
-from bot.store import DuplicateAgent, Store
+from bot.store import Store
 from connectors.registry import build_connectors, channel_summary
 from connectors.webchat import setup_webchat
 from handoff.auth import hash_password

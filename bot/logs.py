@@ -7,7 +7,7 @@ import sys
 
 import structlog
 
-from handoff.redact import structlog_redactor
+from bot.core.redact import structlog_redactor
 
 
 def configure_logging(level: str = "INFO", fmt: str = "console") -> None:

@@ -28,17 +28,19 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Protocol
 
 import structlog
 
-from bot.store import Conversation, OutboxItem, Store
-from bot.types import StoredMessage
-from connectors.base import DeliveryError
+from bot.core.clock import utcnow
+from bot.core.errors import DeliveryError
+from bot.core.models import Conversation, OutboxItem
+from bot.core.types import StoredMessage
+from bot.store import Store
 
-__all__ = ["Deliverer", "OutboxWorker", "utcnow"]
+__all__ = ["Deliverer", "OutboxWorker"]
 
 log = structlog.get_logger(__name__)
 
@@ -61,11 +63,6 @@ class _Outcome(Enum):
     DELIVERED = "delivered"
     RETRY = "retry"
     GAVE_UP = "gave_up"
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC (the worker's default clock)."""
-    return datetime.now(UTC)
 
 
 class OutboxWorker:

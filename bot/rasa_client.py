@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import structlog
 
-from bot.types import Button
+from bot.core.types import BotReply, Button, Understood
 
 log = structlog.get_logger(__name__)
 
@@ -31,21 +31,6 @@ class RasaUnavailable(RuntimeError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status  # the HTTP status when Rasa answered with an error
-
-
-@dataclass(frozen=True)
-class BotReply:
-    text: str | None = None
-    buttons: list[Button] = field(default_factory=list)
-    custom: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class Understood:
-    """What NLU made of the customer's message."""
-
-    intent: str | None
-    confidence: float | None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import contextlib
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -21,29 +21,28 @@ import structlog
 
 from bot.broker import Broker, BrokerError, LockTimeout
 from bot.config import Settings
-from bot.policy import HandoffDecision, Turn, decide
-from bot.rasa_client import RasaClient, RasaUnavailable, Understood
-from bot.state import (
+from bot.core.clock import iso, utcnow
+from bot.core.errors import BadMessage, Conflict, DuplicateMessage, NotFound, StaleVersion
+from bot.core.models import (
+    Agent,
+    Conversation,
+    MessageNlu,
+    Note,
+    OutboundDraft,
+    PendingTurn,
+    QueueRow,
+)
+from bot.core.policy import HandoffDecision, Turn, decide
+from bot.core.state import (
     HUMAN_STATES,
     ConversationEvent,
     ConversationState,
     IllegalTransition,
     next_state,
 )
-from bot.store import (
-    Agent,
-    Conversation,
-    DuplicateMessage,
-    MessageNlu,
-    Note,
-    OutboundDraft,
-    PendingTurn,
-    QueueRow,
-    StaleVersion,
-    Store,
-)
-from bot.store import NotFound as StoreNotFound
-from bot.types import Button, Direction, InboundMessage, SenderKind, StoredMessage
+from bot.core.types import Button, Direction, InboundMessage, SenderKind, StoredMessage, Understood
+from bot.rasa_client import RasaClient, RasaUnavailable
+from bot.store import Store
 from handoff.packet import (
     CustomerInfo,
     LinkedIdentity,
@@ -77,26 +76,6 @@ CSAT_RE = re.compile(r"^\s*(?:csat:)?([1-5])(?:\s*(?:/\s*5|stars?|out of 5))?\s*
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
-class ServiceError(Exception):
-    """A domain error; route handlers turn it into an HTTP status."""
-
-
-class NotFound(ServiceError):
-    pass
-
-
-class Conflict(ServiceError):
-    pass
-
-
-class BadMessage(ServiceError):
-    """Empty, too long or otherwise unusable customer input."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 def conversation_topic(conversation_id: str) -> str:
     """Broker topic of everything a customer's open sockets should see."""
     return f"conv:{conversation_id}"
@@ -122,10 +101,6 @@ class Accepted:
         """Whether the bot (or the gateway) still has to act on it; a message for a person
         is delivered to the console when it is stored, and a duplicate was handled before."""
         return not self.duplicate and self.conversation.state not in HUMAN_STATES
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class ConversationService:
@@ -188,7 +163,7 @@ class ConversationService:
             )
         except DuplicateMessage as dup:
             return Accepted(await self._get(conversation_id), dup.existing, duplicate=True)
-        except StoreNotFound as exc:
+        except NotFound as exc:
             raise NotFound(f"unknown conversation {conversation_id}") from exc
         await self._publish_message(conversation, stored)
         return Accepted(conversation, stored, duplicate=False)
@@ -1072,10 +1047,6 @@ def format_wait(seconds: float) -> str:
         return "less than a minute"
     minutes = round(seconds / 60)
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def note_dict(note: Note) -> dict[str, Any]:

@@ -36,7 +36,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -51,31 +51,25 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from bot.state import ConversationState
-from bot.types import Button, Direction, SenderKind, StoredMessage
+from bot.core.errors import DuplicateAgent, DuplicateMessage, NotFound, StaleVersion, StoreError
+from bot.core.models import (
+    Agent,
+    Conversation,
+    CsatRating,
+    Customer,
+    Handoff,
+    Identity,
+    MessageNlu,
+    Note,
+    OutboundDraft,
+    OutboxItem,
+    PendingTurn,
+    QueueRow,
+)
+from bot.core.state import ConversationState
+from bot.core.types import Button, Direction, SenderKind, StoredMessage
 
-__all__ = [
-    "DEFAULT_URL",
-    "Agent",
-    "Conversation",
-    "CsatRating",
-    "Customer",
-    "DuplicateAgent",
-    "DuplicateMessage",
-    "Handoff",
-    "Identity",
-    "MessageNlu",
-    "NotFound",
-    "Note",
-    "OutboxItem",
-    "PendingTurn",
-    "QueueRow",
-    "StaleVersion",
-    "Store",
-    "StoreError",
-    "alembic_config",
-    "metadata",
-]
+__all__ = ["DEFAULT_URL", "Store", "alembic_config", "metadata"]
 
 DEFAULT_URL = "sqlite:///var/gateway.sqlite3"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -103,197 +97,9 @@ _MAX_ERROR_CHARS = 2000
 
 
 @dataclass(frozen=True)
-class Customer:
-    """A person talking to us, on one or more channels (see :class:`Identity`)."""
-
-    id: str
-    display_name: str | None
-    email: str | None
-    vip: bool
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class Identity:
-    """One channel's id for a customer (a Telegram chat id, a webchat visitor id, ...)."""
-
-    channel: str
-    channel_user_id: str
-
-
-@dataclass(frozen=True)
-class Conversation:
-    """A conversation with one customer on one channel identity.
-
-    ``version`` increases by one on every :meth:`Store.update_conversation`; pass the version
-    you read as ``expected_version`` to update safely.
-    """
-
-    id: str
-    customer_id: str
-    channel: str
-    channel_user_id: str
-    state: ConversationState
-    version: int
-    team: str | None
-    priority: str
-    assigned_agent_id: int | None
-    awaiting_csat: bool
-    bot_cursor: int
-    created_at: datetime
-    updated_at: datetime
-    # A handoff a bot turn decided that has not started yet (normally None).
-    handoff_due: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class Handoff:
-    """One request for a human: who asked, why, for which team, and how it went."""
-
-    id: int
-    conversation_id: str
-    packet: dict[str, Any]
-    reason: str
-    team: str
-    priority: str
-    requested_at: datetime
-    assigned_at: datetime | None
-    first_agent_reply_at: datetime | None
-    resolved_at: datetime | None
-    agent_id: int | None
-
-
-@dataclass(frozen=True)
-class Agent:
-    """A human agent (or admin) of the console."""
-
-    id: int
-    username: str
-    display_name: str
-    password_hash: str
-    role: str
-    teams: list[str]
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class Note:
-    """An internal note an agent left on a conversation (never shown to the customer)."""
-
-    id: int
-    conversation_id: str
-    agent_id: int
-    agent_name: str
-    text: str
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class CsatRating:
-    """A customer-satisfaction rating, 1 (bad) to 5 (great)."""
-
-    id: int
-    conversation_id: str
-    handoff_id: int | None
-    rating: int
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class OutboxItem:
-    """One outbound message waiting for (or done with) delivery to its channel.
-
-    ``attempts`` counts failed delivery attempts. An item is pending while neither
-    ``delivered_at`` nor ``gave_up_at`` is set; a worker holds it while ``leased_until`` is in
-    the future.
-    """
-
-    id: int
-    message_id: int
-    conversation_id: str
-    channel: str
-    attempts: int
-    next_attempt_at: datetime
-    leased_until: datetime | None
-    delivered_at: datetime | None
-    gave_up_at: datetime | None
-    last_error: str | None
-
-
-@dataclass(frozen=True)
-class OutboundDraft:
-    """A message to store (and maybe queue for a channel) before it has a seq."""
-
-    sender_kind: SenderKind
-    text: str
-    sender_name: str | None = None
-    buttons: tuple[Button, ...] = ()
-    payload: str | None = None
-
-
-@dataclass(frozen=True)
-class MessageNlu:
-    """What NLU made of a stored customer message."""
-
-    message_id: int
-    intent: str | None
-    confidence: float | None
-
-
-@dataclass(frozen=True)
-class PendingTurn:
-    """A conversation, its customer's display name, its unanswered customer messages and the
-    customer's recent turns up to the first of them (see Store.pending_turn)."""
-
-    conversation: Conversation
-    customer_name: str | None
-    pending: list[StoredMessage]
-    recent: list[StoredMessage] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class QueueRow:
-    """One conversation as the console's queue view shows it (see Store.queue_rows)."""
-
-    conversation: Conversation
-    customer_name: str | None
-    handoff_requested_at: datetime | None
-    reason_text: str | None
-    agent_name: str | None
-    last_customer_text: str | None
-
-
-@dataclass(frozen=True)
 class _Claimed:
     conversation: Conversation
     last_seq: int
-
-
-class StoreError(Exception):
-    """Base class of the store's own errors."""
-
-
-class DuplicateMessage(StoreError):
-    """The inbound message was stored before; ``existing`` is the stored copy."""
-
-    def __init__(self, existing: StoredMessage) -> None:
-        super().__init__(
-            f"inbound message {existing.channel_message_id!r} is already stored "
-            f"in conversation {existing.conversation_id} as seq {existing.seq}"
-        )
-        self.existing = existing
-
-
-class StaleVersion(StoreError):
-    """The conversation changed since it was read (its version moved on)."""
-
-
-class NotFound(StoreError):
-    """The conversation, customer, agent, handoff or message does not exist."""
-
-
-class DuplicateAgent(StoreError):
-    """An agent with that username already exists."""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,9 +17,10 @@ from typing import ClassVar
 import structlog
 from aiohttp import web
 
-from bot.service import BadMessage, ConversationService
-from bot.store import Conversation
-from bot.types import InboundMessage, StoredMessage
+from bot.core.errors import BadMessage
+from bot.core.models import Conversation
+from bot.core.types import InboundMessage, StoredMessage
+from bot.service import ConversationService
 
 log = structlog.get_logger(__name__)
 
@@ -37,16 +38,6 @@ class AcceptResult:
     message: str | None = None
     conversation_id: str | None = None
     seq: int | None = None
-
-
-class DeliveryError(Exception):
-    """The channel did not take the message. The outbox retries unless ``permanent``."""
-
-    def __init__(
-        self, message: str, *, retry_after: float | None = None, permanent: bool = False
-    ) -> None:
-        super().__init__(message)
-        self.retry_after, self.permanent = retry_after, permanent
 
 
 Next = Callable[[InboundMessage], Awaitable[AcceptResult]]

@@ -26,9 +26,10 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import SlackSettings
-from bot.store import Conversation
-from bot.types import Button, InboundMessage, SenderKind, StoredMessage
-from connectors.base import AcceptStatus, ChannelConnector, DeliveryError
+from bot.core.errors import DeliveryError
+from bot.core.models import Conversation
+from bot.core.types import Button, InboundMessage, SenderKind, StoredMessage
+from connectors.base import AcceptStatus, ChannelConnector
 
 log = structlog.get_logger(__name__)
 

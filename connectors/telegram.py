@@ -49,10 +49,11 @@ from telegram.ext import (
 )
 
 from bot.config import SettingsError, TelegramSettings
+from bot.core.errors import DeliveryError
+from bot.core.models import Conversation
+from bot.core.types import Button, InboundMessage, SenderKind, StoredMessage
 from bot.service import EDITED_PAYLOAD, UNSUPPORTED_PAYLOAD
-from bot.store import Conversation
-from bot.types import Button, InboundMessage, SenderKind, StoredMessage
-from connectors.base import AcceptResult, AcceptStatus, ChannelConnector, DeliveryError
+from connectors.base import AcceptResult, AcceptStatus, ChannelConnector
 
 log = structlog.get_logger(__name__)
 

@@ -28,10 +28,10 @@ from aiohttp import WSMsgType, web
 
 from bot.appkeys import BROKER, SERVICE, SETTINGS, STORE
 from bot.broker import Broker, BrokerError, Subscription
-from bot.service import BadMessage, Conflict, NotFound, note_dict
-from bot.state import IllegalTransition
-from bot.store import Agent
-from bot.store import NotFound as StoreNotFound
+from bot.core.errors import BadMessage, Conflict, NotFound
+from bot.core.models import Agent
+from bot.core.state import IllegalTransition
+from bot.service import note_dict
 from handoff.auth import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -265,7 +265,7 @@ def api(handler: ApiHandler) -> Handler:
             return _error(exc.status, exc.code, exc.message)
         except BadMessage as exc:
             return _error(400, exc.code, str(exc))
-        except (NotFound, StoreNotFound) as exc:
+        except NotFound as exc:
             return _error(404, "not_found", str(exc) or "No such conversation.")
         except (Conflict, IllegalTransition) as exc:
             return _error(409, "conflict", str(exc) or "That is not possible right now.")

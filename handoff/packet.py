@@ -20,8 +20,8 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel, Field
 
-from bot.types import SenderKind, StoredMessage
-from handoff.redact import redact, redact_value
+from bot.core.redact import redact, redact_value
+from bot.core.types import SenderKind, StoredMessage
 from handoff.sentiment import label, sentiment
 from handoff.summary import summarize
 

@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from handoff.redact import redact
+from bot.core.redact import redact
 
 MAX_SENTENCE_CHARS = 220
 

@@ -18,10 +18,11 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from bot.appkeys import BROKER, SERVICE, SETTINGS, STORE
-from bot.service import BadMessage, ServiceError, conversation_topic
-from bot.signing import sign, unsign
-from bot.state import ConversationState
-from bot.types import InboundMessage
+from bot.core.errors import BadMessage, ServiceError
+from bot.core.signing import sign, unsign
+from bot.core.state import ConversationState
+from bot.core.types import InboundMessage
+from bot.service import conversation_topic
 
 log = structlog.get_logger(__name__)
 

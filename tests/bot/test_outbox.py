@@ -20,12 +20,13 @@ from structlog.testing import capture_logs
 from bot.appkeys import SERVICE
 from bot.broker import InProcessBroker
 from bot.config import Settings
+from bot.core.errors import DeliveryError, NotFound
+from bot.core.models import Conversation, OutboxItem
+from bot.core.types import Direction, SenderKind, StoredMessage
 from bot.outbox import OutboxWorker
 from bot.rasa_client import RasaClient
 from bot.service import ConversationService
-from bot.store import Conversation, NotFound, OutboxItem, Store
-from bot.types import Direction, SenderKind, StoredMessage
-from connectors.base import DeliveryError
+from bot.store import Store
 from tests.bot.conftest import schema_state
 from tests.gateway_fixtures import gateway_settings, running_gateway
 

@@ -9,17 +9,15 @@ import pytest
 from aiohttp import web
 
 from bot import rasa_client
+from bot.core.types import BotReply, Button, Understood
 from bot.rasa_client import (
     GATEWAY_WEBHOOK,
     REST_WEBHOOK,
     BotAnswer,
-    BotReply,
     RasaClient,
     RasaUnavailable,
-    Understood,
     parse_answer,
 )
-from bot.types import Button
 
 ITEMS = [
     {"recipient_id": "c1", "text": "Hi!", "buttons": [{"title": "Yes", "payload": "/affirm"}]},

@@ -10,20 +10,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from bot.state import ConversationState
-from bot.store import (
-    SQLITE_LOOP_BLOCK_MS,
-    Conversation,
-    DuplicateAgent,
-    DuplicateMessage,
-    Identity,
-    MessageNlu,
-    NotFound,
-    OutboundDraft,
-    StaleVersion,
-    Store,
-)
-from bot.types import Button, Direction, SenderKind, StoredMessage
+from bot.core.errors import DuplicateAgent, DuplicateMessage, NotFound, StaleVersion
+from bot.core.models import Conversation, Identity, MessageNlu, OutboundDraft
+from bot.core.state import ConversationState
+from bot.core.types import Button, Direction, SenderKind, StoredMessage
+from bot.store import SQLITE_LOOP_BLOCK_MS, Store
 from tests.bot.conftest import schema_state
 
 S = ConversationState

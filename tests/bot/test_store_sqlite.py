@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from bot import store as store_module
+from bot.core.types import Direction, SenderKind
 from bot.store import Store
-from bot.types import Direction, SenderKind
 
 
 async def _migrated(path: Path) -> Store:

@@ -16,10 +16,11 @@ import pytest
 from aiohttp import web
 
 from bot.appkeys import CONNECTORS, SERVICE, STORE
-from bot.state import ConversationState
-from bot.store import Conversation, Store
-from bot.types import Button, Direction, SenderKind, StoredMessage
-from connectors.base import DeliveryError
+from bot.core.errors import DeliveryError
+from bot.core.models import Conversation
+from bot.core.state import ConversationState
+from bot.core.types import Button, Direction, SenderKind, StoredMessage
+from bot.store import Store
 from connectors.slack import SlackConnector
 from scripts import devctl
 from tests.fakes.slack_api import (

@@ -16,11 +16,13 @@ import pytest
 
 from bot.appkeys import CONNECTORS, SERVICE, STORE
 from bot.config import Settings, SettingsError
+from bot.core.errors import DeliveryError
+from bot.core.models import Conversation
+from bot.core.state import ConversationState
+from bot.core.types import Button, Direction, InboundMessage, SenderKind, StoredMessage
 from bot.service import EDITED_PAYLOAD, NOTICES, UNSUPPORTED_PAYLOAD
-from bot.state import ConversationState
-from bot.store import Conversation, Store
-from bot.types import Button, Direction, InboundMessage, SenderKind, StoredMessage
-from connectors.base import AcceptResult, DeliveryError
+from bot.store import Store
+from connectors.base import AcceptResult
 from connectors.telegram import EXPIRED_BUTTON, TelegramConnector
 from scripts import devctl
 from tests.fakes.telegram_api import TOKEN, FakeTelegramApi, load_update

@@ -14,8 +14,8 @@ import pytest
 from aiohttp import web
 
 from bot.appkeys import SERVICE, STORE
+from bot.core.types import SenderKind
 from bot.rasa_client import GATEWAY_WEBHOOK, REST_WEBHOOK, RasaClient
-from bot.types import SenderKind
 from scripts import devctl
 from tests.gateway_fixtures import gateway_settings, running_gateway
 from tests.helpers import CustomerClient, forward

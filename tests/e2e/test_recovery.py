@@ -14,7 +14,7 @@ from aiohttp import web
 
 from bot.appkeys import SERVICE, STORE
 from bot.config import Settings
-from bot.state import ConversationState
+from bot.core.state import ConversationState
 from scripts import devctl
 from tests.gateway_fixtures import gateway_settings, running_gateway
 from tests.helpers import CustomerClient, forward

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.appkeys import STORE
-from bot.types import Direction
+from bot.core.types import Direction
 from scripts import devctl
 from tests.fakes.telegram_api import TOKEN, FakeTelegramApi, TelegramCall, load_update
 from tests.gateway_fixtures import AGENT_PASSWORD, Gateway, gateway_settings, running_gateway

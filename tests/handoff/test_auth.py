@@ -22,10 +22,12 @@ from argon2 import PasswordHasher
 from bot.appkeys import BROKER, SERVICE, SETTINGS, STORE
 from bot.broker import Broker, BrokerError, create_broker
 from bot.config import Settings
-from bot.service import Conflict, ConversationService, NotFound
-from bot.state import ConversationEvent, ConversationState, IllegalTransition
-from bot.store import Agent, Note, Store
-from bot.types import Direction, SenderKind, StoredMessage
+from bot.core.errors import Conflict, NotFound
+from bot.core.models import Agent, Note
+from bot.core.state import ConversationEvent, ConversationState, IllegalTransition
+from bot.core.types import Direction, SenderKind, StoredMessage
+from bot.service import ConversationService
+from bot.store import Store
 from handoff.auth import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,

@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 
 from bot.appkeys import BROKER, SERVICE, STORE
-from bot.policy import HandoffDecision
-from bot.store import Agent
+from bot.core.models import Agent
+from bot.core.policy import HandoffDecision
 from handoff.auth import hash_password
 from scripts import devctl
 from tests.gateway_fixtures import AGENT_PASSWORD, Gateway, gateway_settings, running_gateway

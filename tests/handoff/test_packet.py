@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bot.types import Button, Direction, SenderKind, StoredMessage
+from bot.core.types import Button, Direction, SenderKind, StoredMessage
 from handoff.packet import (
     CustomerInfo,
     HandoffPacket,

@@ -13,8 +13,8 @@ import pytest
 from aiohttp import web
 
 from bot.appkeys import SERVICE, STORE
+from bot.core.state import ConversationState
 from bot.rasa_client import GATEWAY_WEBHOOK
-from bot.state import ConversationState
 from tests.gateway_fixtures import Gateway, gateway_settings, running_gateway
 from tests.helpers import CustomerClient
 

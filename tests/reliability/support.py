@@ -35,8 +35,8 @@ import redis.asyncio as aioredis
 import yaml
 from aiohttp import web
 
+from bot.core.types import Direction, StoredMessage
 from bot.store import Store
-from bot.types import Direction, StoredMessage
 from handoff.auth import hash_password
 from scripts import devctl
 from tests.helpers import AgentClient

@@ -15,9 +15,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.state import ConversationState
-from bot.store import Conversation
-from bot.types import SenderKind, StoredMessage
+from bot.core.models import Conversation
+from bot.core.state import ConversationState
+from bot.core.types import SenderKind, StoredMessage
 from tests.fakes.slack_api import CUSTOMER_DM, FakeSlackApi, SlackSender
 from tests.fakes.telegram_api import TOKEN, FakeTelegramApi, load_update
 from tests.reliability.support import (

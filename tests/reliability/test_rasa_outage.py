@@ -15,8 +15,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bot.core.state import ConversationState
 from bot.service import HANDOFF_PAYLOAD
-from bot.state import ConversationState
 from scripts import devctl
 from tests.reliability.support import (
     Database,

@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from bot.state import ConversationState
+from bot.core.state import ConversationState
 from tests.reliability.support import (
     ConsoleClient,
     Database,

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from bot.state import ConversationState
+from bot.core.state import ConversationState
 from tests.reliability.support import (
     ConsoleClient,
     Database,

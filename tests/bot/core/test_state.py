@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from bot.state import (
+from bot.core.state import (
     TRANSITIONS,
     ConversationEvent,
     ConversationState,

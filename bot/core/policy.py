@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.config import HandoffPolicySettings
-from bot.rasa_client import BotReply
+from bot.core.types import BotReply
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import structlog
 
-from handoff.redact import luhn_valid, redact, redact_value, structlog_redactor
+from bot.core.redact import luhn_valid, redact, redact_value, structlog_redactor
 
 # Well-known Luhn-valid test numbers of several brands and lengths.
 VALID_CARDS = [

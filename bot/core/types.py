@@ -75,3 +75,18 @@ class StoredMessage:
             "client_id": self.channel_message_id,
             "created_at": self.created_at.isoformat(),
         }
+
+
+@dataclass(frozen=True)
+class BotReply:
+    text: str | None = None
+    buttons: list[Button] = field(default_factory=list)
+    custom: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Understood:
+    """What NLU made of the customer's message."""
+
+    intent: str | None
+    confidence: float | None

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from bot.config import HandoffPolicySettings
-from bot.policy import Turn, decide
-from bot.rasa_client import BotReply, parse_replies
+from bot.core.policy import Turn, decide
+from bot.core.types import BotReply
+from bot.rasa_client import parse_replies
 
 POLICY = HandoffPolicySettings()
 

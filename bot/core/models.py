@@ -1,0 +1,190 @@
+"""The engine's records: customers, conversations, handoffs, agents, notes, ratings, outbox.
+
+Plain frozen dataclasses, as the store reads and writes them and the rest of the gateway passes
+them around. They hold no behaviour and know nothing of SQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot.core.state import ConversationState
+from bot.core.types import Button, SenderKind, StoredMessage
+
+__all__ = [
+    "Agent",
+    "Conversation",
+    "CsatRating",
+    "Customer",
+    "Handoff",
+    "Identity",
+    "MessageNlu",
+    "Note",
+    "OutboundDraft",
+    "OutboxItem",
+    "PendingTurn",
+    "QueueRow",
+]
+
+
+@dataclass(frozen=True)
+class Customer:
+    """A person talking to us, on one or more channels (see :class:`Identity`)."""
+
+    id: str
+    display_name: str | None
+    email: str | None
+    vip: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Identity:
+    """One channel's id for a customer (a Telegram chat id, a webchat visitor id, ...)."""
+
+    channel: str
+    channel_user_id: str
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A conversation with one customer on one channel identity.
+
+    ``version`` increases by one on every :meth:`Store.update_conversation`; pass the version
+    you read as ``expected_version`` to update safely.
+    """
+
+    id: str
+    customer_id: str
+    channel: str
+    channel_user_id: str
+    state: ConversationState
+    version: int
+    team: str | None
+    priority: str
+    assigned_agent_id: int | None
+    awaiting_csat: bool
+    bot_cursor: int
+    created_at: datetime
+    updated_at: datetime
+    # A handoff a bot turn decided that has not started yet (normally None).
+    handoff_due: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """One request for a human: who asked, why, for which team, and how it went."""
+
+    id: int
+    conversation_id: str
+    packet: dict[str, Any]
+    reason: str
+    team: str
+    priority: str
+    requested_at: datetime
+    assigned_at: datetime | None
+    first_agent_reply_at: datetime | None
+    resolved_at: datetime | None
+    agent_id: int | None
+
+
+@dataclass(frozen=True)
+class Agent:
+    """A human agent (or admin) of the console."""
+
+    id: int
+    username: str
+    display_name: str
+    password_hash: str
+    role: str
+    teams: list[str]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Note:
+    """An internal note an agent left on a conversation (never shown to the customer)."""
+
+    id: int
+    conversation_id: str
+    agent_id: int
+    agent_name: str
+    text: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CsatRating:
+    """A customer-satisfaction rating, 1 (bad) to 5 (great)."""
+
+    id: int
+    conversation_id: str
+    handoff_id: int | None
+    rating: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One outbound message waiting for (or done with) delivery to its channel.
+
+    ``attempts`` counts failed delivery attempts. An item is pending while neither
+    ``delivered_at`` nor ``gave_up_at`` is set; a worker holds it while ``leased_until`` is in
+    the future.
+    """
+
+    id: int
+    message_id: int
+    conversation_id: str
+    channel: str
+    attempts: int
+    next_attempt_at: datetime
+    leased_until: datetime | None
+    delivered_at: datetime | None
+    gave_up_at: datetime | None
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class OutboundDraft:
+    """A message to store (and maybe queue for a channel) before it has a seq."""
+
+    sender_kind: SenderKind
+    text: str
+    sender_name: str | None = None
+    buttons: tuple[Button, ...] = ()
+    payload: str | None = None
+
+
+@dataclass(frozen=True)
+class MessageNlu:
+    """What NLU made of a stored customer message."""
+
+    message_id: int
+    intent: str | None
+    confidence: float | None
+
+
+@dataclass(frozen=True)
+class PendingTurn:
+    """A conversation, its customer's display name, its unanswered customer messages and the
+    customer's recent turns up to the first of them (see Store.pending_turn)."""
+
+    conversation: Conversation
+    customer_name: str | None
+    pending: list[StoredMessage]
+    recent: list[StoredMessage] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """One conversation as the console's queue view shows it (see Store.queue_rows)."""
+
+    conversation: Conversation
+    customer_name: str | None
+    handoff_requested_at: datetime | None
+    reason_text: str | None
+    agent_name: str | None
+    last_customer_text: str | None
