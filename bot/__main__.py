@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
+from bot.app import create_app
 from bot.config import Settings, SettingsError, load_settings
 from bot.core.errors import DuplicateAgent
 from bot.logs import configure_logging
@@ -46,8 +47,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from bot.app import create_app
-
+    # Opt in to how PTB 23 gives durations (RetryAfter.retry_after as a timedelta); without it PTB
+    # warns about the change every time Telegram rate-limits us. _retry_after() reads both forms.
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
     settings = _settings(args)
     configure_logging(settings.log_level, settings.log_format)
     host = args.host or settings.http.host

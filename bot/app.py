@@ -9,16 +9,25 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from bot.appkeys import BROKER, CONNECTORS, SERVICE, SETTINGS, STORE
+from bot.appkeys import (
+    BROKER,
+    CONNECTORS,
+    CONSOLE_CONTEXT,
+    DESK,
+    ENGINE,
+    SERVICE,
+    SETTINGS,
+    STORE,
+    WEBCHAT,
+)
 from bot.broker import create_broker
 from bot.config import Settings
 from bot.core.errors import DuplicateAgent
-from bot.outbox import OutboxWorker
 from bot.rasa_client import RasaClient
-from bot.service import ConversationService
 from bot.store import Store
+from bot.wiring import build_engine
 from connectors.registry import build_connectors, channel_summary
-from connectors.webchat import setup_webchat
+from connectors.webchat import WebchatChannel
 from handoff.auth import hash_password
 from handoff.console import setup_console
 
@@ -43,19 +52,21 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             settings.rasa.urls, settings.rasa.token, http, settings.rasa.timeout_seconds
         )
         app[STORE], app[BROKER] = store, broker
-        service = app[SERVICE] = ConversationService(settings, store, broker, rasa)
+        engine = build_engine(settings, store, broker, rasa)
+        service = app[SERVICE] = engine.service
+        app[DESK], app[ENGINE] = engine.desk, engine
         stack.push_async_callback(service.drain)
         await _ensure_demo_agent(settings, store)
+        app[CONSOLE_CONTEXT].start(engine.desk)
+        await app[WEBCHAT].start(service.intake)
         for connector in app[CONNECTORS]:
-            service.register_connector(connector)
-            await connector.start()
+            await connector.start(service.intake)
+            engine.senders[connector.channel] = connector
             stack.push_async_callback(connector.stop)
-        outbox = OutboxWorker(store, service.connectors)
-        service.outbox = outbox
-        outbox.start()
+        engine.outbox.start()
         # Stopped before the connectors and the store; what is queued waits for the next start.
-        stack.push_async_callback(outbox.stop)
-        await service.rebuild_queue()
+        stack.push_async_callback(engine.outbox.stop)
+        await engine.queue.rebuild()
         service.start_retrying()
         stack.push_async_callback(service.stop_retrying)
         log.info("channels", **channel_summary(settings))
@@ -115,7 +126,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_resources)
     app.router.add_get("/healthz", healthz)
     app.router.add_route("OPTIONS", "/webchat/session", healthz)  # answered by the middleware
-    setup_webchat(app)
-    setup_console(app)
+    webchat = app[WEBCHAT] = WebchatChannel(settings)
+    webchat.add_routes(app)
+    app[CONSOLE_CONTEXT] = setup_console(app, settings)
     app[CONNECTORS] = build_connectors(settings, app)
     return app

@@ -30,17 +30,16 @@ import random
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Protocol
 
 import structlog
 
 from bot.core.clock import utcnow
 from bot.core.errors import DeliveryError
-from bot.core.models import Conversation, OutboxItem
-from bot.core.types import StoredMessage
+from bot.core.models import OutboxItem
+from bot.core.ports import ChannelSender
 from bot.store import Store
 
-__all__ = ["Deliverer", "OutboxWorker"]
+__all__ = ["OutboxWorker"]
 
 log = structlog.get_logger(__name__)
 
@@ -53,12 +52,6 @@ LEASE_MARGIN_FRACTION = 0.2
 MAX_LEASE_MARGIN = 5.0
 
 
-class Deliverer(Protocol):
-    """What the worker needs of a channel connector (``ChannelConnector`` is one)."""
-
-    async def deliver(self, conversation: Conversation, message: StoredMessage) -> None: ...
-
-
 class _Outcome(Enum):
     DELIVERED = "delivered"
     RETRY = "retry"
@@ -68,15 +61,15 @@ class _Outcome(Enum):
 class OutboxWorker:
     """Delivers outbox items; :meth:`start` runs it in the background, :meth:`stop` ends it.
 
-    ``connectors`` maps a channel name to its connector; it is read on every delivery, so it
-    may be the service's live ``connectors`` dict. ``clock`` gives the (aware) time used for
-    leases, due times and backoff; tests pass a controllable one.
+    ``senders`` maps a channel name to its sender (a connector); it is read on every delivery,
+    so it may be the engine's live dict, filled as connectors start. ``clock`` gives the
+    (aware) time used for leases, due times and backoff; tests pass a controllable one.
     """
 
     def __init__(
         self,
         store: Store,
-        connectors: Mapping[str, Deliverer],
+        senders: Mapping[str, ChannelSender],
         *,
         lease_seconds: float = 30.0,
         poll_seconds: float = 1.0,
@@ -96,7 +89,7 @@ class OutboxWorker:
         if max_attempts < 1 or batch_size < 1 or concurrency < 1:
             raise ValueError("max_attempts, batch_size and concurrency must be at least 1")
         self.store = store
-        self.connectors = connectors
+        self.senders = senders
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
         self.max_attempts = max_attempts
@@ -226,7 +219,7 @@ class OutboxWorker:
             "channel": item.channel,
             "attempt": item.attempts + 1,
         }
-        connector = self.connectors.get(item.channel)
+        connector = self.senders.get(item.channel)
         if connector is None:
             return await self._failed(item, f"no connector for channel {item.channel!r}", fields)
         message = await self.store.message(item.message_id)

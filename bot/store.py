@@ -51,7 +51,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from bot.core.errors import DuplicateAgent, DuplicateMessage, NotFound, StaleVersion, StoreError
+from bot.core.errors import DuplicateAgent, DuplicateMessage, NotFound, StaleVersion
 from bot.core.models import (
     Agent,
     Conversation,

@@ -9,16 +9,17 @@ from connectors.base import ChannelConnector
 
 
 def build_connectors(settings: Settings, app: web.Application) -> list[ChannelConnector]:
-    """Connectors for the enabled channels (imported only when used), routes added to ``app``."""
+    """Connectors for the enabled channels, routes added to ``app``. A channel's module (and its
+    client library) is imported only when the channel is on: a lazy load, not a cycle."""
     connectors: list[ChannelConnector] = []
     if settings.channels.telegram.enabled:
         from connectors.telegram import TelegramConnector
 
-        connectors.append(TelegramConnector(app, settings.channels.telegram))
+        connectors.append(TelegramConnector(settings.channels.telegram))
     if settings.channels.slack.enabled:
         from connectors.slack import SlackConnector
 
-        connectors.append(SlackConnector(app, settings.channels.slack))
+        connectors.append(SlackConnector(settings.channels.slack))
     for connector in connectors:
         connector.add_routes(app)
     return connectors

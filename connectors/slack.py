@@ -29,7 +29,8 @@ from bot.config import SlackSettings
 from bot.core.errors import DeliveryError
 from bot.core.models import Conversation
 from bot.core.types import Button, InboundMessage, SenderKind, StoredMessage
-from connectors.base import AcceptStatus, ChannelConnector
+from bot.pipeline.intake import AcceptStatus, Intake
+from connectors.base import ChannelConnector
 
 log = structlog.get_logger(__name__)
 
@@ -59,8 +60,8 @@ class SlackConnector(ChannelConnector):
 
     channel = "slack"
 
-    def __init__(self, app: web.Application, settings: SlackSettings) -> None:
-        super().__init__(app)
+    def __init__(self, settings: SlackSettings) -> None:
+        super().__init__()
         self.settings = settings
         self.client = AsyncWebClient(token=settings.bot_token, base_url=settings.api_base_url)
         self._auth: AuthorizeResult | None = None
@@ -89,7 +90,8 @@ class SlackConnector(ChannelConnector):
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post(EVENTS_PATH, self._handle)
 
-    async def start(self) -> None:
+    async def start(self, intake: Intake) -> None:
+        await super().start(intake)
         try:
             await self._authorize()
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:

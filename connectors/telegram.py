@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import os
 from collections import OrderedDict
 from collections.abc import Coroutine, Sequence
 from contextvars import ContextVar
@@ -51,15 +50,19 @@ from telegram.ext import (
 from bot.config import SettingsError, TelegramSettings
 from bot.core.errors import DeliveryError
 from bot.core.models import Conversation
-from bot.core.types import Button, InboundMessage, SenderKind, StoredMessage
-from bot.service import EDITED_PAYLOAD, UNSUPPORTED_PAYLOAD
-from connectors.base import AcceptResult, AcceptStatus, ChannelConnector
+from bot.core.types import (
+    EDITED_PAYLOAD,
+    UNSUPPORTED_PAYLOAD,
+    Button,
+    InboundMessage,
+    SenderKind,
+    StoredMessage,
+)
+from bot.http_errors import json_error
+from bot.pipeline.intake import AcceptResult, AcceptStatus, Intake
+from connectors.base import ChannelConnector
 
 log = structlog.get_logger(__name__)
-
-# Opt in to how PTB 23 gives durations (RetryAfter.retry_after as a timedelta); without it PTB
-# warns about the change every time Telegram rate-limits us. _retry_after() reads both forms.
-os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -104,8 +107,8 @@ class TelegramConnector(ChannelConnector):
 
     channel = "telegram"
 
-    def __init__(self, app: web.Application, settings: TelegramSettings) -> None:
-        super().__init__(app)
+    def __init__(self, settings: TelegramSettings) -> None:
+        super().__init__()
         self.settings = settings
         api = settings.api_base_url.rstrip("/")
         self.application: Application[Any, Any, Any, Any, Any, Any] = (
@@ -154,12 +157,13 @@ class TelegramConnector(ChannelConnector):
         if self.webhook_url:
             app.router.add_post(WEBHOOK_PATH, self._webhook)
 
-    async def start(self) -> None:
+    async def start(self, intake: Intake) -> None:
         """Check the token and register the webhook (or start polling).
 
         A rejected token stops the gateway from starting: that is a settings mistake. Telegram
         being unreachable is not; the connector then keeps trying in the background.
         """
+        await super().start(intake)
         try:
             await self._connect()
         except InvalidToken as exc:
@@ -245,22 +249,22 @@ class TelegramConnector(ChannelConnector):
         expected = (self.settings.secret_token or "").encode()
         given = request.headers.get(SECRET_HEADER, "").encode()
         if not expected or not hmac.compare_digest(given, expected):
-            return _json_error(403, "forbidden", f"Missing or wrong {SECRET_HEADER} header.")
+            return json_error(403, "forbidden", f"Missing or wrong {SECRET_HEADER} header.")
         try:
             data = await request.json()
         except ValueError:
-            return _json_error(400, "bad_request", "The body must be a JSON Telegram update.")
+            return json_error(400, "bad_request", "The body must be a JSON Telegram update.")
         if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
-            return _json_error(400, "bad_request", "The body must be a JSON Telegram update.")
+            return json_error(400, "bad_request", "The body must be a JSON Telegram update.")
         if not self._ready:
             # Telegram retries later; by then the connector has (re)connected.
-            return _json_error(503, "not_ready", "The Telegram connector is starting.")
+            return json_error(503, "not_ready", "The Telegram connector is starting.")
         try:
             update = Update.de_json(data, self.bot)
         except (KeyError, TypeError, ValueError):
-            return _json_error(400, "bad_request", "The body is not a valid Telegram update.")
+            return json_error(400, "bad_request", "The body is not a valid Telegram update.")
         if not await self._process(update):
-            return _json_error(500, "failed", "The update could not be stored; please resend.")
+            return json_error(500, "failed", "The update could not be stored; please resend.")
         return web.json_response({"ok": True})
 
     async def _process(self, update: Update) -> bool:
@@ -475,7 +479,3 @@ def _button_title(message: object, data: str | None) -> str | None:
 def _retry_after(exc: RetryAfter) -> float:
     value = exc.retry_after
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-def _json_error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": code, "message": message}, status=status)

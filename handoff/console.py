@@ -26,12 +26,12 @@ from urllib.parse import quote, urlsplit
 import jinja2
 from aiohttp import WSMsgType, web
 
-from bot.appkeys import BROKER, SERVICE, SETTINGS, STORE
-from bot.broker import Broker, BrokerError, Subscription
+from bot.broker import BrokerError, Subscription
+from bot.config import Settings
 from bot.core.errors import BadMessage, Conflict, NotFound
+from bot.core.frames import console_queue_frame, note_dict
 from bot.core.models import Agent
 from bot.core.state import IllegalTransition
-from bot.service import note_dict
 from handoff.auth import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -51,6 +51,7 @@ from handoff.auth import (
     unauthenticated_response,
     verify_password,
 )
+from handoff.desk import AgentDesk
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,6 @@ TEMPLATES_DIR = HERE / "templates"
 STATIC_DIR = HERE / "static"
 PREFIX = "/console"
 STATIC_PREFIX = f"{PREFIX}/static/"
-CONSOLE_TOPIC = "console"
 PRESENCE_TTL_SECONDS = 30
 PRESENCE_INTERVAL_SECONDS = 10.0
 WRONG_LOGIN = "Wrong username or password"
@@ -101,17 +101,26 @@ class ConsoleContext:
     templates: jinja2.Environment
     limiter: LoginRateLimiter
     static_versions: dict[str, str]
+    settings: Settings
     sockets: weakref.WeakSet[web.WebSocketResponse] = dataclasses.field(
         default_factory=weakref.WeakSet
     )
     presence: dict[str, int] = dataclasses.field(default_factory=dict)  # member -> open sockets
-    _codec: SessionCodec | None = None
+    codec: SessionCodec = dataclasses.field(init=False)
+    _desk: AgentDesk | None = None
 
-    def codec(self, request: web.Request) -> SessionCodec:
-        # Built on first use: the settings may be put on the app after setup_console ran.
-        if self._codec is None:
-            self._codec = SessionCodec(request.config_dict[SETTINGS].secret_key)
-        return self._codec
+    def __post_init__(self) -> None:
+        self.codec = SessionCodec(self.settings.secret_key)
+
+    @property
+    def desk(self) -> AgentDesk:
+        if self._desk is None:
+            raise web.HTTPServiceUnavailable(text="The console is starting; try again shortly.")
+        return self._desk
+
+    def start(self, desk: AgentDesk) -> None:
+        """Called once the gateway is up, with the desk every console request goes through."""
+        self._desk = desk
 
 
 CONSOLE = web.AppKey("csbot_console", ConsoleContext)
@@ -154,10 +163,10 @@ def _ctx(request: web.Request) -> ConsoleContext:
 
 
 async def _authenticate(request: web.Request) -> tuple[Agent, Session] | None:
-    session = _ctx(request).codec(request).decode(request.cookies.get(SESSION_COOKIE))
+    session = _ctx(request).codec.decode(request.cookies.get(SESSION_COOKIE))
     if session is None:
         return None
-    agent = await request.config_dict[STORE].agent(session.agent_id)
+    agent = await _ctx(request).desk.agent(session.agent_id)
     if agent is None:  # the account was removed after the cookie was issued
         return None
     return agent, session
@@ -239,7 +248,7 @@ def _same_origin(request: web.Request) -> bool:
         return True
     netloc = urlsplit(origin).netloc.lower()
     allowed = {request.host.lower()}
-    public_url = getattr(getattr(request.config_dict[SETTINGS], "http", None), "public_url", None)
+    public_url = getattr(getattr(_ctx(request).settings, "http", None), "public_url", None)
     if public_url:
         allowed.add(urlsplit(public_url).netloc.lower())
     return netloc in allowed
@@ -306,7 +315,7 @@ def _login_page(
     username: str = "",
     next_path: str = PREFIX,
 ) -> web.Response:
-    cookie_value, form_token = _ctx(request).codec(request).login_csrf_pair()
+    cookie_value, form_token = _ctx(request).codec.login_csrf_pair()
     response = _render(
         request,
         "login.html",
@@ -334,7 +343,7 @@ def _form_str(form: Any, name: str) -> str:
 
 async def login_submit(request: web.Request) -> web.StreamResponse:
     ctx = _ctx(request)
-    codec = ctx.codec(request)
+    codec = ctx.codec
     form = await request.post()
     if not codec.check_login_csrf(
         request.cookies.get(LOGIN_CSRF_COOKIE), _form_str(form, "csrf_token")
@@ -359,7 +368,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 
     agent = None
     if username and len(username) <= MAX_USERNAME_CHARS and len(password) <= MAX_PASSWORD_CHARS:
-        agent = await request.config_dict[STORE].agent_by_username(username)
+        agent = await ctx.desk.agent_by_username(username)
     if agent is not None:
         # argon2 takes tens of milliseconds of CPU: keep the event loop free meanwhile.
         ok = await asyncio.to_thread(verify_password, agent.password_hash, password)
@@ -377,7 +386,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     if needs_rehash(agent.password_hash):
         try:
             new_hash = await asyncio.to_thread(hash_password, password)
-            await request.config_dict[STORE].set_agent_password(agent.id, new_hash)
+            await ctx.desk.set_password_hash(agent.id, new_hash)
         except Exception:  # an old hash still works; never fail a good login over this
             log.exception("could not upgrade the password hash of agent %s", agent.id)
     response = _redirect(next_path)
@@ -390,7 +399,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    session = _ctx(request).codec(request).decode(request.cookies.get(SESSION_COOKIE))
+    session = _ctx(request).codec.decode(request.cookies.get(SESSION_COOKIE))
     if session is not None and not await check_csrf(request, session):
         return csrf_error_response()
     response = _redirect(f"{PREFIX}/login")
@@ -412,7 +421,7 @@ async def conversation_page(
 ) -> web.StreamResponse:
     conversation_id = request.match_info["conversation_id"]
     try:
-        view = await request.config_dict[SERVICE].conversation_view(conversation_id)
+        view = await _ctx(request).desk.conversation_view(conversation_id)
     except NotFound:
         view = None
     return _render(
@@ -424,7 +433,7 @@ async def conversation_page(
         page="conversation",
         conversation_id=conversation_id,
         initial_view=view,
-        max_message_chars=request.config_dict[SETTINGS].limits.max_message_chars,
+        max_message_chars=_ctx(request).settings.limits.max_message_chars,
     )
 
 
@@ -446,7 +455,7 @@ def _text_field(request: web.Request, body: dict[str, Any], what: str) -> str:
     if not isinstance(text, str) or not text.strip():
         raise ApiError(400, "missing_text", f"The {what} is empty: type some text first.")
     text = text.strip()
-    limit: int = request.config_dict[SETTINGS].limits.max_message_chars
+    limit: int = _ctx(request).settings.limits.max_message_chars
     if len(text) > limit:
         raise ApiError(
             400,
@@ -467,47 +476,36 @@ async def api_me(request: web.Request, agent: Agent) -> Any:
 
 @api
 async def api_queue(request: web.Request, agent: Agent) -> Any:
-    return {"items": await request.config_dict[SERVICE].queue_snapshot()}
+    return {"items": await _ctx(request).desk.queue_snapshot()}
 
 
 @api
 async def api_agents(request: web.Request, agent: Agent) -> Any:
-    store = request.config_dict[STORE]
-    online = set(await request.config_dict[BROKER].present())
-    agents = await store.agents()
-    return [
-        {
-            "id": a.id,
-            "display_name": a.display_name,
-            "username": a.username,
-            "online": f"agent:{a.id}" in online,
-        }
-        for a in agents
-    ]
+    return await _ctx(request).desk.agents_with_presence()
 
 
 @api
 async def api_conversation(request: web.Request, agent: Agent) -> Any:
-    return await request.config_dict[SERVICE].conversation_view(_conversation_id(request))
+    return await _ctx(request).desk.conversation_view(_conversation_id(request))
 
 
 @api
 async def api_claim(request: web.Request, agent: Agent) -> Any:
-    await request.config_dict[SERVICE].claim(_conversation_id(request), agent)
+    await _ctx(request).desk.claim(_conversation_id(request), agent)
     return {"ok": True}
 
 
 @api
 async def api_reply(request: web.Request, agent: Agent) -> Any:
     text = _text_field(request, await _json_body(request), "reply")
-    message = await request.config_dict[SERVICE].agent_reply(_conversation_id(request), agent, text)
+    message = await _ctx(request).desk.agent_reply(_conversation_id(request), agent, text)
     return {"ok": True, "message": message.to_dict()}
 
 
 @api
 async def api_note(request: web.Request, agent: Agent) -> Any:
     text = _text_field(request, await _json_body(request), "note")
-    note = await request.config_dict[SERVICE].add_note(_conversation_id(request), agent, text)
+    note = await _ctx(request).desk.add_note(_conversation_id(request), agent, text)
     return {"ok": True, "note": note_dict(note)}
 
 
@@ -517,15 +515,15 @@ async def api_transfer(request: web.Request, agent: Agent) -> Any:
     to_agent_id = body.get("agent_id")
     if type(to_agent_id) is not int:
         raise ApiError(400, "missing_agent", "Choose the agent to transfer the conversation to.")
-    if await request.config_dict[STORE].agent(to_agent_id) is None:
+    if await _ctx(request).desk.agent(to_agent_id) is None:
         raise ApiError(400, "unknown_agent", f"There is no agent with id {to_agent_id}.")
-    await request.config_dict[SERVICE].transfer(_conversation_id(request), agent, to_agent_id)
+    await _ctx(request).desk.transfer(_conversation_id(request), agent, to_agent_id)
     return {"ok": True}
 
 
 @api
 async def api_resolve(request: web.Request, agent: Agent) -> Any:
-    await request.config_dict[SERVICE].resolve(_conversation_id(request), agent)
+    await _ctx(request).desk.resolve(_conversation_id(request), agent)
     return {"ok": True}
 
 
@@ -552,7 +550,7 @@ async def _forward(subscription: Subscription, ws: web.WebSocketResponse) -> Non
 
 
 async def _keep_alive(
-    broker: Broker, ws: web.WebSocketResponse, member: str, session: Session
+    desk: AgentDesk, ws: web.WebSocketResponse, member: str, session: Session
 ) -> None:
     """Presence heartbeat every 10 s; closes the socket when the session expires."""
     while not ws.closed:
@@ -560,7 +558,7 @@ async def _keep_alive(
             await ws.close(code=4401, message=b"session expired")
             return
         try:
-            await broker.set_presence(member, PRESENCE_TTL_SECONDS)
+            await desk.set_presence(member, PRESENCE_TTL_SECONDS)
         except BrokerError as exc:
             log.warning("console websocket: presence heartbeat failed: %s", exc)
         await asyncio.sleep(PRESENCE_INTERVAL_SECONDS)
@@ -574,7 +572,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         return _error(403, "origin", "WebSocket connections are only accepted from the console.")
     agent, session = auth
     ctx = _ctx(request)
-    broker = request.config_dict[BROKER]
+    desk = ctx.desk
     member = f"agent:{agent.id}"
     ws = web.WebSocketResponse(heartbeat=25.0, max_msg_size=64 * 1024)
     await ws.prepare(request)
@@ -584,11 +582,11 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     tasks: list[asyncio.Task[None]] = []
     try:
         # Subscribe before taking the snapshot, so no event falls between the two.
-        subscription = await broker.subscribe(CONSOLE_TOPIC)
-        snapshot = await request.config_dict[SERVICE].queue_snapshot()
-        await ws.send_str(_dumps({"type": "queue", "items": snapshot}))
+        subscription = await desk.subscribe_console()
+        snapshot = await _ctx(request).desk.queue_snapshot()
+        await ws.send_str(_dumps(console_queue_frame(snapshot)))
         tasks.append(asyncio.create_task(_forward(subscription, ws)))
-        tasks.append(asyncio.create_task(_keep_alive(broker, ws, member, session)))
+        tasks.append(asyncio.create_task(_keep_alive(desk, ws, member, session)))
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
                 await _client_message(ws, msg.data)
@@ -612,7 +610,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             # The agent's last console on this replica closed: show them offline now rather
             # than when the heartbeat expires (another replica's heartbeat re-adds them).
             with contextlib.suppress(BrokerError):
-                await broker.set_presence(member, 0)
+                await desk.set_presence(member, 0)
     return ws
 
 
@@ -644,7 +642,7 @@ def _static_versions() -> dict[str, str]:
     return versions
 
 
-def setup_console(app: web.Application) -> None:
+def setup_console(app: web.Application, settings: Settings) -> ConsoleContext:
     """Add the console's pages, API, WebSocket and static files under /console."""
     templates = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
@@ -656,7 +654,10 @@ def setup_console(app: web.Application) -> None:
     # |tojson (for the page's JSON data block) escapes <, >, & and ' for HTML.
     templates.policies["json.dumps_kwargs"] = {"default": _json_default, "ensure_ascii": False}
     app[CONSOLE] = ConsoleContext(
-        templates=templates, limiter=LoginRateLimiter(), static_versions=_static_versions()
+        templates=templates,
+        limiter=LoginRateLimiter(),
+        static_versions=_static_versions(),
+        settings=settings,
     )
     app.on_response_prepare.append(_security_headers)
     app.on_shutdown.append(_close_sockets)
@@ -680,3 +681,4 @@ def setup_console(app: web.Application) -> None:
     r.add_post(f"{conv}/transfer", api_transfer)
     r.add_post(f"{conv}/resolve", api_resolve)
     r.add_static(STATIC_PREFIX, STATIC_DIR, name="console_static")
+    return app[CONSOLE]

@@ -11,6 +11,9 @@ import pytest
 
 from scripts import devctl
 
+# As `python -m bot serve` does: PTB 23's durations (see bot/__main__.py).
+os.environ.setdefault("PTB_TIMEDELTA", "true")
+
 
 @pytest.fixture(scope="session")
 def rasa_model() -> Path:

@@ -90,3 +90,12 @@ class Understood:
 
     intent: str | None
     confidence: float | None
+
+
+# Payloads the gateway itself understands. HANDOFF: the "Talk to a person" button the gateway
+# offers while the bot is down (it may be pressed before the bot is back). UNSUPPORTED and
+# EDITED: what connectors give to what the bot cannot read (stickers, photos, edits), stored and
+# shown to agents as they are and answered by the gateway with a notice while the bot has it.
+HANDOFF_PAYLOAD = "gateway:handoff"
+UNSUPPORTED_PAYLOAD = "gateway:unsupported"
+EDITED_PAYLOAD = "gateway:edited"

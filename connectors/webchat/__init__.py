@@ -1,5 +1,5 @@
-"""Web chat: the embeddable widget (static/) and its session + websocket endpoints."""
+"""The web chat channel: the widget and its session + websocket endpoints."""
 
-from connectors.webchat.server import setup_webchat
+from connectors.webchat.server import WebchatChannel
 
-__all__ = ["setup_webchat"]
+__all__ = ["WebchatChannel"]

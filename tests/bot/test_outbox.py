@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from bot.appkeys import SERVICE
+from bot.appkeys import ENGINE
 from bot.broker import InProcessBroker
 from bot.config import Settings
 from bot.core.errors import DeliveryError, NotFound
@@ -25,8 +25,8 @@ from bot.core.models import Conversation, OutboxItem
 from bot.core.types import Direction, SenderKind, StoredMessage
 from bot.outbox import OutboxWorker
 from bot.rasa_client import RasaClient
-from bot.service import ConversationService
 from bot.store import Store
+from bot.wiring import Engine, build_engine
 from tests.bot.conftest import schema_state
 from tests.gateway_fixtures import gateway_settings, running_gateway
 
@@ -483,39 +483,32 @@ async def test_the_loop_survives_a_failing_round(store: Store) -> None:
 
 
 @pytest.fixture
-async def service(store: Store) -> AsyncIterator[ConversationService]:
+async def engine(store: Store) -> AsyncIterator[Engine]:
     async with aiohttp.ClientSession() as http:
         rasa = RasaClient(["http://127.0.0.1:9"], None, http)
         settings = Settings.model_validate({"secret_key": "test-secret-key-0123456789abcdef"})
-        yield ConversationService(settings, store, InProcessBroker(), rasa)
+        yield build_engine(settings, store, InProcessBroker(), rasa, outbox_poll_seconds=60)
 
 
-async def test_send_queues_channel_messages_in_the_outbox(
-    store: Store, service: ConversationService
-) -> None:
+async def test_send_queues_channel_messages_in_the_outbox(store: Store, engine: Engine) -> None:
     channel = FakeChannel()
-    service.register_connector(channel)
+    engine.senders[CHANNEL] = channel
+    outbound = engine.service.outbound
     conversation = await new_conversation(store, "u1")
     webchat = await new_conversation(store, "visitor", channel="webchat")
 
-    # Without an outbox (a hand-built service) the connector is called inline.
-    inline = await service._send(conversation, SenderKind.SYSTEM, "inline")
-    assert channel.delivered == [inline]
-    assert await store.outbox_items(conversation.id) == []
-
-    outbox = OutboxWorker(store, service.connectors, poll_seconds=60)
-    service.outbox = outbox
+    outbox = engine.outbox
     outbox.start()
     try:
         await asyncio.sleep(0.1)
         channel.arrived.clear()
-        queued = await service._send(conversation, SenderKind.BOT, "via the outbox")
+        queued = await outbound.send(conversation, SenderKind.BOT, "via the outbox")
         (item,) = await store.outbox_items(conversation.id)
         assert (item.message_id, item.channel) == (queued.id, CHANNEL)
         await asyncio.wait_for(channel.arrived.wait(), 5)  # notify() woke the worker
-        assert channel.texts() == ["inline", "via the outbox"]
+        assert channel.texts() == ["via the outbox"]
         # Web chat has no connector: nothing is queued (its sockets get the broker event).
-        await service._send(webchat, SenderKind.BOT, "hi")
+        await outbound.send(webchat, SenderKind.BOT, "hi")
         assert await store.outbox_items(webchat.id) == []
     finally:
         await outbox.stop()
@@ -525,7 +518,7 @@ async def test_send_queues_channel_messages_in_the_outbox(
 async def test_the_app_runs_the_worker_while_it_is_up(db_url: str, tmp_path: Path) -> None:
     settings = gateway_settings(tmp_path, "http://127.0.0.1:9", None, database_url=db_url)
     async with running_gateway(settings) as gateway:
-        outbox = gateway.app[SERVICE].outbox
+        outbox = gateway.app[ENGINE].outbox
         assert outbox is not None and outbox.running
-        assert outbox.connectors is gateway.app[SERVICE].connectors
+        assert outbox.senders is gateway.app[ENGINE].senders
     assert not outbox.running

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.appkeys import CONNECTORS, SERVICE, STORE
+from bot.appkeys import CONNECTORS, DESK, SERVICE, STORE
 from bot.core.errors import DeliveryError
 from bot.core.models import Conversation
 from bot.core.state import ConversationState
@@ -275,16 +275,16 @@ async def test_agent_messages_buttons_and_rating_in_a_mention_thread(
     """Outbound formatting without Rasa: an agent takes a mention thread over, replies and
     resolves; the rating buttons come as Block Kit and a press lands in that conversation."""
     thread_ts = "1700000500.000100"
-    store, service = gateway.app[STORE], gateway.app[SERVICE]
+    store, desk = gateway.app[STORE], gateway.app[DESK]
     # Made directly: a customer message would go to the (dead) bot first and stay pending.
     customer = await store.find_or_create_customer("slack", f"C0SUPPORT:{thread_ts}")
     conversation = await store.open_conversation(customer.id, "slack", f"C0SUPPORT:{thread_ts}")
     sam = await store.agent_by_username("sam")
     assert sam is not None
 
-    await service.take_over(conversation.id, sam)
-    await service.agent_reply(conversation.id, sam, "Hi, I'm on it <3 & more")
-    await service.resolve(conversation.id, sam)
+    await desk.take_over(conversation.id, sam)
+    await desk.agent_reply(conversation.id, sam, "Hi, I'm on it <3 & more")
+    await desk.resolve(conversation.id, sam)
 
     reply = await slack_api.wait_for_post(lambda c: "on it" in c.params["text"])
     assert reply.params["text"] == "*Sam:* Hi, I'm on it &lt;3 &amp; more"

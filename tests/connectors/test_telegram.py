@@ -19,10 +19,18 @@ from bot.config import Settings, SettingsError
 from bot.core.errors import DeliveryError
 from bot.core.models import Conversation
 from bot.core.state import ConversationState
-from bot.core.types import Button, Direction, InboundMessage, SenderKind, StoredMessage
-from bot.service import EDITED_PAYLOAD, NOTICES, UNSUPPORTED_PAYLOAD
+from bot.core.types import (
+    EDITED_PAYLOAD,
+    UNSUPPORTED_PAYLOAD,
+    Button,
+    Direction,
+    InboundMessage,
+    SenderKind,
+    StoredMessage,
+)
+from bot.pipeline.bot_turn import NOTICES
+from bot.pipeline.intake import AcceptResult
 from bot.store import Store
-from connectors.base import AcceptResult
 from connectors.telegram import EXPIRED_BUTTON, TelegramConnector
 from scripts import devctl
 from tests.fakes.telegram_api import TOKEN, FakeTelegramApi, load_update

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.appkeys import SERVICE, STORE
+from bot.appkeys import DESK, SERVICE, STORE
 from handoff.auth import hash_password
 from scripts import devctl
 from tests.gateway_fixtures import AGENT_PASSWORD, Gateway, gateway_settings, running_gateway
@@ -237,7 +237,7 @@ async def test_stale_bot_reply_is_dropped_after_an_agent_takes_over(
             assert sam is not None
             # While Rasa is still thinking, an agent takes the conversation over.
             await asyncio.sleep(0.3)
-            await service.take_over(customer.conversation_id, sam)
+            await gw.app[DESK].take_over(customer.conversation_id, sam)
             await customer.wait_for(lambda f: f.get("type") == "agent_joined")
             await service.drain()
             stored = await store.messages(customer.conversation_id)

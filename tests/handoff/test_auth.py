@@ -19,14 +19,12 @@ from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from argon2 import PasswordHasher
 
-from bot.appkeys import BROKER, SERVICE, SETTINGS, STORE
 from bot.broker import Broker, BrokerError, create_broker
 from bot.config import Settings
 from bot.core.errors import Conflict, NotFound
 from bot.core.models import Agent, Note
 from bot.core.state import ConversationEvent, ConversationState, IllegalTransition
 from bot.core.types import Direction, SenderKind, StoredMessage
-from bot.service import ConversationService
 from bot.store import Store
 from handoff.auth import (
     LOGIN_CSRF_COOKIE,
@@ -40,6 +38,7 @@ from handoff.auth import (
     verify_password,
 )
 from handoff.console import _safe_next, setup_console
+from handoff.desk import AgentDesk
 
 SECRET = "test-secret-key-0123456789abcdef"
 PASSWORD = "correct-horse-battery"
@@ -294,7 +293,8 @@ class FakeConversation:
 class FakeService:
     """Just enough of ConversationService for the console's routes (records what it is asked)."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: Store, broker: Broker) -> None:
+        self.store, self.broker = store, broker
         self.conversations: dict[str, FakeConversation] = {"c1": FakeConversation()}
         self.calls: list[tuple[Any, ...]] = []
         self.next_error: Exception | None = None
@@ -306,6 +306,14 @@ class FakeService:
         if conversation_id not in self.conversations:
             raise NotFound(f"unknown conversation {conversation_id}")
         return self.conversations[conversation_id]
+
+    # The agent directory and presence are the desk's own code over the real store and broker.
+    agent = AgentDesk.agent
+    agent_by_username = AgentDesk.agent_by_username
+    set_password_hash = AgentDesk.set_password_hash
+    agents_with_presence = AgentDesk.agents_with_presence
+    subscribe_console = AgentDesk.subscribe_console
+    set_presence = AgentDesk.set_presence
 
     async def queue_snapshot(self) -> list[dict[str, Any]]:
         return [
@@ -381,11 +389,9 @@ async def console(tmp_path: Path) -> AsyncIterator[Console]:
     amy = await store.add_agent("amy", "Amy Agent", hashed, teams=["general"])
     bob = await store.add_agent("bob", "Bob Builder", hashed, role="supervisor")
     broker = create_broker(None)
-    service = FakeService()
+    service = FakeService(store, broker)
     app = web.Application()
-    app[SETTINGS], app[STORE], app[BROKER] = settings, store, broker
-    app[SERVICE] = cast(ConversationService, service)
-    setup_console(app)
+    setup_console(app, settings).start(cast(AgentDesk, service))
     client = TestClient(TestServer(app))
     await client.start_server()
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.appkeys import BROKER, SERVICE, STORE
+from bot.appkeys import BROKER, DESK, SERVICE, STORE
 from bot.core.models import Agent
 from bot.core.policy import HandoffDecision
 from handoff.auth import hash_password
@@ -39,7 +39,7 @@ async def assigned_to_kim(gw: Gateway, http: aiohttp.ClientSession) -> CustomerC
     await customer.wait_for(lambda f: f.get("type") == "ack")
     await gw.app[SERVICE].drain()
     assert customer.conversation_id is not None
-    await gw.app[SERVICE].take_over(customer.conversation_id, await agent(gw, "kim"))
+    await gw.app[DESK].take_over(customer.conversation_id, await agent(gw, "kim"))
     return customer
 
 
@@ -145,7 +145,7 @@ async def test_after_hours_handoff_waits_for_a_follow_up(
     dead_rasa = f"http://127.0.0.1:{devctl.free_port()}"
     settings = gateway_settings(tmp_path, dead_rasa, None, hours={"always_open": False})
     async with running_gateway(settings) as gw:
-        service, store = gw.app[SERVICE], gw.app[STORE]
+        service, desk, store = gw.app[SERVICE], gw.app[DESK], gw.app[STORE]
         customer = await CustomerClient(gw.url, http).connect()
         try:
             await customer.send("hello?")
@@ -153,7 +153,7 @@ async def test_after_hours_handoff_waits_for_a_follow_up(
             await service.drain()
             conversation = await store.conversation(customer.conversation_id or "")
             assert conversation is not None
-            moved = await service._start_handoff(
+            moved = await desk.starter.start(
                 conversation, HandoffDecision(policy_reason="explicit_request"), None
             )
             assert moved.state.value == "pending_followup"
@@ -165,12 +165,12 @@ async def test_after_hours_handoff_waits_for_a_follow_up(
             await service.drain()
             after = await store.conversation(moved.id)
             assert after is not None and after.state.value == "pending_followup"
-            items = await service.queue_snapshot()
+            items = await desk.queue_snapshot()
             assert [(i["conversation_id"], i["state"]) for i in items] == [
                 (moved.id, "pending_followup")
             ]
             assert items[0]["last_message"] == "I'll be around tomorrow morning"
-            claimed = await service.claim(moved.id, await agent(gw, "sam"))
+            claimed = await desk.claim(moved.id, await agent(gw, "sam"))
             assert claimed.state.value == "assigned"
         finally:
             await customer.close()
@@ -212,7 +212,7 @@ async def test_resolve_hands_back_cleanly_and_the_rating_prompt_expires(
 async def test_a_lost_queue_entry_does_not_block_claims(
     gateway: Gateway, http: aiohttp.ClientSession
 ) -> None:
-    service, broker = gateway.app[SERVICE], gateway.app[BROKER]
+    service, desk, broker = gateway.app[SERVICE], gateway.app[DESK], gateway.app[BROKER]
     customer = await CustomerClient(gateway.url, http).connect()
     try:
         await customer.send("hello")
@@ -220,15 +220,15 @@ async def test_a_lost_queue_entry_does_not_block_claims(
         await service.drain()
         conversation = await gateway.app[STORE].conversation(customer.conversation_id or "")
         assert conversation is not None
-        await service._start_handoff(
+        await desk.starter.start(
             conversation, HandoffDecision(policy_reason="explicit_request"), None
         )
         # As after a restart of the in-process broker: SQL says queued, the queue is empty.
         assert await broker.remove("queue", conversation.id)
-        assert await service.rebuild_queue() == 1
+        assert await desk.queue.rebuild() == 1
         assert await broker.position("queue", conversation.id) == 1
         await broker.remove("queue", conversation.id)
-        claimed = await service.claim(conversation.id, await agent(gateway, "kim"))
+        claimed = await desk.claim(conversation.id, await agent(gateway, "kim"))
         assert claimed.state.value == "assigned"
     finally:
         await customer.close()

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from bot.core.state import ConversationState
-from bot.service import HANDOFF_PAYLOAD
+from bot.core.types import HANDOFF_PAYLOAD
 from scripts import devctl
 from tests.reliability.support import (
     Database,

@@ -1,0 +1,42 @@
+"""The seams between the engine and what plugs into it, as protocols.
+
+``ChannelSender`` is the outbound side of a channel (Telegram, Slack): the outbox hands it one
+stored message at a time and retries on ``DeliveryError``. ``HandoffDesk`` is what the pipeline
+needs of the human side (``handoff/``): start a handoff, and say where a waiting customer
+stands. The composition root (``bot/app.py``) wires the implementations in.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from bot.core.models import Agent, Conversation
+from bot.core.policy import HandoffDecision
+from bot.core.types import StoredMessage
+
+
+class ChannelSender(Protocol):
+    """Delivers one stored outbound message to the customer; raises ``DeliveryError``."""
+
+    @property
+    def channel(self) -> str: ...
+
+    async def deliver(self, conversation: Conversation, message: StoredMessage) -> None: ...
+
+
+class HandoffDesk(Protocol):
+    """The human side as the conversation pipeline sees it."""
+
+    async def start(
+        self,
+        conversation: Conversation,
+        decision: HandoffDecision,
+        tracker: dict[str, Any] | None,
+        source_agent: Agent | None = None,
+    ) -> Conversation:
+        """Pause the bot, build and store the packet, queue the conversation, tell everyone."""
+        ...
+
+    async def queue_position(self, conversation_id: str) -> tuple[int, float]:
+        """1-based position in the queue and the estimated wait in seconds."""
+        ...

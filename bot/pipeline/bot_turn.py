@@ -1,0 +1,259 @@
+"""One customer message with the bot: a CSAT answer, a notice, or a turn through Rasa.
+
+A bot turn is all or nothing: the replies, their outbox entries, the NLU of the customer's
+message, the cursor move and a decided handoff (``handoff_due``) are one SQL transaction. A bot
+reply that comes back after the conversation left BOT is dropped (compare-and-set on the
+version). When Rasa is down the customer is told once per outage and, if it lasts, offered a
+person; the message waits for the scheduler's next attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from bot.broker import Broker
+from bot.config import Settings
+from bot.core.errors import StaleVersion
+from bot.core.models import Conversation, MessageNlu, OutboundDraft, PendingTurn
+from bot.core.policy import Turn, decide
+from bot.core.ports import HandoffDesk
+from bot.core.state import ConversationState
+from bot.core.types import (
+    EDITED_PAYLOAD,
+    HANDOFF_PAYLOAD,
+    UNSUPPORTED_PAYLOAD,
+    Button,
+    SenderKind,
+    StoredMessage,
+    Understood,
+)
+from bot.pipeline.outbound import Outbound
+from bot.pipeline.records import Records
+from bot.rasa_client import RasaClient, RasaUnavailable
+from bot.store import Store
+
+log = structlog.get_logger(__name__)
+
+# How long "the customer was told Rasa is down" is remembered (one notice per outage).
+OUTAGE_MEMORY = 600.0
+NOTICES = {
+    UNSUPPORTED_PAYLOAD: "Sorry, I can only read text messages for now. Could you type what you "
+    "need instead?",
+    EDITED_PAYLOAD: "I can't see changes to messages I've already received. Please send the "
+    "corrected text as a new message.",
+}
+CSAT_RE = re.compile(r"^\s*(?:csat:)?([1-5])(?:\s*(?:/\s*5|stars?|out of 5))?\s*[.!]?\s*$", re.I)
+
+
+def csat_rating(message: StoredMessage) -> int | None:
+    """A 1-5 rating from a button payload ("csat:4") or a typed digit ("4", "5 stars")."""
+    for candidate in (message.payload, message.text):
+        if candidate:
+            match = CSAT_RE.match(candidate)
+            if match:
+                return int(match.group(1))
+    return None
+
+
+class BotTurn:
+    """Handles one pending customer message of a conversation that is with the bot."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        broker: Broker,
+        rasa: RasaClient,
+        records: Records,
+        outbound: Outbound,
+        desk: HandoffDesk,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.settings, self.store, self.broker, self.rasa = settings, store, broker, rasa
+        self.records, self.outbound, self.desk, self.clock = records, outbound, desk, clock
+
+    async def handle(
+        self, conversation: Conversation, message: StoredMessage, turn: PendingTurn
+    ) -> bool:
+        """False when Rasa is down and the message waits for the next attempt."""
+        if conversation.awaiting_csat:
+            rating = csat_rating(message)
+            if rating is not None:
+                await self._record_csat(conversation, message, rating)
+                return True
+            # Not a rating: the prompt is over, and this message goes to the bot.
+            conversation = await self.records.update(conversation.id, awaiting_csat=False)
+        if message.payload in NOTICES:
+            await self._answer_without_bot(conversation, message, NOTICES[message.payload])
+            return True
+        return await self._bot_turn(conversation, message, turn)
+
+    async def tracker(self, conversation_id: str) -> dict[str, Any] | None:
+        try:
+            return await self.rasa.tracker(conversation_id)
+        except RasaUnavailable:
+            return None
+
+    async def _answer_without_bot(
+        self, conversation: Conversation, message: StoredMessage, text: str
+    ) -> None:
+        """Mark the message handled and answer it with a notice, in one transaction."""
+        while True:
+            try:
+                fresh, stored = await self.store.append_outbound(
+                    conversation.id,
+                    [OutboundDraft(SenderKind.SYSTEM, text)],
+                    outbox_channel=self.outbound.outbox_channel(conversation),
+                    expected_version=conversation.version,
+                    bot_cursor=message.seq,
+                )
+                break
+            except StaleVersion:
+                conversation = await self.records.get(conversation.id)
+        assert fresh is not None
+        await self.outbound.announce(fresh, stored)
+
+    async def _bot_turn(
+        self, conversation: Conversation, message: StoredMessage, turn: PendingTurn
+    ) -> bool:
+        metadata = {
+            "channel": conversation.channel,
+            "customer_id": conversation.customer_id,
+            "customer_name": turn.customer_name,
+        }
+        text = message.payload or message.text
+        try:
+            answer = await self.rasa.turn(conversation.id, text, metadata)
+        except RasaUnavailable as exc:
+            await self._bot_unavailable(conversation, message, exc)
+            return False
+        tracker: dict[str, Any] | None = None
+        paused = answer.paused
+        if not answer.replies and paused is None:
+            tracker = await self.tracker(conversation.id)
+            paused = bool(tracker and tracker.get("paused"))
+        if not answer.replies and paused:
+            # A person handed the conversation back but Rasa missed the resume: resume now and
+            # ask again, instead of leaving the customer with a silent bot.
+            try:
+                await self.rasa.resume(conversation.id)
+                answer = await self.rasa.turn(conversation.id, text, metadata)
+            except RasaUnavailable as exc:
+                await self._bot_unavailable(conversation, message, exc)
+                return False
+            tracker = None
+        replies = answer.replies
+        if answer.error:
+            log.warning(
+                "rasa failed on the message", conversation_id=conversation.id, error=answer.error
+            )
+        # What NLU understood is for the transcript, the packet and the gateway's policy. Rasa's
+        # gateway channel sends it along; from a plain REST channel it takes a tracker read.
+        nlu = answer.nlu
+        if nlu is None:
+            if tracker is None:  # (already read, after this turn, when it had no replies)
+                tracker = await self.tracker(conversation.id)
+            if tracker is not None:
+                intent = (tracker.get("latest_message") or {}).get("intent") or {}
+                nlu = Understood(intent.get("name"), intent.get("confidence"))
+        decision = decide(self.settings.handoff, replies, _recent_turns(turn, message, nlu))
+        drafts = [
+            OutboundDraft(SenderKind.BOT, reply.text or "", buttons=tuple(reply.buttons))
+            for reply in replies
+            if reply.text or reply.buttons
+        ]
+        version = conversation.version
+        while True:
+            try:
+                # Replies stored + queued, NLU recorded, message marked handled and a decided
+                # handoff marked due: all or nothing.
+                fresh, stored = await self.store.append_outbound(
+                    conversation.id,
+                    drafts,
+                    outbox_channel=self.outbound.outbox_channel(conversation),
+                    expected_version=version,
+                    bot_cursor=message.seq,
+                    nlu=MessageNlu(message.id, nlu.intent, nlu.confidence) if nlu else None,
+                    handoff_due=asdict(decision) if decision else None,
+                )
+                break
+            except StaleVersion:
+                current = await self.records.get(conversation.id)
+                if current.bot_cursor >= message.seq:
+                    log.info("message already answered elsewhere", conversation_id=conversation.id)
+                    return True
+                if current.state is not ConversationState.BOT:
+                    log.info(
+                        "stale bot reply dropped",
+                        conversation_id=conversation.id,
+                        replies=len(replies),
+                        state=current.state.value,
+                    )
+                    await self.records.advance_cursor(conversation.id, message.seq)
+                    if nlu is not None:
+                        await self.store.set_message_nlu(message.id, nlu.intent, nlu.confidence)
+                    return True
+                version = current.version
+        assert fresh is not None
+        conversation = fresh
+        await self.outbound.announce(conversation, stored)
+        if decision is not None:
+            # SQLite calls don't yield to the event loop: let the sockets send the replies
+            # before the handoff's work.
+            await asyncio.sleep(0)
+            if tracker is None:
+                tracker = await self.tracker(conversation.id)  # the slots, for the packet
+            await self.desk.start(conversation, decision, tracker)
+        return True
+
+    async def _bot_unavailable(
+        self, conversation: Conversation, message: StoredMessage, exc: Exception
+    ) -> None:
+        """Rasa is down: tell the customer once, and offer a person if it lasts."""
+        log.warning("rasa unavailable", conversation_id=conversation.id, error=str(exc))
+        # Broker keys, not process memory: with several replicas retrying, the customer is
+        # still told (and offered a person) once per outage.
+        if await self.broker.first_seen(f"rasa-down:told:{conversation.id}", OUTAGE_MEMORY):
+            await self.outbound.system_message(
+                conversation,
+                "Sorry, I'm having a technical problem right now. Your message is saved and I'll "
+                "answer as soon as I'm back.",
+            )
+        waited = (self.clock() - message.created_at).total_seconds()
+        if waited >= self.settings.rasa.offer_human_after_seconds and await self.broker.first_seen(
+            f"rasa-down:offered:{conversation.id}:{message.seq}", OUTAGE_MEMORY
+        ):
+            await self.outbound.send(
+                conversation,
+                SenderKind.SYSTEM,
+                "I'm still not back. Would you like to talk to a person instead?",
+                buttons=[Button(title="Talk to a person", payload=HANDOFF_PAYLOAD)],
+            )
+
+    async def _record_csat(
+        self, conversation: Conversation, message: StoredMessage, rating: int
+    ) -> None:
+        handoffs = await self.store.handoffs_for_conversation(conversation.id)
+        latest = max(handoffs, key=lambda h: h.requested_at) if handoffs else None
+        await self.store.add_csat(conversation.id, latest.id if latest else None, rating)
+        conversation = await self.records.update(
+            conversation.id, awaiting_csat=False, bot_cursor=message.seq
+        )
+        await self.outbound.system_message(conversation, "Thank you for your feedback!")
+
+
+def _recent_turns(turn: PendingTurn, message: StoredMessage, nlu: Understood | None) -> list[Turn]:
+    """Customer turns up to ``message`` since the bot last took over from a person (or the
+    start), as many as the handoff policy looks at; ``message`` with ``nlu``."""
+    stored = [m for m in turn.recent if m.seq <= message.seq]
+    turns = [Turn(m.text, m.intent, m.confidence) for m in stored]
+    if stored and stored[-1].id == message.id and nlu is not None:
+        turns[-1] = Turn(message.text, nlu.intent, nlu.confidence)
+    return turns

@@ -1,0 +1,215 @@
+"""Intake: the one inbound path of every channel (web chat, Telegram, Slack, ...).
+
+A channel adapter turns its update into an ``InboundMessage`` and calls :meth:`Intake.accept`,
+which runs a chain of small checks (the bot's own echoes, empty messages), validates the input,
+stores the message deduped on the channel's message id, publishes it, and schedules the bot.
+Persist, then acknowledge: ``accept`` returns once the message is in SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import structlog
+
+from bot.broker import Broker, Subscription
+from bot.config import Settings
+from bot.core.errors import BadMessage, DuplicateMessage, NotFound
+from bot.core.frames import (
+    Frame,
+    conversation_topic,
+    message_frame,
+    queue_position_frame,
+    state_frame,
+)
+from bot.core.models import Conversation
+from bot.core.ports import HandoffDesk
+from bot.core.state import HUMAN_STATES, ConversationState
+from bot.core.types import InboundMessage, StoredMessage
+from bot.pipeline.outbound import Outbound
+from bot.store import Store
+
+log = structlog.get_logger(__name__)
+
+
+class AcceptStatus(StrEnum):
+    ACCEPTED = "accepted"  # stored; the bot or the agent will answer
+    DUPLICATE = "duplicate"  # seen before (a channel retry): stored once, nothing else to do
+    IGNORED = "ignored"  # not for us, e.g. the bot's own message echoed back
+    REJECTED = "rejected"  # unusable input; ``message`` says why, for the customer
+
+
+@dataclass(frozen=True)
+class AcceptResult:
+    status: AcceptStatus
+    message: str | None = None
+    conversation_id: str | None = None
+    seq: int | None = None
+    code: str | None = None  # with REJECTED: a machine-readable reason ("too_long", ...)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    conversation: Conversation
+    message: StoredMessage
+    duplicate: bool
+
+    @property
+    def needs_processing(self) -> bool:
+        """Whether the bot (or the gateway) still has to act on it; a message for a person
+        is delivered to the console when it is stored, and a duplicate was handled before."""
+        return not self.duplicate and self.conversation.state not in HUMAN_STATES
+
+
+Next = Callable[[InboundMessage], Awaitable[AcceptResult]]
+InboundCheck = Callable[[InboundMessage, Next], Awaitable[AcceptResult]]
+
+
+async def ignore_own_messages(message: InboundMessage, call_next: Next) -> AcceptResult:
+    """Connectors mark echoes of what the bot itself sent with metadata ``from_self``."""
+    if message.metadata.get("from_self"):
+        return AcceptResult(AcceptStatus.IGNORED)
+    return await call_next(message)
+
+
+async def ignore_empty(message: InboundMessage, call_next: Next) -> AcceptResult:
+    if not message.text.strip() and not message.payload:
+        return AcceptResult(AcceptStatus.IGNORED)
+    return await call_next(message)
+
+
+DEFAULT_CHECKS: Sequence[InboundCheck] = (ignore_own_messages, ignore_empty)
+
+
+class Intake:
+    """The customer side's way in: stores messages and hands them to the scheduler, opens
+    sessions, and replays a conversation to a reconnecting socket."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        broker: Broker,
+        outbound: Outbound,
+        desk: HandoffDesk,
+        schedule: Callable[[str], None],
+    ) -> None:
+        self.settings, self.store, self.broker = settings, store, broker
+        self.outbound, self.desk, self.schedule = outbound, desk, schedule
+
+    async def accept(
+        self,
+        message: InboundMessage,
+        conversation_id: str | None = None,
+        checks: Sequence[InboundCheck] = DEFAULT_CHECKS,
+    ) -> AcceptResult:
+        """Run the checks, then persist (deduped on the channel's message id) and let the bot
+        answer in the background. Returns quickly: webhooks and sockets wait for it."""
+
+        async def persist(msg: InboundMessage) -> AcceptResult:
+            try:
+                accepted = await self.receive(msg, conversation_id)
+            except BadMessage as exc:
+                return AcceptResult(AcceptStatus.REJECTED, str(exc), code=exc.code)
+            except NotFound as exc:
+                return AcceptResult(AcceptStatus.REJECTED, str(exc), code="bad_request")
+            if accepted.duplicate:
+                log.info(
+                    "duplicate inbound dropped",
+                    channel=msg.channel,
+                    channel_message_id=msg.channel_message_id,
+                )
+                return AcceptResult(
+                    AcceptStatus.DUPLICATE,
+                    conversation_id=accepted.conversation.id,
+                    seq=accepted.message.seq,
+                )
+            if accepted.needs_processing:
+                self.schedule(accepted.conversation.id)
+            return AcceptResult(
+                AcceptStatus.ACCEPTED,
+                conversation_id=accepted.conversation.id,
+                seq=accepted.message.seq,
+            )
+
+        handler: Next = persist
+        for check in reversed(checks):
+            handler = _bind(check, handler)
+        return await handler(message)
+
+    async def receive(
+        self, message: InboundMessage, conversation_id: str | None = None
+    ) -> Accepted:
+        """Validate and store a customer message (deduped on its channel id); no scheduling."""
+        text = message.text.strip()
+        if not text and not message.payload:
+            raise BadMessage("bad_request", "The message is empty.")
+        limit = self.settings.limits.max_message_chars
+        if len(message.text) > limit:
+            raise BadMessage(
+                "too_long",
+                f"Your message is {len(message.text)} characters long; the limit is {limit}. "
+                "Please shorten it or split it into several messages.",
+            )
+        if conversation_id is None:
+            customer = await self.store.find_or_create_customer(
+                message.channel, message.channel_user_id, message.display_name
+            )
+            conversation_id = (
+                await self.store.open_conversation(
+                    customer.id, message.channel, message.channel_user_id
+                )
+            ).id
+        try:
+            conversation, stored = await self.store.append_inbound(
+                conversation_id,
+                text=text or message.payload or "",
+                sender_name=message.display_name,
+                payload=message.payload,
+                channel_message_id=message.channel_message_id,
+            )
+        except DuplicateMessage as dup:
+            existing = await self.store.conversation(conversation_id)
+            if existing is None:
+                raise NotFound(f"unknown conversation {conversation_id}") from None
+            return Accepted(existing, dup.existing, duplicate=True)
+        except NotFound as exc:
+            raise NotFound(f"unknown conversation {conversation_id}") from exc
+        await self.outbound.publish_message(conversation, stored)
+        return Accepted(conversation, stored, duplicate=False)
+
+    async def open_session(self, channel: str, channel_user_id: str) -> Conversation:
+        """A new conversation for a new visitor (web chat issues a token for it)."""
+        customer = await self.store.find_or_create_customer(channel, channel_user_id, None)
+        return await self.store.create_conversation(customer.id, channel, channel_user_id)
+
+    async def conversation(self, conversation_id: str) -> Conversation | None:
+        return await self.store.conversation(conversation_id)
+
+    async def subscribe(self, conversation_id: str) -> Subscription:
+        """Everything the customer's sockets should see of the conversation, live."""
+        return await self.broker.subscribe(conversation_topic(conversation_id))
+
+    async def replay(self, conversation_id: str, after_seq: int) -> list[Frame]:
+        """What a socket that saw up to ``after_seq`` missed: messages, state, queue place."""
+        frames = [
+            message_frame(m)
+            for m in await self.store.messages(conversation_id, after_seq=after_seq)
+        ]
+        conversation = await self.store.conversation(conversation_id)
+        if conversation is None:
+            return frames
+        frames.append(state_frame(conversation.state))
+        if conversation.state is ConversationState.QUEUED:
+            position, eta = await self.desk.queue_position(conversation.id)
+            frames.append(queue_position_frame(position, eta))
+        return frames
+
+
+def _bind(check: InboundCheck, call_next: Next) -> Next:
+    async def run(message: InboundMessage) -> AcceptResult:
+        return await check(message, call_next)
+
+    return run

@@ -1,0 +1,65 @@
+"""Composition root: builds the engine and the human side and wires them together.
+
+Only this module, ``bot/app.py`` and ``bot/__main__.py`` may import both the engine and the
+human side (``handoff/``) or the channels (``connectors/``); the import-linter contracts in
+``.importlinter`` hold every other module to its layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.broker import Broker
+from bot.config import Settings
+from bot.core.clock import utcnow
+from bot.core.ports import ChannelSender
+from bot.outbox import OutboxWorker
+from bot.pipeline.outbound import Outbound
+from bot.pipeline.records import Records
+from bot.rasa_client import RasaClient
+from bot.service import ConversationService
+from bot.store import Store
+from handoff.desk import AgentDesk
+from handoff.queue import HandoffQueue
+from handoff.start import HandoffStarter
+
+
+@dataclass(frozen=True)
+class Engine:
+    """What the gateway runs: the conversation service, the agents' desk, the outbox."""
+
+    service: ConversationService
+    desk: AgentDesk
+    queue: HandoffQueue
+    starter: HandoffStarter
+    outbox: OutboxWorker
+    senders: dict[str, ChannelSender]
+
+
+def build_engine(
+    settings: Settings,
+    store: Store,
+    broker: Broker,
+    rasa: RasaClient,
+    senders: Mapping[str, ChannelSender] | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    outbox_poll_seconds: float | None = None,
+) -> Engine:
+    """Wire the pipeline, the handoff desk and the outbox over one store, broker and Rasa.
+
+    ``senders`` (channel → sender) may be filled later, as connectors start."""
+    channel_senders: dict[str, ChannelSender] = dict(senders or {})
+    outbox = (
+        OutboxWorker(store, channel_senders)
+        if outbox_poll_seconds is None
+        else OutboxWorker(store, channel_senders, poll_seconds=outbox_poll_seconds)
+    )
+    records = Records(store)
+    outbound = Outbound(store, broker, channel_senders, outbox.notify)
+    queue = HandoffQueue(settings, store, broker, outbound, clock)
+    starter = HandoffStarter(settings, store, rasa, records, outbound, queue, clock)
+    desk = AgentDesk(settings, store, broker, rasa, records, outbound, queue, starter, clock)
+    service = ConversationService(settings, store, broker, rasa, records, outbound, starter, clock)
+    return Engine(service, desk, queue, starter, outbox, channel_senders)

@@ -1,0 +1,275 @@
+"""The agent's desk: what agents do with conversations (take over, claim, reply, note, transfer,
+resolve) and the views the console reads. The console reaches data only through this class.
+
+Every state change is a compare-and-set through ``Records.transition``; two agents claiming at
+once get exactly one winner. Resolve hands the conversation back to the bot in the same update
+(ASSIGNED → RESOLVED → BOT) and asks the customer for a rating.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from bot.broker import Broker, Subscription
+from bot.config import Settings
+from bot.core.clock import iso
+from bot.core.errors import BadMessage, Conflict, NotFound
+from bot.core.frames import (
+    CONSOLE_TOPIC,
+    agent_joined_frame,
+    console_note_frame,
+    conversation_topic,
+    note_dict,
+)
+from bot.core.models import Agent, Conversation, Note
+from bot.core.policy import HandoffDecision
+from bot.core.state import ConversationEvent, ConversationState, IllegalTransition
+from bot.core.types import Button, Direction, SenderKind, StoredMessage
+from bot.pipeline.outbound import Outbound
+from bot.pipeline.records import Records
+from bot.rasa_client import RasaClient, RasaUnavailable
+from bot.store import Store
+from handoff.queue import HandoffQueue
+from handoff.start import HandoffStarter, customer_info
+
+log = structlog.get_logger(__name__)
+
+
+class AgentDesk:
+    """Agent actions and console read models."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        broker: Broker,
+        rasa: RasaClient,
+        records: Records,
+        outbound: Outbound,
+        queue: HandoffQueue,
+        starter: HandoffStarter,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.settings, self.store, self.broker, self.rasa = settings, store, broker, rasa
+        self.records, self.outbound, self.queue, self.starter = records, outbound, queue, starter
+        self.clock = clock
+
+    # --- actions -------------------------------------------------------------------------
+
+    async def take_over(self, conversation_id: str, agent: Agent) -> Conversation:
+        """An agent takes a live bot conversation: the bot stops, the agent is assigned."""
+        conversation = await self.records.get(conversation_id)
+        if conversation.state is not ConversationState.BOT:
+            raise Conflict("Only a conversation that is with the bot can be taken over.")
+        try:
+            tracker: dict[str, Any] | None = await self.rasa.tracker(conversation_id)
+        except RasaUnavailable:
+            tracker = None
+        await self.starter.start(
+            conversation, HandoffDecision(policy_reason="agent_takeover"), tracker, agent
+        )
+        return await self.claim(conversation_id, agent)
+
+    async def claim(self, conversation_id: str, agent: Agent) -> Conversation:
+        conversation = await self.records.get(conversation_id)
+        if conversation.state is ConversationState.QUEUED:
+            # The queue entry is only an index; the compare-and-set below decides who wins
+            # (an entry lost in a broker restart must not make the conversation unclaimable).
+            await self.queue.remove(conversation_id)
+        try:
+            conversation = await self.records.transition(
+                conversation_id, ConversationEvent.CLAIM, assigned_agent_id=agent.id
+            )
+        except IllegalTransition:
+            current = await self.records.get(conversation_id)
+            if current.state is ConversationState.ASSIGNED:
+                who = await self.records.agent_name(current.assigned_agent_id)
+                raise Conflict(f"{who} already took this conversation.") from None
+            raise
+        await self._handoff_changes(conversation_id, assigned_at=self.clock(), agent_id=agent.id)
+        await self.store.audit(f"agent:{agent.id}", "claim", conversation_id)
+        await self._agent_joined(
+            conversation,
+            agent,
+            f"{agent.display_name} from our support team joined the conversation.",
+        )
+        return conversation
+
+    async def agent_reply(self, conversation_id: str, agent: Agent, text: str) -> StoredMessage:
+        text = text.strip()
+        if not text:
+            raise BadMessage("bad_request", "The reply is empty.")
+        if len(text) > self.settings.limits.max_message_chars:
+            raise BadMessage("too_long", "The reply is too long.")
+        conversation = await self.records.get(conversation_id)
+        _check_assignee(conversation, agent)
+        message = await self.outbound.send(
+            conversation, SenderKind.AGENT, text, sender_name=agent.display_name
+        )
+        handoff = await self.store.current_handoff(conversation_id)
+        if handoff is not None and handoff.first_agent_reply_at is None:
+            await self.store.update_handoff(handoff.id, first_agent_reply_at=message.created_at)
+        return message
+
+    async def add_note(self, conversation_id: str, agent: Agent, text: str) -> Note:
+        text = text.strip()
+        if not text:
+            raise BadMessage("bad_request", "The note is empty.")
+        await self.records.get(conversation_id)
+        note = await self.store.add_note(conversation_id, agent.id, text)
+        await self.outbound.publish(CONSOLE_TOPIC, console_note_frame(conversation_id, note))
+        return note
+
+    async def transfer(self, conversation_id: str, agent: Agent, to_agent_id: int) -> Conversation:
+        conversation = await self.records.get(conversation_id)
+        _check_assignee(conversation, agent)
+        target = await self.store.agent(to_agent_id)
+        if target is None:
+            raise NotFound(f"unknown agent {to_agent_id}")
+
+        def still_allowed(current: Conversation) -> None:
+            _check_assignee(current, agent)
+            if target.id == current.assigned_agent_id:
+                raise Conflict(f"{target.display_name} already has this conversation.")
+
+        conversation = await self.records.transition(
+            conversation_id,
+            ConversationEvent.TRANSFER,
+            check=still_allowed,
+            assigned_agent_id=target.id,
+        )
+        await self._handoff_changes(conversation_id, agent_id=target.id)
+        await self.store.audit(
+            f"agent:{agent.id}", "transfer", conversation_id, {"to_agent": target.id}
+        )
+        await self._agent_joined(
+            conversation, target, f"{target.display_name} is taking over from {agent.display_name}."
+        )
+        return conversation
+
+    async def resolve(self, conversation_id: str, agent: Agent) -> Conversation:
+        """Close the human part: the bot resumes (slots kept) and asks for a rating."""
+        conversation = await self.records.get(conversation_id)
+        _check_assignee(conversation, agent)
+        # What the customer wrote while a person had the conversation was for that person:
+        # the bot's cursor moves past it in the same update that hands the conversation back.
+        stored = await self.store.messages(conversation_id)
+        last_inbound = max((m.seq for m in stored if m.direction is Direction.INBOUND), default=0)
+        # resolve + return_to_bot in ONE compare-and-set: no window in which a crash or a
+        # customer message finds the conversation RESOLVED.
+        conversation = await self.records.transition(
+            conversation_id,
+            ConversationEvent.RESOLVE,
+            ConversationEvent.RETURN_TO_BOT,
+            check=lambda current: _check_assignee(current, agent),
+            assigned_agent_id=None,
+            awaiting_csat=True,
+            bot_cursor=last_inbound,
+        )
+        await self._handoff_changes(conversation_id, resolved_at=self.clock())
+        await self.store.audit(f"agent:{agent.id}", "resolve", conversation_id)
+        try:
+            await self.rasa.resume(conversation.id)
+        except RasaUnavailable as exc:
+            # The next bot turn sees the paused tracker and resumes it then.
+            log.warning("could not resume rasa", conversation_id=conversation.id, error=str(exc))
+        await self.outbound.send(
+            conversation,
+            SenderKind.SYSTEM,
+            self.settings.csat_prompt,
+            buttons=[Button(title=str(n), payload=f"csat:{n}") for n in range(1, 6)],
+            payload="csat_request",
+        )
+        await self.outbound.publish_state(conversation)
+        await self.queue.broadcast()
+        return conversation
+
+    async def _handoff_changes(self, conversation_id: str, **changes: Any) -> None:
+        handoff = await self.store.current_handoff(conversation_id)
+        if handoff is not None:
+            await self.store.update_handoff(handoff.id, **changes)
+
+    async def _agent_joined(self, conversation: Conversation, agent: Agent, notice: str) -> None:
+        """Tell the customer who has them now, and every console what changed."""
+        await self.outbound.system_message(conversation, notice)
+        await self.outbound.publish(
+            conversation_topic(conversation.id), agent_joined_frame(agent.display_name)
+        )
+        await self.outbound.publish_state(conversation)
+        await self.queue.broadcast()
+
+    # --- views and directory -------------------------------------------------------------
+
+    async def queue_snapshot(self) -> list[dict[str, Any]]:
+        return await self.queue.snapshot()
+
+    async def conversation_view(self, conversation_id: str) -> dict[str, Any]:
+        conversation = await self.records.get(conversation_id)
+        handoff = await self.store.current_handoff(conversation_id)
+        if handoff is None:
+            handoffs = await self.store.handoffs_for_conversation(conversation_id)
+            handoff = max(handoffs, key=lambda h: h.requested_at) if handoffs else None
+        info = await customer_info(self.store, conversation)
+        return {
+            "conversation": {
+                "id": conversation.id,
+                "state": conversation.state.value,
+                "channel": conversation.channel,
+                "channel_user_id": conversation.channel_user_id,
+                "team": conversation.team,
+                "priority": conversation.priority,
+                "assigned_agent_id": conversation.assigned_agent_id,
+                "version": conversation.version,
+            },
+            "customer": info.model_dump(mode="json"),
+            "packet": handoff.packet if handoff else None,
+            "messages": [m.to_dict() for m in await self.store.messages(conversation_id)],
+            "notes": [note_dict(n) for n in await self.store.notes(conversation_id)],
+            "handoff": {
+                "requested_at": iso(handoff.requested_at),
+                "assigned_at": iso(handoff.assigned_at),
+                "first_agent_reply_at": iso(handoff.first_agent_reply_at),
+                "resolved_at": iso(handoff.resolved_at),
+            }
+            if handoff
+            else None,
+        }
+
+    async def agent(self, agent_id: int) -> Agent | None:
+        return await self.store.agent(agent_id)
+
+    async def agent_by_username(self, username: str) -> Agent | None:
+        return await self.store.agent_by_username(username)
+
+    async def set_password_hash(self, agent_id: int, password_hash: str) -> None:
+        await self.store.set_agent_password(agent_id, password_hash)
+
+    async def agents_with_presence(self) -> list[dict[str, Any]]:
+        online = set(await self.broker.present())
+        return [
+            {
+                "id": a.id,
+                "display_name": a.display_name,
+                "username": a.username,
+                "online": f"agent:{a.id}" in online,
+            }
+            for a in await self.store.agents()
+        ]
+
+    async def subscribe_console(self) -> Subscription:
+        """Every console event (queue, messages of human conversations, notes, states)."""
+        return await self.broker.subscribe(CONSOLE_TOPIC)
+
+    async def set_presence(self, member: str, ttl_seconds: float) -> None:
+        await self.broker.set_presence(member, ttl_seconds)
+
+
+def _check_assignee(conversation: Conversation, agent: Agent) -> None:
+    if conversation.state is not ConversationState.ASSIGNED:
+        raise Conflict(f"The conversation is {conversation.state.value}, not assigned.")
+    if conversation.assigned_agent_id != agent.id and agent.role != "supervisor":
+        raise Conflict("This conversation is assigned to another agent.")

@@ -1,0 +1,146 @@
+"""Starting a handoff: pause the bot, build the packet, queue the conversation, tell everyone.
+
+This is the ``HandoffDesk`` port the conversation pipeline calls (bot/core/ports.py) when a bot
+turn, the gateway's policy or an agent's take-over moves a conversation to a person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from bot.config import Settings
+from bot.core.models import Agent, Conversation
+from bot.core.policy import HandoffDecision
+from bot.core.state import ConversationEvent, ConversationState
+from bot.pipeline.outbound import Outbound
+from bot.pipeline.records import Records
+from bot.rasa_client import RasaClient, RasaUnavailable
+from bot.store import Store
+from handoff.packet import CustomerInfo, LinkedIdentity, PastConversation, build_packet
+from handoff.queue import HandoffQueue, format_wait, team_open
+
+log = structlog.get_logger(__name__)
+
+
+async def customer_info(store: Store, conversation: Conversation) -> CustomerInfo:
+    """Who the customer is: name, channel identities, VIP, earlier conversations."""
+    customer = await store.customer(conversation.customer_id)
+    identities = await store.identities(conversation.customer_id)
+    past = []
+    for other in await store.conversations_for_customer(conversation.customer_id):
+        if other.id == conversation.id:
+            continue
+        handoffs = await store.handoffs_for_conversation(other.id)
+        past.append(
+            PastConversation(
+                conversation_id=other.id,
+                started_at=other.created_at,
+                state=other.state.value,
+                reason=handoffs[0].reason if handoffs else None,
+            )
+        )
+    return CustomerInfo(
+        id=conversation.customer_id,
+        display_name=customer.display_name if customer else None,
+        channel=conversation.channel,
+        channel_user_id=conversation.channel_user_id,
+        vip=bool(customer and customer.vip),
+        linked_identities=[
+            LinkedIdentity(channel=i.channel, channel_user_id=i.channel_user_id) for i in identities
+        ],
+        past_conversations=past,
+    )
+
+
+class HandoffStarter:
+    """Moves conversations to the human queue (or to a follow-up when the team is closed)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        rasa: RasaClient,
+        records: Records,
+        outbound: Outbound,
+        queue: HandoffQueue,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.settings, self.store, self.rasa = settings, store, rasa
+        self.records, self.outbound, self.queue, self.clock = records, outbound, queue, clock
+
+    async def queue_position(self, conversation_id: str) -> tuple[int, float]:
+        return await self.queue.position(conversation_id)
+
+    async def start(
+        self,
+        conversation: Conversation,
+        decision: HandoffDecision,
+        tracker: dict[str, Any] | None,
+        source_agent: Agent | None = None,
+    ) -> Conversation:
+        try:
+            await self.rasa.pause(conversation.id)
+        except RasaUnavailable as exc:
+            # The gateway stops sending to the bot anyway; the pause only keeps Rasa quiet.
+            log.warning("could not pause rasa", conversation_id=conversation.id, error=str(exc))
+        open_now = source_agent is not None or team_open(self.settings.hours, self.clock())
+        event = ConversationEvent.HANDOFF if open_now else ConversationEvent.NO_AGENT
+        packet = build_packet(
+            conversation_id=conversation.id,
+            customer=await customer_info(self.store, conversation),
+            messages=await self.store.messages(conversation.id),
+            tracker=tracker,
+            signal=decision.signal,
+            policy_reason=decision.policy_reason,
+            default_team=self.settings.queue.default_team,
+            now=self.clock(),
+        )
+        if source_agent is not None:
+            packet = packet.model_copy(update={"source": "agent"})
+        conversation = await self.records.transition(
+            conversation.id, event, team=packet.team, priority=packet.priority, handoff_due=None
+        )
+        handoff = await self.store.create_handoff(
+            conversation.id,
+            packet.model_dump(mode="json"),
+            packet.reason,
+            packet.team,
+            packet.priority,
+        )
+        await self.store.audit(
+            f"agent:{source_agent.id}" if source_agent else "bot",
+            "handoff",
+            conversation.id,
+            {"reason": packet.reason, "state": conversation.state.value, "handoff": handoff.id},
+        )
+        log.info(
+            "handoff",
+            conversation_id=conversation.id,
+            reason=packet.reason,
+            team=packet.team,
+            priority=packet.priority,
+            state=conversation.state.value,
+        )
+        if conversation.state is ConversationState.QUEUED:
+            await self.queue.enqueue(conversation.id, packet.priority, self.clock())
+            if source_agent is None:
+                position, eta = await self.queue.position(conversation.id)
+                await self.outbound.system_message(
+                    conversation,
+                    f"You're number {position} in the queue for a person "
+                    f"(about {format_wait(eta)}). They'll see our conversation so far, so "
+                    "you won't need to repeat anything. You can keep typing here meanwhile.",
+                )
+        else:
+            await self.outbound.system_message(
+                conversation,
+                "Our team is offline right now. Your conversation is saved, and a person will "
+                "reply here as soon as we're back. You can add anything else meanwhile.",
+            )
+        await self.outbound.publish_state(conversation)
+        await self.queue.broadcast()
+        return conversation
