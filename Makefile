@@ -21,11 +21,12 @@ bench:  ## benchmarks (bench/run.py): prints a table, writes bench/results/<date
 	$(DEVCTL) train
 	.venv/bin/python -m bench.run
 
-lint:  ## ruff + mypy
+lint:  ## ruff + mypy + import layers (import-linter)
 	$(DEVCTL) setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check scripts bot connectors handoff tests actions bench
 	.venv/bin/mypy bot connectors handoff scripts bench
+	.venv/bin/lint-imports
 	.venv-rasa/bin/python -m compileall -q actions connectors/rasa_gateway_channel.py
 
 clean:  ## remove environments, models and runtime files

@@ -9,11 +9,7 @@ token; pages hand it to the browser in a ``<meta>`` tag and the browser sends it
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import hmac
-import json
 import secrets
 import time
 from collections import deque
@@ -24,6 +20,8 @@ from aiohttp import web
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from bot.core.signing import Signer
+
 SESSION_COOKIE = "csbot_session"
 LOGIN_CSRF_COOKIE = "csbot_login_csrf"
 COOKIE_PATH = "/console"
@@ -32,6 +30,8 @@ CSRF_FORM_FIELD = "csrf_token"
 DEFAULT_SESSION_TTL = 8 * 3600
 LOGIN_CSRF_TTL = 3600
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+SESSION_PURPOSE = "csbot/console-session/v2"
+LOGIN_CSRF_PURPOSE = "csbot/console-login-csrf/v2"
 
 # Cookies longer than this are not ours (ours are ~150 characters); refuse before any work.
 _MAX_COOKIE_CHARS = 2048
@@ -79,14 +79,6 @@ def burn_password_check(password: str) -> None:
 # --- signed session cookie -------------------------------------------------------------------
 
 
-def _b64encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 @dataclass(frozen=True)
 class Session:
     """A decoded, verified, unexpired session cookie."""
@@ -97,7 +89,8 @@ class Session:
 
 
 class SessionCodec:
-    """Encodes and verifies ``base64url(JSON).base64url(HMAC-SHA256)`` session cookies."""
+    """Encodes and verifies session cookies: tokens of the gateway's one signer
+    (bot/core/signing.py) with the agent, the session's CSRF token and an expiry."""
 
     def __init__(
         self,
@@ -110,44 +103,24 @@ class SessionCodec:
             raise ValueError("the session secret must not be empty")
         if ttl_seconds <= 0:
             raise ValueError("ttl_seconds must be positive")
-        # Separate keys per purpose, derived from the one configured secret.
-        master = secret.encode("utf-8")
-        self._session_key = hmac.new(master, b"csbot/console-session/v1", hashlib.sha256).digest()
-        self._login_key = hmac.new(master, b"csbot/console-login-csrf/v1", hashlib.sha256).digest()
+        self._signer = Signer(secret, clock)
         self.ttl_seconds = ttl_seconds
         self._clock = clock
 
     def _sign(self, payload: str) -> str:
-        mac = hmac.new(self._session_key, payload.encode("ascii"), hashlib.sha256).digest()
-        return _b64encode(mac)
+        return self._signer.mac(SESSION_PURPOSE, payload)
 
     def encode(self, agent_id: int, csrf: str) -> str:
         """A cookie value for ``agent_id`` that expires ``ttl_seconds`` from now."""
         exp = int(self._clock()) + self.ttl_seconds
-        body = json.dumps(
-            {"agent_id": agent_id, "csrf": csrf, "exp": exp}, separators=(",", ":")
-        ).encode("utf-8")
-        payload = _b64encode(body)
-        return f"{payload}.{self._sign(payload)}"
+        return self._signer.sign({"agent_id": agent_id, "csrf": csrf, "exp": exp}, SESSION_PURPOSE)
 
     def decode(self, cookie: str | None) -> Session | None:
         """The session in ``cookie``, or None when it is missing, malformed, forged or expired."""
         if not cookie or len(cookie) > _MAX_COOKIE_CHARS:
             return None
-        payload, sep, signature = cookie.partition(".")
-        if not sep or not payload or not signature:
-            return None
-        try:
-            expected = self._sign(payload)
-        except UnicodeEncodeError:
-            return None
-        if not hmac.compare_digest(expected.encode("ascii"), signature.encode("utf-8", "replace")):
-            return None
-        try:
-            data = json.loads(_b64decode(payload))
-        except (ValueError, binascii.Error):
-            return None
-        if not isinstance(data, dict):
+        data = self._signer.unsign(cookie, SESSION_PURPOSE)
+        if data is None:
             return None
         agent_id, csrf, exp = data.get("agent_id"), data.get("csrf"), data.get("exp")
         if type(agent_id) is not int or type(exp) is not int:
@@ -168,8 +141,7 @@ class SessionCodec:
         return nonce, self._login_token(nonce)
 
     def _login_token(self, nonce: str) -> str:
-        mac = hmac.new(self._login_key, nonce.encode("utf-8"), hashlib.sha256).digest()
-        return _b64encode(mac)
+        return self._signer.mac(LOGIN_CSRF_PURPOSE, nonce)
 
     def check_login_csrf(self, cookie_value: str | None, form_token: str | None) -> bool:
         """Whether the login form's token belongs to the browser's pre-session cookie."""

@@ -100,11 +100,7 @@ class AgentDesk:
         return conversation
 
     async def agent_reply(self, conversation_id: str, agent: Agent, text: str) -> StoredMessage:
-        text = text.strip()
-        if not text:
-            raise BadMessage("bad_request", "The reply is empty.")
-        if len(text) > self.settings.limits.max_message_chars:
-            raise BadMessage("too_long", "The reply is too long.")
+        text = agent_text(text, "reply", self.settings.limits.max_message_chars)
         conversation = await self.records.get(conversation_id)
         _check_assignee(conversation, agent)
         message = await self.outbound.send(
@@ -116,9 +112,7 @@ class AgentDesk:
         return message
 
     async def add_note(self, conversation_id: str, agent: Agent, text: str) -> Note:
-        text = text.strip()
-        if not text:
-            raise BadMessage("bad_request", "The note is empty.")
+        text = agent_text(text, "note", self.settings.limits.max_message_chars)
         await self.records.get(conversation_id)
         note = await self.store.add_note(conversation_id, agent.id, text)
         await self.outbound.publish(CONSOLE_TOPIC, console_note_frame(conversation_id, note))
@@ -266,6 +260,18 @@ class AgentDesk:
 
     async def set_presence(self, member: str, ttl_seconds: float) -> None:
         await self.broker.set_presence(member, ttl_seconds)
+
+
+def agent_text(text: object, what: str, limit: int) -> str:
+    """An agent's reply or note, stripped; BadMessage when it is empty or over ``limit``."""
+    if not isinstance(text, str) or not text.strip():
+        raise BadMessage("missing_text", f"The {what} is empty: type some text first.")
+    text = text.strip()
+    if len(text) > limit:
+        raise BadMessage(
+            "too_long", f"The {what} is too long: {len(text)} characters, the limit is {limit}."
+        )
+    return text
 
 
 def _check_assignee(conversation: Conversation, agent: Agent) -> None:

@@ -1,4 +1,9 @@
-"""Small HMAC-signed tokens (visitor tokens): any gateway replica with the secret can check them."""
+"""HMAC-signed tokens, the one signer of the gateway: widget visitor tokens, console session
+cookies and login-form CSRF tokens. Any gateway replica with the same secret can check them.
+
+A token is ``base64url(JSON).base64url(HMAC-SHA256(secret, purpose + "." + body))``; the
+purpose keeps a token of one kind from passing as another.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +12,55 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+def b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _unb64(text: str) -> bytes:
+def b64decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def sign(data: dict[str, Any], secret: str, purpose: str) -> str:
-    """A token carrying ``data``; ``purpose`` keeps tokens of one kind from passing as another."""
-    body = _b64(json.dumps({**data, "iat": int(time.time())}, separators=(",", ":")).encode())
-    mac = hmac.new(secret.encode(), f"{purpose}.{body}".encode(), hashlib.sha256).digest()
-    return f"{body}.{_b64(mac)}"
+class Signer:
+    """Signs and checks tokens with one secret; ``clock`` gives unix seconds (tests move it)."""
 
+    def __init__(self, secret: str, clock: Callable[[], float] = time.time) -> None:
+        if not secret:
+            raise ValueError("the signing secret must not be empty")
+        self._key = secret.encode("utf-8")
+        self.clock = clock
 
-def unsign(
-    token: str, secret: str, purpose: str, max_age_seconds: float | None = None
-) -> dict[str, Any] | None:
-    """The data of a valid token, or None when it is malformed, forged or too old."""
-    try:
-        body, mac = token.split(".")
-        expected = hmac.new(secret.encode(), f"{purpose}.{body}".encode(), hashlib.sha256).digest()
-        if not hmac.compare_digest(expected, _unb64(mac)):
+    def mac(self, purpose: str, text: str) -> str:
+        """base64url HMAC-SHA256 of ``text`` for ``purpose``."""
+        message = f"{purpose}.{text}".encode()
+        return b64encode(hmac.new(self._key, message, hashlib.sha256).digest())
+
+    def sign(self, data: dict[str, Any], purpose: str) -> str:
+        """A token carrying ``data`` and the time it was issued (``iat``)."""
+        body = json.dumps({**data, "iat": int(self.clock())}, separators=(",", ":"))
+        payload = b64encode(body.encode())
+        return f"{payload}.{self.mac(purpose, payload)}"
+
+    def unsign(
+        self, token: str, purpose: str, max_age_seconds: float | None = None
+    ) -> dict[str, Any] | None:
+        """The data of a valid token, or None when it is malformed, forged or too old."""
+        try:
+            payload, mac = token.split(".")
+            if not payload or not hmac.compare_digest(
+                self.mac(purpose, payload).encode(), mac.encode()
+            ):
+                return None
+            data = json.loads(b64decode(payload))
+        except (ValueError, TypeError, UnicodeError):
             return None
-        data = json.loads(_unb64(body))
-    except (ValueError, TypeError):
-        return None
-    if not isinstance(data, dict):
-        return None
-    if max_age_seconds is not None and time.time() - float(data.get("iat", 0)) > max_age_seconds:
-        return None
-    return data
+        if not isinstance(data, dict):
+            return None
+        if max_age_seconds is not None:
+            issued = data.get("iat")
+            if not isinstance(issued, int | float) or self.clock() - issued > max_age_seconds:
+                return None
+        return data

@@ -21,7 +21,7 @@ from aiohttp import WSMsgType, web
 from bot.broker import Subscription
 from bot.config import Settings
 from bot.core.frames import Frame, ack_frame, error_frame
-from bot.core.signing import sign, unsign
+from bot.core.signing import Signer
 from bot.core.types import InboundMessage
 from bot.http_errors import json_error
 from bot.pipeline.intake import AcceptStatus, Intake
@@ -42,6 +42,7 @@ class WebchatChannel:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.signer = Signer(settings.secret_key)
         self._intake: Intake | None = None
         # Open customer sockets, closed on shutdown so a stop does not wait for idle widgets.
         self.sockets: set[web.WebSocketResponse] = set()
@@ -70,7 +71,7 @@ class WebchatChannel:
     def visitor_from_token(self, token: str | None) -> dict[str, Any] | None:
         if not token:
             return None
-        data = unsign(token, self.settings.secret_key, TOKEN_PURPOSE, TOKEN_MAX_AGE)
+        data = self.signer.unsign(token, TOKEN_PURPOSE, TOKEN_MAX_AGE)
         if data is None or not isinstance(data.get("v"), str) or not isinstance(data.get("c"), str):
             return None
         return data
@@ -93,7 +94,7 @@ class WebchatChannel:
             return web.json_response({"token": token, "conversation_id": data["c"]})
         visitor = uuid.uuid4().hex
         conversation = await self.intake.open_session(CHANNEL, visitor)
-        token = sign({"v": visitor, "c": conversation.id}, self.settings.secret_key, TOKEN_PURPOSE)
+        token = self.signer.sign({"v": visitor, "c": conversation.id}, TOKEN_PURPOSE)
         return web.json_response({"token": token, "conversation_id": conversation.id})
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:

@@ -37,7 +37,8 @@ from handoff.auth import (
     needs_rehash,
     verify_password,
 )
-from handoff.console import _safe_next, setup_console
+from handoff.console import setup_console
+from handoff.console.http import safe_next as _safe_next
 from handoff.desk import AgentDesk
 
 SECRET = "test-secret-key-0123456789abcdef"

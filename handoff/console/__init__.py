@@ -1,0 +1,95 @@
+"""The agent console: login, live queue, conversation workspace, their JSON and WebSocket API.
+
+Everything lives under ``/console``. Pages are server-rendered shells (Jinja2, autoescaped) that
+``static/console.js`` fills from the JSON API and keeps live over ``/console/ws``. Nothing a
+customer or agent typed is ever inserted as HTML, and pages forbid inline script through their
+Content-Security-Policy.
+
+Package map: ``context`` (settings, paths, per-app state), ``http`` (JSON, sessions, rendering,
+the decorators), ``login``, ``pages``, ``api`` (JSON API over the agent desk), ``live`` (websocket).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import jinja2
+from aiohttp import web
+
+from bot.config import Settings
+from handoff.auth import LoginRateLimiter
+from handoff.console.api import (
+    api_agents,
+    api_claim,
+    api_conversation,
+    api_me,
+    api_note,
+    api_queue,
+    api_reply,
+    api_resolve,
+    api_transfer,
+)
+from handoff.console.context import (
+    CONSOLE,
+    PREFIX,
+    STATIC_DIR,
+    STATIC_PREFIX,
+    TEMPLATES_DIR,
+    ConsoleContext,
+)
+from handoff.console.http import json_default, security_headers
+from handoff.console.live import close_sockets, websocket
+from handoff.console.login import login_form, login_submit, logout
+from handoff.console.pages import conversation_page, queue_page
+
+__all__ = ["CONSOLE", "ConsoleContext", "setup_console"]
+
+
+def static_versions() -> dict[str, str]:
+    versions = {}
+    for path in STATIC_DIR.glob("*"):
+        if path.is_file():
+            versions[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return versions
+
+
+def setup_console(app: web.Application, settings: Settings) -> ConsoleContext:
+    """Add the console's pages, API, WebSocket and static files under /console."""
+    templates = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    # |tojson (for the page's JSON data block) escapes <, >, & and ' for HTML.
+    templates.policies["json.dumps_kwargs"] = {"default": json_default, "ensure_ascii": False}
+    app[CONSOLE] = ConsoleContext(
+        templates=templates,
+        limiter=LoginRateLimiter(),
+        static_versions=static_versions(),
+        settings=settings,
+    )
+    app.on_response_prepare.append(security_headers)
+    app.on_shutdown.append(close_sockets)
+
+    r = app.router
+    r.add_get(PREFIX, queue_page, name="console_queue")
+    r.add_get(f"{PREFIX}/", queue_page)
+    r.add_get(f"{PREFIX}/login", login_form, name="console_login")
+    r.add_post(f"{PREFIX}/login", login_submit)
+    r.add_post(f"{PREFIX}/logout", logout, name="console_logout")
+    r.add_get(f"{PREFIX}/conversations/{{conversation_id}}", conversation_page)
+    r.add_get(f"{PREFIX}/ws", websocket, name="console_ws")
+    r.add_get(f"{PREFIX}/api/me", api_me)
+    r.add_get(f"{PREFIX}/api/queue", api_queue)
+    r.add_get(f"{PREFIX}/api/agents", api_agents)
+    conv = f"{PREFIX}/api/conversations/{{conversation_id}}"
+    r.add_get(conv, api_conversation)
+    r.add_post(f"{conv}/claim", api_claim)
+    r.add_post(f"{conv}/reply", api_reply)
+    r.add_post(f"{conv}/notes", api_note)
+    r.add_post(f"{conv}/transfer", api_transfer)
+    r.add_post(f"{conv}/resolve", api_resolve)
+    r.add_static(STATIC_PREFIX, STATIC_DIR, name="console_static")
+    return app[CONSOLE]

@@ -1,0 +1,132 @@
+"""Signing in and out: the login form with its CSRF pair, throttled password checks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from handoff.auth import (
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    burn_password_check,
+    check_csrf,
+    clear_login_csrf_cookie,
+    clear_session_cookie,
+    csrf_error_response,
+    hash_password,
+    needs_rehash,
+    new_csrf_token,
+    set_login_csrf_cookie,
+    set_session_cookie,
+    verify_password,
+)
+from handoff.console.context import MAX_PASSWORD_CHARS, MAX_USERNAME_CHARS, PREFIX, WRONG_LOGIN
+from handoff.console.http import authenticate, console_ctx, redirect, render, safe_next
+
+log = logging.getLogger("handoff.console")
+
+
+# --- login / logout --------------------------------------------------------------------------
+
+
+def _login_page(
+    request: web.Request,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    username: str = "",
+    next_path: str = PREFIX,
+) -> web.Response:
+    cookie_value, form_token = console_ctx(request).codec.login_csrf_pair()
+    response = render(
+        request,
+        "login.html",
+        status=status,
+        csrf_token=form_token,
+        error=error,
+        username=username,
+        next_path=next_path,
+    )
+    set_login_csrf_cookie(response, request, cookie_value)
+    return response
+
+
+async def login_form(request: web.Request) -> web.StreamResponse:
+    next_path = safe_next(request.query.get("next"))
+    if await authenticate(request) is not None:
+        raise web.HTTPFound(next_path)
+    return _login_page(request, next_path=next_path)
+
+
+def _form_str(form: Any, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+async def login_submit(request: web.Request) -> web.StreamResponse:
+    ctx = console_ctx(request)
+    codec = ctx.codec
+    form = await request.post()
+    if not codec.check_login_csrf(
+        request.cookies.get(LOGIN_CSRF_COOKIE), _form_str(form, "csrf_token")
+    ):
+        return csrf_error_response()
+    username = _form_str(form, "username").strip()
+    password = _form_str(form, "password")
+    next_path = safe_next(_form_str(form, "next"))
+
+    if ctx.limiter.is_blocked(username):
+        minutes = max(1, round(ctx.limiter.retry_after(username) / 60))
+        response = _login_page(
+            request,
+            status=429,
+            error=f"Too many failed sign-in attempts. Try again in {minutes} "
+            f"minute{'s' if minutes != 1 else ''}.",
+            username=username,
+            next_path=next_path,
+        )
+        response.headers["Retry-After"] = str(ctx.limiter.retry_after(username))
+        return response
+
+    agent = None
+    if username and len(username) <= MAX_USERNAME_CHARS and len(password) <= MAX_PASSWORD_CHARS:
+        agent = await ctx.desk.agent_by_username(username)
+    if agent is not None:
+        # argon2 takes tens of milliseconds of CPU: keep the event loop free meanwhile.
+        ok = await asyncio.to_thread(verify_password, agent.password_hash, password)
+    else:
+        await asyncio.to_thread(burn_password_check, password)  # same timing as a wrong password
+        ok = False
+    if not ok or agent is None:
+        ctx.limiter.record_failure(username)
+        log.info("console login failed for %r", username[:MAX_USERNAME_CHARS])
+        return _login_page(
+            request, status=401, error=WRONG_LOGIN, username=username, next_path=next_path
+        )
+
+    ctx.limiter.reset(username)
+    if needs_rehash(agent.password_hash):
+        try:
+            new_hash = await asyncio.to_thread(hash_password, password)
+            await ctx.desk.set_password_hash(agent.id, new_hash)
+        except Exception:  # an old hash still works; never fail a good login over this
+            log.exception("could not upgrade the password hash of agent %s", agent.id)
+    response = redirect(next_path)
+    set_session_cookie(
+        response, request, codec.encode(agent.id, new_csrf_token()), codec.ttl_seconds
+    )
+    clear_login_csrf_cookie(response)
+    log.info("console login: agent %s (%s)", agent.id, agent.username)
+    return response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    session = console_ctx(request).codec.decode(request.cookies.get(SESSION_COOKIE))
+    if session is not None and not await check_csrf(request, session):
+        return csrf_error_response()
+    response = redirect(f"{PREFIX}/login")
+    clear_session_cookie(response)
+    return response

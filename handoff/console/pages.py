@@ -1,0 +1,41 @@
+"""The server-rendered page shells (queue, conversation) that static/console JS fills."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bot.core.errors import NotFound
+from bot.core.models import Agent
+from handoff.auth import (
+    Session,
+)
+from handoff.console.http import console_ctx, page, render
+
+# --- pages -----------------------------------------------------------------------------------
+
+
+@page
+async def queue_page(request: web.Request, agent: Agent, session: Session) -> web.StreamResponse:
+    return render(request, "queue.html", agent=agent, csrf_token=session.csrf, page="queue")
+
+
+@page
+async def conversation_page(
+    request: web.Request, agent: Agent, session: Session
+) -> web.StreamResponse:
+    conversation_id = request.match_info["conversation_id"]
+    try:
+        view = await console_ctx(request).desk.conversation_view(conversation_id)
+    except NotFound:
+        view = None
+    return render(
+        request,
+        "conversation.html",
+        status=200 if view is not None else 404,
+        agent=agent,
+        csrf_token=session.csrf,
+        page="conversation",
+        conversation_id=conversation_id,
+        initial_view=view,
+        max_message_chars=console_ctx(request).settings.limits.max_message_chars,
+    )
