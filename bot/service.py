@@ -8,42 +8,23 @@ back after the conversation left BOT is dropped.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-
-from bot.broker import Broker
-from bot.config import Settings
 from bot.core.ports import HandoffDesk
 from bot.core.types import InboundMessage
 from bot.pipeline.bot_turn import BotTurn
+from bot.pipeline.context import Component, EngineContext
 from bot.pipeline.intake import Accepted, AcceptResult, Intake
-from bot.pipeline.outbound import Outbound
-from bot.pipeline.records import Records
 from bot.pipeline.scheduler import Scheduler
-from bot.rasa_client import RasaClient
-from bot.store import Store
 
 
-class ConversationService:
+class ConversationService(Component):
     """Owns the conversation lifecycle from a customer message to the bot's answer or a
     handoff; channel adapters reach it through ``intake``."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        broker: Broker,
-        rasa: RasaClient,
-        records: Records,
-        outbound: Outbound,
-        desk: HandoffDesk,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.settings, self.store = settings, store
-        self.records, self.outbound = records, outbound
-        self.bot_turn = BotTurn(settings, store, broker, rasa, records, outbound, desk, clock)
-        self.scheduler = Scheduler(settings, store, broker, records, self.bot_turn, desk)
-        self.intake = Intake(settings, store, broker, outbound, desk, self.scheduler.process_soon)
+    def __init__(self, ctx: EngineContext, desk: HandoffDesk) -> None:
+        super().__init__(ctx)
+        self.bot_turn = BotTurn(ctx, desk)
+        self.scheduler = Scheduler(ctx, self.bot_turn, desk)
+        self.intake = Intake(ctx, desk, self.scheduler.process_soon)
 
     async def accept(
         self, message: InboundMessage, conversation_id: str | None = None

@@ -16,6 +16,7 @@ from bot.config import Settings
 from bot.core.clock import utcnow
 from bot.core.ports import ChannelSender
 from bot.outbox import OutboxWorker
+from bot.pipeline.context import EngineContext
 from bot.pipeline.outbound import Outbound
 from bot.pipeline.records import Records
 from bot.rasa_client import RasaClient
@@ -56,10 +57,10 @@ def build_engine(
         if outbox_poll_seconds is None
         else OutboxWorker(store, channel_senders, poll_seconds=outbox_poll_seconds)
     )
-    records = Records(store)
     outbound = Outbound(store, broker, channel_senders, outbox.notify)
-    queue = HandoffQueue(settings, store, broker, outbound, clock)
-    starter = HandoffStarter(settings, store, rasa, records, outbound, queue, clock)
-    desk = AgentDesk(settings, store, broker, rasa, records, outbound, queue, starter, clock)
-    service = ConversationService(settings, store, broker, rasa, records, outbound, starter, clock)
+    ctx = EngineContext(settings, store, broker, rasa, Records(store), outbound, clock)
+    queue = HandoffQueue(ctx)
+    starter = HandoffStarter(ctx, queue)
+    desk = AgentDesk(ctx, queue, starter)
+    service = ConversationService(ctx, starter)
     return Engine(service, desk, queue, starter, outbox, channel_senders)

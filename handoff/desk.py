@@ -8,14 +8,11 @@ once get exactly one winner. Resolve hands the conversation back to the bot in t
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import structlog
 
-from bot.broker import Broker, Subscription
-from bot.config import Settings
+from bot.broker import Subscription
 from bot.core.clock import iso
 from bot.core.errors import BadMessage, Conflict, NotFound
 from bot.core.frames import (
@@ -29,36 +26,20 @@ from bot.core.models import Agent, Conversation, Note
 from bot.core.policy import HandoffDecision
 from bot.core.state import ConversationEvent, ConversationState, IllegalTransition
 from bot.core.types import Button, Direction, SenderKind, StoredMessage
-from bot.pipeline.outbound import Outbound
-from bot.pipeline.records import Records
-from bot.rasa_client import RasaClient, RasaUnavailable
-from bot.store import Store
+from bot.pipeline.context import Component, EngineContext
+from bot.rasa_client import RasaUnavailable
 from handoff.queue import HandoffQueue
 from handoff.start import HandoffStarter, customer_info
 
 log = structlog.get_logger(__name__)
 
 
-class AgentDesk:
+class AgentDesk(Component):
     """Agent actions and console read models."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        broker: Broker,
-        rasa: RasaClient,
-        records: Records,
-        outbound: Outbound,
-        queue: HandoffQueue,
-        starter: HandoffStarter,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.settings, self.store, self.broker, self.rasa = settings, store, broker, rasa
-        self.records, self.outbound, self.queue, self.starter = records, outbound, queue, starter
-        self.clock = clock
-
-    # --- actions -------------------------------------------------------------------------
+    def __init__(self, ctx: EngineContext, queue: HandoffQueue, starter: HandoffStarter) -> None:
+        super().__init__(ctx)
+        self.queue, self.starter = queue, starter
 
     async def take_over(self, conversation_id: str, agent: Agent) -> Conversation:
         """An agent takes a live bot conversation: the bot stops, the agent is assigned."""

@@ -9,15 +9,13 @@ handoffs once there are three.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
 
-from bot.broker import Broker
-from bot.config import HoursSettings, Settings
+from bot.config import HoursSettings
 from bot.core.frames import (
     CONSOLE_TOPIC,
     QUEUE,
@@ -27,8 +25,7 @@ from bot.core.frames import (
 )
 from bot.core.models import QueueRow
 from bot.core.state import ConversationState
-from bot.pipeline.outbound import Outbound
-from bot.store import Store
+from bot.pipeline.context import Component, EngineContext
 
 log = structlog.get_logger(__name__)
 
@@ -60,19 +57,11 @@ def format_wait(seconds: float) -> str:
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
-class HandoffQueue:
+class HandoffQueue(Component):
     """Waiting conversations, their positions and the queue views."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        broker: Broker,
-        outbound: Outbound,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.settings, self.store, self.broker = settings, store, broker
-        self.outbound, self.clock = outbound, clock
+    def __init__(self, ctx: EngineContext) -> None:
+        super().__init__(ctx)
 
     async def enqueue(self, conversation_id: str, priority: str, since: datetime) -> None:
         await self.broker.enqueue(QUEUE, conversation_id, queue_score(priority, since))

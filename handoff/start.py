@@ -6,19 +6,15 @@ turn, the gateway's policy or an agent's take-over moves a conversation to a per
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import structlog
 
-from bot.config import Settings
 from bot.core.models import Agent, Conversation
 from bot.core.policy import HandoffDecision
 from bot.core.state import ConversationEvent, ConversationState
-from bot.pipeline.outbound import Outbound
-from bot.pipeline.records import Records
-from bot.rasa_client import RasaClient, RasaUnavailable
+from bot.pipeline.context import Component, EngineContext
+from bot.rasa_client import RasaUnavailable
 from bot.store import Store
 from handoff.packet import CustomerInfo, LinkedIdentity, PastConversation, build_packet
 from handoff.queue import HandoffQueue, format_wait, team_open
@@ -56,21 +52,12 @@ async def customer_info(store: Store, conversation: Conversation) -> CustomerInf
     )
 
 
-class HandoffStarter:
+class HandoffStarter(Component):
     """Moves conversations to the human queue (or to a follow-up when the team is closed)."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        rasa: RasaClient,
-        records: Records,
-        outbound: Outbound,
-        queue: HandoffQueue,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.settings, self.store, self.rasa = settings, store, rasa
-        self.records, self.outbound, self.queue, self.clock = records, outbound, queue, clock
+    def __init__(self, ctx: EngineContext, queue: HandoffQueue) -> None:
+        super().__init__(ctx)
+        self.queue = queue
 
     async def queue_position(self, conversation_id: str) -> tuple[int, float]:
         return await self.queue.position(conversation_id)

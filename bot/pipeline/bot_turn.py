@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime
 from typing import Any
 
 import structlog
 
-from bot.broker import Broker
-from bot.config import Settings
 from bot.core.errors import StaleVersion
 from bot.core.models import Conversation, MessageNlu, OutboundDraft, PendingTurn
 from bot.core.policy import Turn, decide
@@ -34,10 +30,8 @@ from bot.core.types import (
     StoredMessage,
     Understood,
 )
-from bot.pipeline.outbound import Outbound
-from bot.pipeline.records import Records
-from bot.rasa_client import RasaClient, RasaUnavailable
-from bot.store import Store
+from bot.pipeline.context import Component, EngineContext
+from bot.rasa_client import RasaUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -62,22 +56,12 @@ def csat_rating(message: StoredMessage) -> int | None:
     return None
 
 
-class BotTurn:
+class BotTurn(Component):
     """Handles one pending customer message of a conversation that is with the bot."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        broker: Broker,
-        rasa: RasaClient,
-        records: Records,
-        outbound: Outbound,
-        desk: HandoffDesk,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.settings, self.store, self.broker, self.rasa = settings, store, broker, rasa
-        self.records, self.outbound, self.desk, self.clock = records, outbound, desk, clock
+    def __init__(self, ctx: EngineContext, desk: HandoffDesk) -> None:
+        super().__init__(ctx)
+        self.desk = desk
 
     async def handle(
         self, conversation: Conversation, message: StoredMessage, turn: PendingTurn

@@ -14,8 +14,7 @@ from enum import StrEnum
 
 import structlog
 
-from bot.broker import Broker, Subscription
-from bot.config import Settings
+from bot.broker import Subscription
 from bot.core.errors import BadMessage, DuplicateMessage, NotFound
 from bot.core.frames import (
     Frame,
@@ -28,8 +27,7 @@ from bot.core.models import Conversation
 from bot.core.ports import HandoffDesk
 from bot.core.state import HUMAN_STATES, ConversationState
 from bot.core.types import InboundMessage, StoredMessage
-from bot.pipeline.outbound import Outbound
-from bot.store import Store
+from bot.pipeline.context import Component, EngineContext
 
 log = structlog.get_logger(__name__)
 
@@ -83,21 +81,15 @@ async def ignore_empty(message: InboundMessage, call_next: Next) -> AcceptResult
 DEFAULT_CHECKS: Sequence[InboundCheck] = (ignore_own_messages, ignore_empty)
 
 
-class Intake:
+class Intake(Component):
     """The customer side's way in: stores messages and hands them to the scheduler, opens
     sessions, and replays a conversation to a reconnecting socket."""
 
     def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        broker: Broker,
-        outbound: Outbound,
-        desk: HandoffDesk,
-        schedule: Callable[[str], None],
+        self, ctx: EngineContext, desk: HandoffDesk, schedule: Callable[[str], None]
     ) -> None:
-        self.settings, self.store, self.broker = settings, store, broker
-        self.outbound, self.desk, self.schedule = outbound, desk, schedule
+        super().__init__(ctx)
+        self.desk, self.schedule = desk, schedule
 
     async def accept(
         self,

@@ -14,8 +14,7 @@ import contextlib
 
 import structlog
 
-from bot.broker import Broker, LockTimeout
-from bot.config import Settings
+from bot.broker import LockTimeout
 from bot.core.frames import conversation_lock
 from bot.core.models import Conversation
 from bot.core.policy import HandoffDecision
@@ -23,26 +22,17 @@ from bot.core.ports import HandoffDesk
 from bot.core.state import HUMAN_STATES, ConversationState
 from bot.core.types import HANDOFF_PAYLOAD
 from bot.pipeline.bot_turn import BotTurn
-from bot.pipeline.records import Records
-from bot.store import Store
+from bot.pipeline.context import Component, EngineContext
 
 log = structlog.get_logger(__name__)
 
 
-class Scheduler:
+class Scheduler(Component):
     """Runs the bot on pending messages, one task per conversation in this process."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        broker: Broker,
-        records: Records,
-        bot_turn: BotTurn,
-        desk: HandoffDesk,
-    ) -> None:
-        self.settings, self.store, self.broker = settings, store, broker
-        self.records, self.bot_turn, self.desk = records, bot_turn, desk
+    def __init__(self, ctx: EngineContext, bot_turn: BotTurn, desk: HandoffDesk) -> None:
+        super().__init__(ctx)
+        self.bot_turn, self.desk = bot_turn, desk
         self._tasks: set[asyncio.Task[None]] = set()
         self._processing: set[str] = set()
         # Conversations that got a message while this process was already working on them.

@@ -67,6 +67,7 @@ class WebchatChannel:
         app.router.add_get("/webchat/ws", self.websocket)
         app.router.add_get("/widget.js", _static("widget.js", "application/javascript"))
         app.router.add_get("/widget.css", _static("widget.css", "text/css"))
+        app.router.add_get("/", _static("demo.html", "text/html"))
 
     def visitor_from_token(self, token: str | None) -> dict[str, Any] | None:
         if not token:

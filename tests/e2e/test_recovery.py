@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.appkeys import SERVICE, STORE
+from bot.appkeys import ENGINE, SERVICE, STORE
 from bot.config import Settings
 from bot.core.state import ConversationState
 from scripts import devctl
@@ -29,7 +29,7 @@ def no_retry_rounds(tmp_path: Path, stack: devctl.Stack) -> Settings:
 
 
 async def die_here(*args: object, **kwargs: object) -> None:
-    """Patched over ConversationService._start_handoff: the gateway "dies" right there."""
+    """Patched over HandoffStarter.start: the gateway "dies" right there."""
     raise RuntimeError("the gateway died here")
 
 
@@ -138,8 +138,9 @@ async def test_a_handoff_decided_just_before_a_crash_starts_after_the_restart(
     settings = gateway_settings(tmp_path, rasa_stack.rasa_url, rasa_stack.token)
     async with running_gateway(settings) as gw:
         service, store = gw.app[SERVICE], gw.app[STORE]
+        starter = gw.app[ENGINE].starter
 
-        monkeypatch.setattr(service, "_start_handoff", die_here)
+        monkeypatch.setattr(starter, "start", die_here)
         customer = await CustomerClient(gw.url, http).connect()
         token = customer.token
         await customer.say("I want to talk to a human", "connecting you")
@@ -183,14 +184,15 @@ async def test_a_due_handoff_starts_when_the_customer_writes_before_the_sweep(
     settings = no_retry_rounds(tmp_path, rasa_stack)
     async with running_gateway(settings) as gw:
         service, store = gw.app[SERVICE], gw.app[STORE]
-        real_start = service._start_handoff
+        starter = gw.app[ENGINE].starter
+        real_start = starter.start
 
-        monkeypatch.setattr(service, "_start_handoff", die_here)
+        monkeypatch.setattr(starter, "start", die_here)
         customer = await CustomerClient(gw.url, http).connect()
         try:
             await customer.say("I want to talk to a human", "connecting you")
             await service.drain()
-            monkeypatch.setattr(service, "_start_handoff", real_start)
+            monkeypatch.setattr(starter, "start", real_start)
             turns = len(customer.texts("bot"))
             await customer.say("my order 1001 never arrived", "in the queue")
             await service.drain()
@@ -213,7 +215,7 @@ async def test_a_message_that_came_in_during_a_failed_turn_is_not_left_waiting(
     settings = no_retry_rounds(tmp_path, rasa_stack)
     async with running_gateway(settings) as gw:
         service = gw.app[SERVICE]
-        real_turn = service._bot_turn
+        real_turn = service.bot_turn._bot_turn
         calls = 0
 
         async def fail_once(*args: object, **kwargs: object) -> bool:
@@ -224,7 +226,7 @@ async def test_a_message_that_came_in_during_a_failed_turn_is_not_left_waiting(
                 raise RuntimeError("a broker hiccup")
             return await real_turn(*args, **kwargs)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(service, "_bot_turn", fail_once)
+        monkeypatch.setattr(service.bot_turn, "_bot_turn", fail_once)
         customer = await CustomerClient(gw.url, http).connect()
         try:
             await customer.send("where is my order 1001?")
@@ -250,7 +252,8 @@ async def test_one_failing_due_handoff_does_not_hold_up_the_others(
     settings = no_retry_rounds(tmp_path, rasa_stack)
     async with running_gateway(settings) as gw:
         service, store = gw.app[SERVICE], gw.app[STORE]
-        real_start = service._start_handoff
+        starter = gw.app[ENGINE].starter
+        real_start = starter.start
         broken: set[str] = set()
 
         async def start(conversation: Any, *args: Any, **kwargs: Any) -> Any:
@@ -258,7 +261,7 @@ async def test_one_failing_due_handoff_does_not_hold_up_the_others(
                 raise RuntimeError("cannot start this one")
             return await real_start(conversation, *args, **kwargs)
 
-        monkeypatch.setattr(service, "_start_handoff", start)
+        monkeypatch.setattr(starter, "start", start)
         ids = []
         for _ in range(2):
             customer = await CustomerClient(gw.url, http).connect()
