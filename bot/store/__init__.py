@@ -13,8 +13,8 @@ CSAT ratings and the audit trail live in one database reached through SQLAlchemy
 * PostgreSQL (``postgresql://user:pass@host/db``, driven by asyncpg through SQLAlchemy's asyncio
   API) when several processes share the record.
 
-The schema is owned by the alembic migrations in ``bot/migrations``; :meth:`Store.migrate` brings
-a database up to date. The tables below mirror those migrations and are only used to build
+The schema is owned by the alembic migrations in ``bot/store/migrations``; :meth:`Store.migrate`
+brings a database up to date. The tables below mirror those migrations and are only used to build
 queries (a test checks that both agree).
 
 Concurrency rules the rest of the gateway relies on:
@@ -103,7 +103,7 @@ class _Claimed:
 
 
 # ---------------------------------------------------------------------------------------------
-# Column types and tables (must match bot/migrations)
+# Column types and tables (must match bot/store/migrations)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -701,7 +701,7 @@ class _AsyncConn:
 
 
 def alembic_config(url: str | None = None) -> Config:
-    """An alembic configuration for ``bot/migrations``, built without an alembic.ini.
+    """An alembic configuration for ``bot/store/migrations``, built without an alembic.ini.
 
     With ``url`` (e.g. for ``alembic`` commands run by hand) env.py connects by itself;
     :meth:`Store.migrate` instead hands env.py its open connection.
