@@ -160,13 +160,7 @@ class MessagesMixin(StoreEngine):
             return await _insert_message(
                 conn,
                 conversation_id,
-                OutboundDraft(
-                    sender_kind=sender_kind,
-                    text=text,
-                    sender_name=sender_name,
-                    buttons=tuple(buttons),
-                    payload=payload,
-                ),
+                OutboundDraft(sender_kind, text, sender_name, tuple(buttons), payload),
                 direction=direction,
                 intent=intent,
                 confidence=confidence,
@@ -189,12 +183,7 @@ class MessagesMixin(StoreEngine):
             message = await _insert_message(
                 conn,
                 conversation_id,
-                OutboundDraft(
-                    sender_kind=SenderKind.CUSTOMER,
-                    text=text,
-                    sender_name=sender_name,
-                    payload=payload,
-                ),
+                OutboundDraft(SenderKind.CUSTOMER, text, sender_name, payload=payload),
                 direction=Direction.INBOUND,
                 channel_message_id=channel_message_id,
                 seq=claimed.last_seq,
