@@ -18,7 +18,7 @@ FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^:()]+)(?::\d+)?\)$")
 # A sample counts once in every area found on its stack (areas overlap).
 AREAS = [
     ("SQL via SQLAlchemy (and aiosqlite, if used)", ("sqlalchemy/", "aiosqlite/")),
-    ("gateway store (bot/store.py)", ("bot/store.py",)),
+    ("gateway store (bot/store/)", ("bot/store/",)),
     ("queue view (queue_snapshot)", ("queue_snapshot",)),
     ("handoff packet (handoff/*)", ("handoff/packet.py", "handoff/summary.py", "redact.py")),
     ("sentiment", ("handoff/sentiment.py",)),

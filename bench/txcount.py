@@ -215,8 +215,8 @@ async def transaction_cost(rounds: int = 500) -> list[str]:
         costs = {"store": await _mean_cost(rounds, lambda: store.conversation(conversation.id))}
         await store.close()
 
-        query = sa.select(store_module.conversations).where(
-            store_module.conversations.c.id == conversation.id
+        query = sa.select(store_module.schema.conversations).where(
+            store_module.schema.conversations.c.id == conversation.id
         )
         engine = sa.create_engine(url)
 

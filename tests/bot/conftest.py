@@ -115,7 +115,7 @@ async def store(db_url: str) -> AsyncIterator[Store]:
 
 
 async def schema_state(db_url: str) -> tuple[str | None, str | None, list[object]]:
-    """(migration head, the database's revision, differences between bot/store.py's tables
+    """(migration head, the database's revision, differences between bot.store.schema's tables
     and the migrated schema): what the store tests check after migrating."""
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext

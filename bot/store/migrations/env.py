@@ -1,6 +1,6 @@
 """Alembic environment for the conversation record.
 
-Configured in code (see ``bot.store.alembic_config``), without an alembic.ini:
+Configured in code (see ``bot.store.engine.alembic_config``), without an alembic.ini:
 
 * ``Store.migrate()`` puts its open connection into ``config.attributes["connection"]`` and the
   migrations run inside the store's transaction;
@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from bot.store import metadata
+from bot.store.schema import metadata
 
 config = context.config
 

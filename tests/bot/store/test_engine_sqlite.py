@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bot import store as store_module
 from bot.core.types import Direction, SenderKind
 from bot.store import Store
+from bot.store import engine as store_engine
 
 
 async def _migrated(path: Path) -> Store:
@@ -81,7 +81,7 @@ async def test_a_lock_held_past_the_timeout_fails_clearly(
 ) -> None:
     path = tmp_path / "gw.sqlite3"
     store = await _migrated(path)
-    monkeypatch.setattr(store_module, "SQLITE_BUSY_TIMEOUT_MS", 300)
+    monkeypatch.setattr(store_engine, "SQLITE_BUSY_TIMEOUT_MS", 300)
     try:
         customer = await store.find_or_create_customer("webchat", "stuck")
         locked = threading.Event()
@@ -102,7 +102,7 @@ async def test_a_lock_held_past_the_timeout_fails_clearly(
 async def test_the_write_ahead_log_is_checkpointed_in_the_background(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_module, "SQLITE_CHECKPOINT_INTERVAL_S", 0.05)
+    monkeypatch.setattr(store_engine, "SQLITE_CHECKPOINT_INTERVAL_S", 0.05)
     path = tmp_path / "gw.sqlite3"
     store = await _migrated(path)
     try:

@@ -1,0 +1,138 @@
+"""The console's side of the record: agents, their internal notes, CSAT ratings, the audit trail."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from bot.core.clock import utcnow
+from bot.core.errors import DuplicateAgent, NotFound
+from bot.core.models import Agent, CsatRating, Note
+from bot.store.conversations import of_conversation, require_conversation
+from bot.store.engine import StoreEngine, insert_record
+from bot.store.rows import to_agent, to_csat, to_note
+from bot.store.schema import agents, audit, csat, notes
+
+__all__ = ["AgentsMixin"]
+
+
+def _audit_entry(row: sa.Row[Any]) -> dict[str, Any]:
+    """An audit row as a dict of its columns; details is a dict, empty when none were given."""
+    return {**row._asdict(), "details": dict(row.details or {})}
+
+
+class AgentsMixin(StoreEngine):
+    """The store's console users, and what they (and customers) record about conversations.
+
+    New records are built with id 0 and get their id from the database (``insert_record``).
+    """
+
+    # -- agents ---------------------------------------------------------------------------
+
+    async def add_agent(
+        self,
+        username: str,
+        display_name: str,
+        password_hash: str,
+        role: str = "agent",
+        teams: Sequence[str] = (),
+    ) -> Agent:
+        """Create a console user. DuplicateAgent if the username is taken."""
+        new = Agent(0, username, display_name, password_hash, role, list(teams), utcnow())
+        try:
+            async with self._tx(write=True) as conn:
+                return await insert_record(conn, agents, new)
+        except IntegrityError as exc:
+            raise DuplicateAgent(f"agent {username!r} already exists") from exc
+
+    async def agent(self, agent_id: int) -> Agent | None:
+        """The agent with this id, or None."""
+        return await self._one(sa.select(agents).where(agents.c.id == agent_id), to_agent)
+
+    async def agent_by_username(self, username: str) -> Agent | None:
+        """The agent with this username, or None."""
+        return await self._one(sa.select(agents).where(agents.c.username == username), to_agent)
+
+    async def agents(self) -> list[Agent]:
+        """All agents, in order of creation."""
+        return await self._all(sa.select(agents).order_by(agents.c.id), to_agent)
+
+    async def set_agent_password(self, agent_id: int, password_hash: str) -> None:
+        """Replace an agent's password hash. NotFound if there is no such agent."""
+        await self._update_one(
+            agents.update().where(agents.c.id == agent_id).values(password_hash=password_hash),
+            None,
+            f"no agent {agent_id}",
+        )
+
+    # -- notes, CSAT, audit ---------------------------------------------------------------
+
+    async def add_note(self, conversation_id: str, agent_id: int, text: str) -> Note:
+        """Leave an internal note. NotFound for an unknown conversation or agent."""
+        created_at = utcnow()
+        async with self._tx(write=True) as conn:
+            await require_conversation(conn, conversation_id)
+            agent_name = (
+                await conn.execute(sa.select(agents.c.display_name).where(agents.c.id == agent_id))
+            ).scalar_one_or_none()
+            if agent_name is None:
+                raise NotFound(f"no agent {agent_id}")
+            new = Note(0, conversation_id, agent_id, agent_name, text, created_at)
+            return await insert_record(conn, notes, new)
+
+    async def notes(self, conversation_id: str) -> list[Note]:
+        """A conversation's notes, oldest first, with each agent's current display name."""
+        query = (
+            of_conversation(notes, conversation_id)
+            .add_columns(agents.c.display_name.label("agent_name"))
+            .join(agents, agents.c.id == notes.c.agent_id)
+        )
+        return await self._all(query, to_note)
+
+    async def add_csat(
+        self, conversation_id: str, handoff_id: int | None, rating: int
+    ) -> CsatRating:
+        """Record a rating of 1..5 (anything else: ValueError). NotFound for unknown ids."""
+        if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
+            raise ValueError(f"CSAT rating must be an integer from 1 to 5, not {rating!r}")
+        new = CsatRating(0, conversation_id, handoff_id, rating, utcnow())
+        try:
+            async with self._tx(write=True) as conn:
+                await require_conversation(conn, conversation_id)
+                return await insert_record(conn, csat, new)
+        except IntegrityError as exc:
+            raise NotFound(f"no handoff {handoff_id}") from exc
+
+    async def csat_for(self, conversation_id: str) -> list[CsatRating]:
+        """A conversation's ratings, oldest first."""
+        return await self._all(of_conversation(csat, conversation_id), to_csat)
+
+    async def audit(
+        self,
+        actor: str,
+        action: str,
+        conversation_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Append to the audit trail (who did what, to which conversation)."""
+        async with self._tx(write=True) as conn:
+            await conn.execute(
+                audit.insert().values(
+                    created_at=utcnow(),
+                    actor=actor,
+                    action=action,
+                    conversation_id=conversation_id,
+                    details=details,
+                )
+            )
+
+    async def audit_log(self, conversation_id: str) -> list[dict[str, Any]]:
+        """A conversation's audit trail, oldest first.
+
+        Each entry: id, created_at (aware datetime), actor, action, conversation_id, details
+        (a dict, empty when none were given).
+        """
+        return await self._all(of_conversation(audit, conversation_id), _audit_entry)

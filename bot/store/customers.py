@@ -1,0 +1,135 @@
+"""Customers and their channel identities."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from bot.core.clock import utcnow
+from bot.core.errors import NotFound
+from bot.core.models import Customer, Identity
+from bot.store.engine import Conn, StoreEngine, first
+from bot.store.rows import to_customer, to_identity
+from bot.store.schema import customers, identities, new_id
+
+__all__ = ["CustomersMixin", "customer_by_id"]
+
+
+async def customer_by_id(conn: Conn, customer_id: str) -> Customer | None:
+    """The customer with this id, or None."""
+    return await first(conn, sa.select(customers).where(customers.c.id == customer_id), to_customer)
+
+
+async def _customer_by_identity(conn: Conn, channel: str, channel_user_id: str) -> Customer | None:
+    query = (
+        sa.select(customers)
+        .join(identities, identities.c.customer_id == customers.c.id)
+        .where(identities.c.channel == channel, identities.c.channel_user_id == channel_user_id)
+    )
+    return await first(conn, query, to_customer)
+
+
+async def _insert_identity(
+    conn: Conn, channel: str, channel_user_id: str, customer_id: str, created_at: datetime
+) -> None:
+    await conn.execute(
+        identities.insert().values(
+            channel=channel,
+            channel_user_id=channel_user_id,
+            customer_id=customer_id,
+            created_at=created_at,
+        )
+    )
+
+
+class CustomersMixin(StoreEngine):
+    """The store's customers: one per person, found by any of their channel identities."""
+
+    async def find_or_create_customer(
+        self, channel: str, channel_user_id: str, display_name: str | None = None
+    ) -> Customer:
+        """The customer behind a channel identity, created (with the identity) on first contact.
+
+        A ``display_name`` fills in a customer that has none yet. Safe when several tasks or
+        processes see the same new identity at once: all get the same customer.
+        """
+        async with self._tx() as conn:
+            found = await _customer_by_identity(conn, channel, channel_user_id)
+        if found is not None and (display_name is None or found.display_name is not None):
+            return found
+
+        async with self._tx(write=True) as conn:
+            if found is None:
+                new = Customer(new_id(), display_name, None, False, utcnow())
+                try:
+                    # Savepoint: on PostgreSQL a failed INSERT would otherwise abort the whole
+                    # transaction, and we still want to read the winner's row.
+                    async with conn.begin_nested():
+                        await conn.execute(
+                            customers.insert().values(
+                                id=new.id,
+                                display_name=new.display_name,
+                                vip=new.vip,
+                                created_at=new.created_at,
+                            )
+                        )
+                        await _insert_identity(
+                            conn, channel, channel_user_id, new.id, new.created_at
+                        )
+                    return new
+                except IntegrityError:
+                    # Another task created this identity between our read and our insert.
+                    found = await _customer_by_identity(conn, channel, channel_user_id)
+                    if found is None:
+                        raise
+            if display_name is not None and found.display_name is None:
+                await conn.execute(
+                    customers.update()
+                    .where(customers.c.id == found.id, customers.c.display_name.is_(None))
+                    .values(display_name=display_name)
+                )
+                found = await customer_by_id(conn, found.id)
+                assert found is not None
+            return found
+
+    async def customer(self, customer_id: str) -> Customer | None:
+        """The customer with this id, or None."""
+        async with self._tx() as conn:
+            return await customer_by_id(conn, customer_id)
+
+    async def identities(self, customer_id: str) -> list[Identity]:
+        """The channel identities linked to a customer, oldest first."""
+        query = (
+            sa.select(identities.c.channel, identities.c.channel_user_id)
+            .where(identities.c.customer_id == customer_id)
+            .order_by(identities.c.created_at, identities.c.channel)
+        )
+        return await self._all(query, to_identity)
+
+    async def link_identity(self, customer_id: str, channel: str, channel_user_id: str) -> None:
+        """Make ``(channel, channel_user_id)`` belong to this customer.
+
+        An identity already linked to another customer is moved over (its past conversations
+        stay with the old customer). NotFound if the customer does not exist.
+        """
+        async with self._tx(write=True) as conn:
+            if await customer_by_id(conn, customer_id) is None:
+                raise NotFound(f"no customer {customer_id}")
+            move = (
+                identities.update()
+                .where(
+                    identities.c.channel == channel,
+                    identities.c.channel_user_id == channel_user_id,
+                )
+                .values(customer_id=customer_id)
+            )
+            if (await conn.execute(move)).rowcount:
+                return
+            try:
+                async with conn.begin_nested():
+                    await _insert_identity(conn, channel, channel_user_id, customer_id, utcnow())
+            except IntegrityError:
+                # Created concurrently: it exists now, so move it.
+                await conn.execute(move)

@@ -1,0 +1,269 @@
+"""Column types and tables of the conversation record (``metadata``).
+
+The schema is owned by the alembic migrations in ``bot/store/migrations``; these tables mirror
+them and are only used to build queries (a test checks that both agree).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+
+__all__ = [
+    "BigIntId",
+    "JSONType",
+    "UTCDateTime",
+    "UUIDHex",
+    "agents",
+    "audit",
+    "aware",
+    "conversations",
+    "csat",
+    "customers",
+    "handoffs",
+    "identities",
+    "messages",
+    "metadata",
+    "new_id",
+    "notes",
+    "outbox",
+]
+
+
+def aware(value: datetime, name: str) -> datetime:
+    """``value`` in UTC; ValueError for naive datetimes (whose zone we could only guess)."""
+    if not isinstance(value, datetime):
+        raise ValueError(f"{name} must be a datetime, not {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} is a naive datetime {value!r}: pass a timezone-aware one")
+    return value.astimezone(UTC)
+
+
+def new_id() -> str:
+    """A new id for a customer or a conversation (a :data:`UUIDHex`)."""
+    return uuid.uuid4().hex
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    PostgreSQL stores ``timestamptz``. SQLite has no time zones and SQLAlchemy drops them, so
+    there we store naive UTC and re-attach UTC when reading. Naive datetimes are rejected
+    rather than guessed at.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = aware(value, "timestamp")
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# JSONB on PostgreSQL (indexable, compact), JSON text elsewhere.
+JSONType = sa.JSON(none_as_null=True).with_variant(
+    postgresql.JSONB(none_as_null=True), "postgresql"
+)
+# SQLite only autoincrements an INTEGER PRIMARY KEY, so big ids are plain INTEGER there.
+BigIntId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+UUIDHex = sa.String(32)
+
+
+def _partial_index(name: str, *columns: str, where: str, unique: bool = False) -> sa.Index:
+    """An index of only the rows that match ``where`` (on SQLite and PostgreSQL alike)."""
+    return sa.Index(
+        name,
+        *columns,
+        unique=unique,
+        sqlite_where=sa.text(where),
+        postgresql_where=sa.text(where),
+    )
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _conversation_table(name: str, *columns: sa.Column[Any] | sa.Constraint) -> sa.Table:
+    """A table of rows that belong to a conversation: an integer id, the conversation's id
+    (indexed), then ``columns``."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column(
+            "conversation_id",
+            UUIDHex,
+            sa.ForeignKey("conversations.id"),
+            nullable=False,
+            index=True,
+        ),
+        *columns,
+    )
+
+
+customers = sa.Table(
+    "customers",
+    metadata,
+    sa.Column("id", UUIDHex, primary_key=True),
+    sa.Column("display_name", sa.Text),
+    sa.Column("email", sa.Text),
+    sa.Column("vip", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+identities = sa.Table(
+    "identities",
+    metadata,
+    # The primary key makes (channel, channel_user_id) unique: one customer per channel user.
+    sa.Column("channel", sa.String(32), primary_key=True),
+    sa.Column("channel_user_id", sa.String(255), primary_key=True),
+    sa.Column("customer_id", UUIDHex, sa.ForeignKey("customers.id"), nullable=False, index=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+agents = sa.Table(
+    "agents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(255), nullable=False, unique=True),
+    sa.Column("display_name", sa.Text, nullable=False),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("role", sa.String(32), nullable=False, server_default="agent"),
+    sa.Column("teams", JSONType, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    sa.Column("id", UUIDHex, primary_key=True),
+    sa.Column("customer_id", UUIDHex, sa.ForeignKey("customers.id"), nullable=False, index=True),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("channel_user_id", sa.String(255), nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("team", sa.Text),
+    sa.Column("priority", sa.String(32), nullable=False),
+    sa.Column("assigned_agent_id", sa.Integer, sa.ForeignKey("agents.id")),
+    sa.Column("awaiting_csat", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("bot_cursor", sa.Integer, nullable=False, server_default=sa.text("0")),
+    # Highest message seq handed out so far; bumping it is how appenders take turns.
+    sa.Column("last_seq", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    # A handoff decided by a bot turn and not started yet (HandoffDecision as JSON); see 0003.
+    sa.Column("handoff_due", JSONType),
+    sa.Index(None, "channel", "channel_user_id", "created_at"),
+    sa.Index(None, "state", "created_at"),
+    # The sweep for due handoffs reads only the (normally zero) rows that have one.
+    _partial_index("ix_conversations_handoff_due", "updated_at", where="handoff_due IS NOT NULL"),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", BigIntId, primary_key=True, autoincrement=True),
+    sa.Column("conversation_id", UUIDHex, sa.ForeignKey("conversations.id"), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("direction", sa.String(8), nullable=False),
+    sa.Column("sender_kind", sa.String(16), nullable=False),
+    sa.Column("sender_name", sa.Text),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("buttons", JSONType, nullable=False),
+    sa.Column("payload", sa.Text),
+    sa.Column("intent", sa.Text),
+    sa.Column("confidence", sa.Float),
+    sa.Column("channel_message_id", sa.String(255)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("conversation_id", "seq"),
+    # Dedupe key for inbound messages; partial so outbound ids and NULLs are not constrained.
+    _partial_index(
+        "uq_messages_inbound_channel_message_id",
+        "conversation_id",
+        "channel_message_id",
+        where="direction = 'in' AND channel_message_id IS NOT NULL",
+        unique=True,
+    ),
+)
+
+handoffs = _conversation_table(
+    "handoffs",
+    sa.Column("packet", JSONType, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("team", sa.Text, nullable=False),
+    sa.Column("priority", sa.String(32), nullable=False),
+    sa.Column("requested_at", UTCDateTime, nullable=False),
+    sa.Column("assigned_at", UTCDateTime),
+    sa.Column("first_agent_reply_at", UTCDateTime),
+    sa.Column("resolved_at", UTCDateTime),
+    sa.Column("agent_id", sa.Integer, sa.ForeignKey("agents.id")),
+)
+
+notes = _conversation_table(
+    "notes",
+    sa.Column("agent_id", sa.Integer, sa.ForeignKey("agents.id"), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+csat = _conversation_table(
+    "csat",
+    sa.Column("handoff_id", sa.Integer, sa.ForeignKey("handoffs.id")),
+    sa.Column("rating", sa.SmallInteger, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("rating BETWEEN 1 AND 5", name="rating_range"),
+)
+
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("id", BigIntId, primary_key=True, autoincrement=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    # No foreign key: the audit trail may mention conversations that were never stored.
+    sa.Column("conversation_id", UUIDHex, index=True),
+    sa.Column("details", JSONType),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", BigIntId, primary_key=True, autoincrement=True),
+    # One item per message: a message is queued for its channel at most once.
+    sa.Column("message_id", BigIntId, sa.ForeignKey("messages.id"), nullable=False, unique=True),
+    sa.Column("conversation_id", UUIDHex, sa.ForeignKey("conversations.id"), nullable=False),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("leased_until", UTCDateTime),
+    sa.Column("delivered_at", UTCDateTime),
+    sa.Column("gave_up_at", UTCDateTime),
+    sa.Column("last_error", sa.Text),
+    # A conversation's items in order (outbox_items, and the claim's "anything older?" check).
+    sa.Index(None, "conversation_id", "id"),
+    # Pending items only, so claiming stays cheap however many delivered rows pile up.
+    _partial_index("ix_outbox_pending", "id", where="delivered_at IS NULL AND gave_up_at IS NULL"),
+)
