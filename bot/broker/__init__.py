@@ -31,6 +31,8 @@ from __future__ import annotations
 from bot.broker.base import Broker, BrokerError, LockTimeout, Subscription, SubscriptionClosed
 from bot.broker.memory import InProcessBroker
 from bot.broker.redis_broker import RedisBroker
+
+# Internals that the Redis tests drive directly; importable from bot.broker as before the split.
 from bot.broker.redis_pubsub import _PubSubHub as _PubSubHub
 from bot.broker.redis_pubsub import _Topic as _Topic
 
