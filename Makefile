@@ -24,10 +24,10 @@ bench:  ## benchmarks (bench/run.py): prints a table, writes bench/results/<date
 lint:  ## ruff + mypy + import layers (import-linter)
 	$(DEVCTL) setup
 	.venv/bin/ruff check .
-	.venv/bin/ruff format --check scripts bot connectors handoff tests actions bench
+	.venv/bin/ruff format --check scripts bot connectors handoff tests actions bench rasa_addons
 	.venv/bin/mypy bot connectors handoff scripts bench
 	.venv/bin/lint-imports
-	.venv-rasa/bin/python -m compileall -q actions connectors/rasa_gateway_channel.py
+	.venv-rasa/bin/python -m compileall -q actions rasa_addons
 
 clean:  ## remove environments, models and runtime files
 	rm -rf .venv .venv-rasa models var

@@ -5,7 +5,7 @@ It speaks the parts of Rasa's HTTP interface the gateway uses:
 * ``POST /webhooks/rest/webhook`` -> ``[{"recipient_id": sender, "text": ...}]``; a message
   containing "human" gets the bot's handoff signal (a ``custom`` payload) instead;
 * ``POST /webhooks/gateway/webhook`` -> the same replies as ``{"messages": [...], "nlu": {...},
-  "paused": false}``, like Rasa's gateway channel (connectors/rasa_gateway_channel.py);
+  "paused": false}``, like Rasa's gateway channel (rasa_addons/gateway_channel.py);
 * ``GET /conversations/{id}/tracker`` -> a tracker with ``latest_message.intent``;
 * ``POST /conversations/{id}/tracker/events`` (pause / resume) -> ``{}``;
 * ``GET /status`` for readiness.

@@ -43,7 +43,6 @@ from bot import store as store_module
 from bot.app import create_app
 from bot.appkeys import SERVICE
 from bot.config import Settings
-from scripts import devctl
 
 CALLS: Counter[str] = Counter()
 PASSWORD = "txcount-password"
@@ -89,8 +88,8 @@ async def _gateway(tmp: Path, rasa_url: str) -> AsyncIterator[tuple[str, web.App
     app = create_app(settings)
     runner = web.AppRunner(app)
     await runner.setup()
-    port = devctl.free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()  # port 0: the kernel picks a free one
+    port = runner.addresses[0][1]
     try:
         yield f"http://127.0.0.1:{port}", app
     finally:

@@ -1,6 +1,6 @@
 """Talks to Rasa over HTTP: a channel for messages, the HTTP API for trackers and pauses.
 
-Messages go to Rasa's ``gateway`` channel (connectors/rasa_gateway_channel.py, enabled in
+Messages go to Rasa's ``gateway`` channel (rasa_addons/gateway_channel.py, enabled in
 credentials.yml), which answers with the replies and what NLU understood in one request. A Rasa
 without it (404) gets the plain REST channel instead, and the NLU is read from the tracker.
 """
@@ -149,7 +149,7 @@ class RasaClient:
                 log.warning(
                     "rasa has no gateway channel; using its REST channel and reading trackers",
                     rasa=replica,
-                    fix="enable connectors.rasa_gateway_channel.GatewayInput in credentials.yml",
+                    fix="enable rasa_addons.gateway_channel.GatewayInput in credentials.yml",
                 )
         items = await self._call("POST", conversation_id, REST_WEBHOOK, json=body)
         if not isinstance(items, list):

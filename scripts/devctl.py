@@ -284,6 +284,10 @@ def train(force: bool = False) -> Path:
 
 
 def free_port() -> int:
+    """A loopback port that is free now, for a child process that is told its port and cannot
+    report back the one it bound (Rasa, the action server, a gateway or redis-server started by
+    a test). In-process servers bind port 0 instead and read the port back: nothing can take it
+    in between."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -360,7 +364,9 @@ class Stack:
 
     def spawn_rasa(self, name: str, port: int) -> None:
         """Start a Rasa server with this stack's model, token, endpoints (written by start())
-        and credentials on ``port``; a second call gives a second replica."""
+        and credentials on ``port``; a second call gives a second replica. Its working directory
+        is the repository root, which Rasa puts on sys.path: that is how it imports the channel
+        and tracker stores in rasa_addons/ that credentials.yml and endpoints.yml name."""
         self._spawn(
             name,
             [

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from bot.app import create_app
 from bot.config import Settings
-from scripts import devctl
+from tests.helpers import listen
 
 AGENT_PASSWORD = "correct-horse-battery"
 
@@ -41,9 +41,7 @@ async def running_gateway(settings: Settings) -> AsyncIterator[Gateway]:
     app = create_app(settings)
     runner = web.AppRunner(app)
     await runner.setup()
-    port = devctl.free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
+    port = await listen(runner)
     try:
         yield Gateway(app, f"http://127.0.0.1:{port}", settings)
     finally:

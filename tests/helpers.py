@@ -1,9 +1,11 @@
-"""Test clients that act like real users: a widget customer and a console agent, over HTTP."""
+"""Test clients that act like real users: a widget customer and a console agent, over HTTP;
+and the ports of the servers a test runs in its own process."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -13,6 +15,35 @@ import aiohttp
 from aiohttp import web
 
 Frame = dict[str, Any]
+
+_held_sockets: list[socket.socket] = []
+
+
+async def listen(runner: web.AppRunner, port: int = 0, **options: Any) -> int:
+    """Serve ``runner`` on 127.0.0.1 and return its port. With ``port`` 0 the kernel picks a
+    free port as it binds, so nothing else can take it in between (a port picked first and
+    bound later can be); a given ``port`` serves again where an earlier site served."""
+    await web.TCPSite(runner, "127.0.0.1", port, **options).start()
+    return int(runner.addresses[-1][1])
+
+
+def dead_port() -> int:
+    """A loopback port that refuses connections for the whole test run (a dead Rasa, Redis...).
+
+    This process keeps a socket bound to it without listening: connecting is refused at once,
+    and no other process can bind the port meanwhile.
+    """
+    if not _held_sockets:
+        held = socket.socket()
+        held.bind(("127.0.0.1", 0))
+        _held_sockets.append(held)
+    return int(_held_sockets[0].getsockname()[1])
+
+
+def redis_server_args(port: int) -> list[str]:
+    """``redis-server`` arguments for a private server on 127.0.0.1:``port`` that keeps nothing
+    on disk, so a test can kill it and start it again empty on the same port."""
+    return ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
 
 
 async def forward(request: web.Request, upstream: str) -> web.Response:

@@ -1,4 +1,4 @@
-"""The tracker stores of connectors/rasa_gateway_channel.py, in Rasa's own environment: they
+"""The tracker stores of rasa_addons/gateway_channel.py, in Rasa's own environment: they
 store trackers like Rasa's, and note each conversation's latest parse for the gateway channel.
 The Redis one (scale mode) runs against the real Redis at 127.0.0.1:6379."""
 
@@ -14,7 +14,7 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ConversationPaused, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from connectors import rasa_gateway_channel as channel
+from rasa_addons import gateway_channel as channel
 
 REDIS_URL = os.environ.get("CSBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

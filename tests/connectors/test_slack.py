@@ -22,7 +22,7 @@ from bot.core.state import ConversationState
 from bot.core.types import Button, Direction, SenderKind, StoredMessage
 from bot.store import Store
 from connectors.slack import SlackConnector
-from scripts import devctl
+from tests.fakes import serve
 from tests.fakes.slack_api import (
     BOT_USER_ID,
     CUSTOMER_DM,
@@ -31,6 +31,7 @@ from tests.fakes.slack_api import (
     load_payload,
 )
 from tests.gateway_fixtures import Gateway, gateway_settings, running_gateway
+from tests.helpers import dead_port
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TECH_PROBLEM = "technical problem"
@@ -54,7 +55,7 @@ async def slack_api() -> AsyncIterator[FakeSlackApi]:
 
 @pytest.fixture
 async def gateway(tmp_path: Path, slack_api: FakeSlackApi) -> AsyncIterator[Gateway]:
-    dead_rasa = f"http://127.0.0.1:{devctl.free_port()}"
+    dead_rasa = f"http://127.0.0.1:{dead_port()}"
     settings = gateway_settings(tmp_path, dead_rasa, None, channels=slack_channels(slack_api))
     async with running_gateway(settings) as gw:
         yield gw
@@ -312,16 +313,9 @@ async def test_webhook_answers_fast_while_the_bot_and_slack_are_slow(
         await release.wait()
         return web.json_response([{"recipient_id": "x", "text": "Here I am."}])
 
-    rasa = web.Application()
-    rasa.router.add_route("*", "/{tail:.*}", held_rasa)
-    runner = web.AppRunner(rasa)
-    await runner.setup()
-    port = devctl.free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    runner, rasa_url = await serve("/{tail:.*}", held_rasa)
     slack_api.delays["users.info"] = 2.0  # over the 1 s cap
-    settings = gateway_settings(
-        tmp_path, f"http://127.0.0.1:{port}", None, channels=slack_channels(slack_api)
-    )
+    settings = gateway_settings(tmp_path, rasa_url, None, channels=slack_channels(slack_api))
     try:
         async with running_gateway(settings) as gw:
             slack = SlackSender(gw.url, SIGNING_SECRET, http)

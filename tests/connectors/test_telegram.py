@@ -32,9 +32,9 @@ from bot.pipeline.bot_turn import NOTICES
 from bot.pipeline.intake import AcceptResult
 from bot.store import Store
 from connectors.telegram import EXPIRED_BUTTON, TelegramConnector
-from scripts import devctl
 from tests.fakes.telegram_api import TOKEN, FakeTelegramApi, load_update
 from tests.gateway_fixtures import Gateway, gateway_settings, running_gateway
+from tests.helpers import dead_port
 
 UNSUPPORTED_REPLY = NOTICES[UNSUPPORTED_PAYLOAD]
 EDITED_REPLY = NOTICES[EDITED_PAYLOAD]
@@ -53,7 +53,7 @@ async def api() -> AsyncIterator[FakeTelegramApi]:
 
 
 def settings_for(tmp_path: Path, api: FakeTelegramApi, **telegram: Any) -> Settings:
-    dead_rasa = f"http://127.0.0.1:{devctl.free_port()}"
+    dead_rasa = f"http://127.0.0.1:{dead_port()}"
     return gateway_settings(
         tmp_path,
         dead_rasa,

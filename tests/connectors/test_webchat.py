@@ -10,14 +10,13 @@ import aiohttp
 import pytest
 
 from bot.appkeys import SERVICE, STORE
-from scripts import devctl
 from tests.gateway_fixtures import Gateway, gateway_settings, running_gateway
-from tests.helpers import CustomerClient
+from tests.helpers import CustomerClient, dead_port
 
 
 @pytest.fixture
 async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
-    dead_rasa = f"http://127.0.0.1:{devctl.free_port()}"
+    dead_rasa = f"http://127.0.0.1:{dead_port()}"
     settings = gateway_settings(tmp_path, dead_rasa, None, limits={"max_message_chars": 50})
     async with running_gateway(settings) as gw:
         yield gw
@@ -158,7 +157,7 @@ async def test_reload_resumes_the_conversation_and_tokens_are_isolated(
 async def test_rasa_down_for_a_while_offers_a_person(
     tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
-    dead_rasa = f"http://127.0.0.1:{devctl.free_port()}"
+    dead_rasa = f"http://127.0.0.1:{dead_port()}"
     settings = gateway_settings(
         tmp_path,
         dead_rasa,

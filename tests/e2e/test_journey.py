@@ -15,6 +15,7 @@ from aiohttp import web
 from bot.appkeys import DESK, SERVICE, STORE
 from handoff.auth import hash_password
 from scripts import devctl
+from tests.fakes import serve
 from tests.gateway_fixtures import AGENT_PASSWORD, Gateway, gateway_settings, running_gateway
 from tests.helpers import AgentClient, CustomerClient
 from tests.helpers import forward as forward_to_rasa
@@ -213,13 +214,8 @@ async def slow_rasa(rasa_stack: devctl.Stack) -> AsyncIterator[str]:
             await asyncio.sleep(1.5)
         return await forward_to_rasa(request, rasa_stack.rasa_url)
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", forward)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = devctl.free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}"
+    runner, url = await serve("/{tail:.*}", forward)
+    yield url
     await runner.cleanup()
 
 

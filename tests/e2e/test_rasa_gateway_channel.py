@@ -1,4 +1,4 @@
-"""Rasa's gateway channel (connectors/rasa_gateway_channel.py) in the real Rasa server: replies
+"""Rasa's gateway channel (rasa_addons/gateway_channel.py) in the real Rasa server: replies
 and NLU in one request, and the gateway's fallback to the REST channel for a Rasa without it."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from bot.appkeys import SERVICE, STORE
 from bot.core.types import SenderKind
 from bot.rasa_client import GATEWAY_WEBHOOK, REST_WEBHOOK, RasaClient
 from scripts import devctl
+from tests.fakes import serve
 from tests.gateway_fixtures import gateway_settings, running_gateway
 from tests.helpers import CustomerClient, forward
 
@@ -125,13 +126,8 @@ async def proxy(
     request: pytest.FixtureRequest, rasa_stack: devctl.Stack
 ) -> AsyncIterator[tuple[CountingProxy, str]]:
     counting = CountingProxy(rasa_stack.rasa_url, without_gateway_channel=request.param)
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", counting.forward)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = devctl.free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield counting, f"http://127.0.0.1:{port}"
+    runner, url = await serve("/{tail:.*}", counting.forward)
+    yield counting, url
     await runner.cleanup()
 
 

@@ -16,8 +16,9 @@ from bot.appkeys import ENGINE, SERVICE, STORE
 from bot.config import Settings
 from bot.core.state import ConversationState
 from scripts import devctl
+from tests.fakes import serve
 from tests.gateway_fixtures import gateway_settings, running_gateway
-from tests.helpers import CustomerClient, forward
+from tests.helpers import CustomerClient, dead_port, forward
 
 pytestmark = pytest.mark.e2e
 
@@ -47,13 +48,7 @@ class SwitchableRasa:
         return await forward(request, self.upstream)
 
     async def start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self.forward)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        port = devctl.free_port()
-        await web.TCPSite(self._runner, "127.0.0.1", port).start()
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await serve("/{tail:.*}", self.forward)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -106,7 +101,7 @@ async def test_bot_answers_once_rasa_is_back(
 async def test_message_stored_before_a_gateway_restart_is_answered_after_it(
     rasa_stack: devctl.Stack, tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
-    dead_rasa = f"http://127.0.0.1:{devctl.free_port()}"
+    dead_rasa = f"http://127.0.0.1:{dead_port()}"
     first = gateway_settings(tmp_path, dead_rasa, None)
     async with running_gateway(first) as gw:
         customer = await CustomerClient(gw.url, http).connect()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from tests.helpers import listen
+
 
 async def serve(route: str, handler: web.Handler) -> tuple[web.AppRunner, str]:
     """Serve ``handler`` for every method on ``route`` at a free loopback port: (runner, url)."""
@@ -12,6 +14,5 @@ async def serve(route: str, handler: web.Handler) -> tuple[web.AppRunner, str]:
     app.router.add_route("*", route, handler)
     runner = web.AppRunner(app)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    port = runner.addresses[0][1]
+    port = await listen(runner)
     return runner, f"http://127.0.0.1:{port}"

@@ -14,14 +14,13 @@ from bot.appkeys import BROKER, DESK, SERVICE, STORE
 from bot.core.models import Agent
 from bot.core.policy import HandoffDecision
 from handoff.auth import hash_password
-from scripts import devctl
 from tests.gateway_fixtures import AGENT_PASSWORD, Gateway, gateway_settings, running_gateway
-from tests.helpers import AgentClient, CustomerClient
+from tests.helpers import AgentClient, CustomerClient, dead_port
 
 
 @pytest.fixture
 async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
-    dead_rasa = f"http://127.0.0.1:{devctl.free_port()}"
+    dead_rasa = f"http://127.0.0.1:{dead_port()}"
     async with running_gateway(gateway_settings(tmp_path, dead_rasa, None)) as gw:
         await gw.app[STORE].add_agent("kim", "Kim", hash_password(AGENT_PASSWORD))
         yield gw
@@ -142,7 +141,7 @@ async def test_only_the_assignee_replies_and_transfer_hands_over(
 async def test_after_hours_handoff_waits_for_a_follow_up(
     tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
-    dead_rasa = f"http://127.0.0.1:{devctl.free_port()}"
+    dead_rasa = f"http://127.0.0.1:{dead_port()}"
     settings = gateway_settings(tmp_path, dead_rasa, None, hours={"always_open": False})
     async with running_gateway(settings) as gw:
         service, desk, store = gw.app[SERVICE], gw.app[DESK], gw.app[STORE]

@@ -39,7 +39,7 @@ from bot.core.types import Direction, StoredMessage
 from bot.store import Store
 from handoff.auth import hash_password
 from scripts import devctl
-from tests.helpers import AgentClient
+from tests.helpers import AgentClient, listen, redis_server_args
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -288,14 +288,7 @@ class RedisServer:
         with self.log_path.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
                 self.exe,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
+                *redis_server_args(self.port),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -394,8 +387,8 @@ class RasaSwitch:
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
-        self.port = devctl.free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port = 0  # the kernel picks it on the first start(); restarts keep it
+        self.url = ""
         self.forwarded: list[str] = []  # webhook texts that reached the real Rasa
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -423,7 +416,8 @@ class RasaSwitch:
         app.router.add_route("*", "/{tail:.*}", self._forward)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()
+        self.port = await listen(self._runner, self.port, reuse_address=True)
+        self.url = f"http://127.0.0.1:{self.port}"
 
     async def stop(self) -> None:
         """Stop listening and close every connection, as if Rasa's process had stopped."""

@@ -1,6 +1,6 @@
 """Rasa's end of the link to the gateway. Runs INSIDE the Rasa server (.venv-rasa, Python
-3.10), loaded by module path from credentials.yml and endpoints.yml; the gateway never
-imports it.
+3.10), loaded by module path from credentials.yml (``rasa_addons.gateway_channel.GatewayInput``)
+and endpoints.yml (its tracker stores); the gateway never imports it.
 
 Rasa's REST channel answers a message with the bot's replies only. What NLU understood
 (intent and confidence, for the transcript, the handoff packet and the gateway's handoff
