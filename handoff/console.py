@@ -100,7 +100,7 @@ class ConsoleContext:
 
     templates: jinja2.Environment
     limiter: LoginRateLimiter
-    static_versions: dict[str, str]
+    static_version: str
     sockets: weakref.WeakSet[web.WebSocketResponse] = dataclasses.field(
         default_factory=weakref.WeakSet
     )
@@ -211,7 +211,7 @@ def _render(
     html = ctx.templates.get_template(template).render(
         agent=_agent_json(agent) if agent is not None else None,
         csrf_token=csrf_token,
-        static=lambda name: f"{STATIC_PREFIX}{name}?v={ctx.static_versions.get(name, '0')}",
+        static=lambda name: f"{STATIC_PREFIX}{ctx.static_version}/{name}",
         **context,
     )
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
@@ -636,12 +636,19 @@ async def _close_sockets(app: web.Application) -> None:
 # --- setup -----------------------------------------------------------------------------------
 
 
-def _static_versions() -> dict[str, str]:
-    versions = {}
-    for path in STATIC_DIR.glob("*"):
-        if path.is_file():
-            versions[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    return versions
+def _static_version() -> str:
+    """One hash over every file under static/ (names and contents), for cache-busting.
+
+    Pages load static files from ``/console/static/<version>/<name>``. console.js imports its
+    modules by relative URL, so they resolve under the same versioned directory: a change to any
+    file changes every URL, and a browser never mixes a new entry module with a stale cached one
+    (a ``?v=`` query would not carry over to the imports).
+    """
+    digest = hashlib.sha256()
+    for path in sorted(p for p in STATIC_DIR.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(STATIC_DIR).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
 
 
 def setup_console(app: web.Application) -> None:
@@ -656,7 +663,7 @@ def setup_console(app: web.Application) -> None:
     # |tojson (for the page's JSON data block) escapes <, >, & and ' for HTML.
     templates.policies["json.dumps_kwargs"] = {"default": _json_default, "ensure_ascii": False}
     app[CONSOLE] = ConsoleContext(
-        templates=templates, limiter=LoginRateLimiter(), static_versions=_static_versions()
+        templates=templates, limiter=LoginRateLimiter(), static_version=_static_version()
     )
     app.on_response_prepare.append(_security_headers)
     app.on_shutdown.append(_close_sockets)
@@ -679,4 +686,6 @@ def setup_console(app: web.Application) -> None:
     r.add_post(f"{conv}/notes", api_note)
     r.add_post(f"{conv}/transfer", api_transfer)
     r.add_post(f"{conv}/resolve", api_resolve)
+    # The versioned directory is what pages use; the plain one serves the same files unversioned.
+    r.add_static(f"{STATIC_PREFIX}{app[CONSOLE].static_version}/", STATIC_DIR)
     r.add_static(STATIC_PREFIX, STATIC_DIR, name="console_static")
