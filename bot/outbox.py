@@ -37,6 +37,7 @@ from bot.core.clock import utcnow
 from bot.core.errors import DeliveryError
 from bot.core.models import OutboxItem
 from bot.core.ports import ChannelSender
+from bot.core.tasks import cancel_and_wait
 from bot.store import Store
 
 __all__ = ["OutboxWorker"]
@@ -132,9 +133,7 @@ class OutboxWorker:
             await asyncio.wait_for(asyncio.shield(task), timeout)
         except TimeoutError:
             log.warning("outbox worker did not stop in time; cancelling", timeout=timeout)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     def notify(self) -> None:
         """Something was queued: start a round now instead of at the next poll."""

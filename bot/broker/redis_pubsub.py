@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from bot.broker.base import RESYNC_EVENT, BrokerError, Subscription, logger
 from bot.broker.shared import _BufferedSubscription
+from bot.core.tasks import cancel_and_wait
 
 
 class _Topic:
@@ -237,11 +238,8 @@ class _PubSubHub:
 
     async def close(self) -> None:
         self._closed = True
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-            self._reader = None
+        await cancel_and_wait(self._reader)
+        self._reader = None
         for state in self._topics.values():
             for subscription in state.subscribers:
                 subscription.mark_closed()

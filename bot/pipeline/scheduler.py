@@ -10,7 +10,6 @@ but a stopped gateway did not start.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import structlog
 
@@ -20,6 +19,7 @@ from bot.core.models import Conversation
 from bot.core.policy import HandoffDecision
 from bot.core.ports import HandoffDesk
 from bot.core.state import HUMAN_STATES, ConversationState
+from bot.core.tasks import cancel_and_wait
 from bot.core.types import HANDOFF_PAYLOAD
 from bot.pipeline.bot_turn import BotTurn
 from bot.pipeline.context import Component, EngineContext
@@ -170,11 +170,8 @@ class Scheduler(Component):
         self._retry_task = asyncio.create_task(self._retry_pending())
 
     async def stop_retrying(self) -> None:
-        if self._retry_task is not None:
-            self._retry_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._retry_task
-            self._retry_task = None
+        await cancel_and_wait(self._retry_task)
+        self._retry_task = None
 
     async def _retry_pending(self) -> None:
         while True:

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from bot.core.errors import NotFound
+from bot.core.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -325,9 +326,7 @@ class StoreEngine:
     async def close(self) -> None:
         """Stop the checkpoint thread's loop, checkpoint once more, close pooled connections."""
         if self._checkpointer is not None:
-            self._checkpointer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checkpointer
+            await cancel_and_wait(self._checkpointer)
             self._checkpointer = None
             assert self._wal_path is not None
             with contextlib.suppress(sqlite3.Error):

@@ -22,6 +22,7 @@ from bot.broker import Subscription
 from bot.config import Settings
 from bot.core.frames import Frame, ack_frame, error_frame
 from bot.core.signing import Signer
+from bot.core.tasks import cancel_and_wait
 from bot.core.types import InboundMessage
 from bot.http_errors import json_error
 from bot.pipeline.intake import AcceptStatus, Intake
@@ -189,9 +190,7 @@ class WebchatSocket:
                 else:
                     await self.error("bad_request", f"Unknown frame type {kind!r}.")
         finally:
-            forwarder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await forwarder
+            await cancel_and_wait(forwarder)
             await subscription.close()
 
 

@@ -45,12 +45,19 @@ from handoff.console.pages import conversation_page, queue_page
 __all__ = ["CONSOLE", "ConsoleContext", "setup_console"]
 
 
-def static_versions() -> dict[str, str]:
-    versions = {}
-    for path in STATIC_DIR.glob("*"):
-        if path.is_file():
-            versions[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    return versions
+def static_version() -> str:
+    """One hash over every file under static/ (names and contents), for cache-busting.
+
+    Pages load static files from ``/console/static/<version>/<name>``. console.js imports its
+    modules by relative URL, so they resolve under the same versioned directory: a change to any
+    file changes every URL, and a browser never mixes a new entry module with a stale cached one
+    (a ``?v=`` query would not carry over to the imports).
+    """
+    digest = hashlib.sha256()
+    for path in sorted(p for p in STATIC_DIR.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(STATIC_DIR).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
 
 
 def setup_console(app: web.Application, settings: Settings) -> ConsoleContext:
@@ -67,7 +74,7 @@ def setup_console(app: web.Application, settings: Settings) -> ConsoleContext:
     app[CONSOLE] = ConsoleContext(
         templates=templates,
         limiter=LoginRateLimiter(),
-        static_versions=static_versions(),
+        static_version=static_version(),
         settings=settings,
     )
     app.on_response_prepare.append(security_headers)
@@ -91,5 +98,7 @@ def setup_console(app: web.Application, settings: Settings) -> ConsoleContext:
     r.add_post(f"{conv}/notes", api_note)
     r.add_post(f"{conv}/transfer", api_transfer)
     r.add_post(f"{conv}/resolve", api_resolve)
+    # The versioned directory is what pages use; the plain one serves the same files unversioned.
+    r.add_static(f"{STATIC_PREFIX}{app[CONSOLE].static_version}/", STATIC_DIR)
     r.add_static(STATIC_PREFIX, STATIC_DIR, name="console_static")
     return app[CONSOLE]

@@ -65,7 +65,7 @@ class ConsoleContext:
 
     templates: jinja2.Environment
     limiter: LoginRateLimiter
-    static_versions: dict[str, str]
+    static_version: str
     settings: Settings
     sockets: weakref.WeakSet[web.WebSocketResponse] = dataclasses.field(
         default_factory=weakref.WeakSet

@@ -130,7 +130,7 @@ def render(
     html = ctx.templates.get_template(template).render(
         agent=agent_json(agent) if agent is not None else None,
         csrf_token=csrf_token,
-        static=lambda name: f"{STATIC_PREFIX}{name}?v={ctx.static_versions.get(name, '0')}",
+        static=lambda name: f"{STATIC_PREFIX}{ctx.static_version}/{name}",
         **context,
     )
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")

@@ -1,0 +1,57 @@
+/* The reply box of the conversation page: what the agent writes goes to the customer. */
+
+import { api, apiConversation } from "./api.js";
+import { renderActions } from "./controls.js";
+import { setError } from "./flash.js";
+import { addMessage, renderTranscript } from "./transcript.js";
+
+/** Show "n / max" once the reply passes 80% of the channel's limit, in red past it. */
+export function updateCounter(page) {
+  const { replyInput, replyCounter } = page.els;
+  const maxChars = page.maxChars;
+  const length = replyInput.value.trim().length;
+  if (maxChars && length > maxChars * 0.8) {
+    replyCounter.textContent = length + " / " + maxChars;
+    replyCounter.classList.toggle("counter--over", length > maxChars);
+  } else {
+    replyCounter.textContent = "";
+  }
+}
+
+/**
+ * Send the reply in #reply-input. The box is cleared only if the agent did not change it while
+ * it was sending. A 409 (the conversation changed hands or state) calls refresh().
+ */
+export async function sendReply(page, refresh) {
+  const { replyInput, replySend, replyError, transcript } = page.els;
+  const maxChars = page.maxChars;
+  if (page.sending || replyInput.disabled) return;
+  const text = replyInput.value.trim();
+  setError(replyError, "");
+  if (!text) {
+    setError(replyError, "Type a message first.");
+    return;
+  }
+  if (maxChars && text.length > maxChars) {
+    setError(replyError, "The reply is too long: " + text.length + " characters, the limit is " + maxChars + ".");
+    return;
+  }
+  page.sending = true;
+  replySend.disabled = true;
+  replySend.textContent = "Sending…";
+  try {
+    const result = await api("POST", apiConversation(page.convId, "reply"), { text: text });
+    if (replyInput.value.trim() === text) replyInput.value = "";
+    updateCounter(page);
+    if (result && result.message && addMessage(page, result.message)) renderTranscript(page);
+    transcript.scrollTop = transcript.scrollHeight;
+  } catch (err) {
+    setError(replyError, err.message);
+    if (err.status === 409) refresh();
+  } finally {
+    page.sending = false;
+    replySend.textContent = "Send";
+    renderActions(page);
+    replyInput.focus();
+  }
+}
