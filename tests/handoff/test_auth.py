@@ -38,6 +38,7 @@ from handoff.auth import (
     verify_password,
 )
 from handoff.console import setup_console
+from handoff.console.context import STATIC_DIR
 from handoff.console.http import safe_next as _safe_next
 from handoff.desk import AgentDesk
 
@@ -732,6 +733,26 @@ async def test_static_files(console: Console) -> None:
     assert resp.status == 200
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
     assert "innerHTML" not in (await resp.text()).replace("never innerHTML", "")
+
+
+async def test_console_modules_are_served_versioned_and_never_use_inner_html(
+    console: Console,
+) -> None:
+    """Pages load the entry and its ES modules from one versioned folder; no module builds HTML
+    from strings (user text must stay text)."""
+    await _login(console)
+    page = await (await console.client.get("/console")).text()
+    match = re.search(
+        r'<script type="module" src="(/console/static/[0-9a-f]{12}/)console.js"', page
+    )
+    assert match is not None, page
+    modules = sorted((STATIC_DIR / "console").glob("*.js"))
+    assert len(modules) >= 10
+    for module in modules:
+        resp = await console.client.get(f"{match.group(1)}console/{module.name}")
+        assert resp.status == 200, module.name
+        assert "javascript" in resp.headers["Content-Type"]
+        assert "innerHTML" not in (await resp.text()).replace("never innerHTML", ""), module.name
 
 
 async def test_websocket(console: Console) -> None:
