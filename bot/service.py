@@ -9,10 +9,9 @@ back after the conversation left BOT is dropped.
 from __future__ import annotations
 
 from bot.core.ports import HandoffDesk
-from bot.core.types import InboundMessage
 from bot.pipeline.bot_turn import BotTurn
 from bot.pipeline.context import Component, EngineContext
-from bot.pipeline.intake import Accepted, AcceptResult, Intake
+from bot.pipeline.intake import Intake
 from bot.pipeline.scheduler import Scheduler
 
 
@@ -25,16 +24,6 @@ class ConversationService(Component):
         self.bot_turn = BotTurn(ctx, desk)
         self.scheduler = Scheduler(ctx, self.bot_turn, desk)
         self.intake = Intake(ctx, desk, self.scheduler.process_soon)
-
-    async def accept(
-        self, message: InboundMessage, conversation_id: str | None = None
-    ) -> AcceptResult:
-        return await self.intake.accept(message, conversation_id)
-
-    async def receive(
-        self, message: InboundMessage, conversation_id: str | None = None
-    ) -> Accepted:
-        return await self.intake.receive(message, conversation_id)
 
     def process_soon(self, conversation_id: str) -> None:
         self.scheduler.process_soon(conversation_id)
