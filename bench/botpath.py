@@ -30,7 +30,7 @@ import aiohttp
 
 from bench.clients import SessionPool, is_bot_message, open_widget, send_message, wait_frames
 from bench.load import Sample, Window, combine, run_window
-from bench.services import Gateway, RasaCluster
+from bench.services import RASA_TOKEN, Gateway, RasaCluster
 from bench.stats import percentile, ratio, summary_ms
 
 SCRIPTS: list[list[str]] = [
@@ -56,13 +56,22 @@ class Arm(Protocol):
 
 
 class DirectArm:
-    """Straight to Rasa's REST webhook (``sender`` = a fresh id per conversation)."""
+    """Straight to Rasa's REST webhook (``sender`` = a fresh id per conversation), with the
+    Rasa token that its channels require, as the gateway sends it."""
 
-    def __init__(self, http: aiohttp.ClientSession, rasa_url: str, name: str = "direct") -> None:
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        rasa_url: str,
+        name: str = "direct",
+        token: str = RASA_TOKEN,
+    ) -> None:
         self.http, self.url, self.name = http, f"{rasa_url}/webhooks/rest/webhook", name
+        self.params = {"token": token}
 
     async def turn(self, sender: str, text: str) -> list[dict[str, Any]]:
-        async with self.http.post(self.url, json={"sender": sender, "message": text}) as resp:
+        body = {"sender": sender, "message": text}
+        async with self.http.post(self.url, json=body, params=self.params) as resp:
             if resp.status != 200:
                 raise RuntimeError(f"Rasa answered HTTP {resp.status}")
             replies: list[dict[str, Any]] = await resp.json()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import structlog
@@ -23,6 +25,7 @@ from bot.appkeys import (
 from bot.broker import create_broker
 from bot.config import Settings
 from bot.core.errors import DuplicateAgent
+from bot.http_headers import security_headers
 from bot.rasa_client import RasaClient
 from bot.store import Store
 from bot.wiring import build_engine
@@ -57,7 +60,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         app[DESK], app[ENGINE] = engine.desk, engine
         stack.push_async_callback(service.drain)
         await _ensure_demo_agent(settings, store)
-        app[CONSOLE_CONTEXT].start(engine.desk)
+        app[CONSOLE_CONTEXT].start(engine.desk, functools.partial(_health_details, app))
         await app[WEBCHAT].start(service.intake)
         for connector in app[CONNECTORS]:
             await connector.start(service.intake)
@@ -108,20 +111,23 @@ async def cors_for_widget(
 
 
 async def healthz(request: web.Request) -> web.Response:
-    broker_ok = await request.app[BROKER].ping()
-    ok = broker_ok
-    return web.json_response(
-        {
-            "status": "ok" if ok else "degraded",
-            "broker": broker_ok,
-            "channels": channel_summary(request.app[SETTINGS]),
-        },
-        status=200 if ok else 503,
-    )
+    """Public and minimal: up or degraded. The details are for supervisors (console API)."""
+    ok = await request.app[BROKER].ping()
+    return web.json_response({"status": "ok" if ok else "degraded"}, status=200 if ok else 503)
+
+
+async def _health_details(app: web.Application) -> dict[str, Any]:
+    broker_ok = await app[BROKER].ping()
+    return {
+        "status": "ok" if broker_ok else "degraded",
+        "broker": broker_ok,
+        "channels": channel_summary(app[SETTINGS]),
+    }
 
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[cors_for_widget], client_max_size=256 * 1024)
+    app.on_response_prepare.append(security_headers)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_resources)
     app.router.add_get("/healthz", healthz)

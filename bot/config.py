@@ -100,6 +100,14 @@ class LimitSettings(_Section):
     max_message_chars: int = Field(4000, ge=1)
 
 
+class PrivacySettings(_Section):
+    """What is masked in customer messages before they are stored or reach the bot. Payment
+    card numbers (Luhn-checked) always are; e-mail addresses and phone numbers on request."""
+
+    mask_emails: bool = False
+    mask_phones: bool = False
+
+
 class TelegramSettings(_Section):
     """A Telegram bot. An empty token leaves the channel off."""
 
@@ -160,6 +168,7 @@ class Settings(_Section):
     queue: QueueSettings = Field(default_factory=QueueSettings)
     hours: HoursSettings = Field(default_factory=HoursSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     channels: ChannelsSettings = Field(default_factory=ChannelsSettings)
     csat_prompt: str = (
         "Thanks for your patience! How did we do? Please rate this conversation "

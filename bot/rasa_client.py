@@ -140,7 +140,9 @@ class RasaClient:
             seen = None
         if seen is None:
             try:
-                answer = await self._call("POST", conversation_id, GATEWAY_WEBHOOK, json=body)
+                answer = await self._call(
+                    "POST", conversation_id, GATEWAY_WEBHOOK, json=body, params=self._params()
+                )
                 return parse_answer(answer)
             except RasaUnavailable as exc:
                 if exc.status != 404:
@@ -151,7 +153,9 @@ class RasaClient:
                     rasa=replica,
                     fix="enable rasa_addons.gateway_channel.GatewayInput in credentials.yml",
                 )
-        items = await self._call("POST", conversation_id, REST_WEBHOOK, json=body)
+        items = await self._call(
+            "POST", conversation_id, REST_WEBHOOK, json=body, params=self._params()
+        )
         if not isinstance(items, list):
             raise RasaUnavailable(f"unexpected answer from Rasa: {str(items)[:200]}")
         return BotAnswer(parse_replies(items))

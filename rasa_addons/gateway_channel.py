@@ -20,11 +20,15 @@ this request's message (another tracker store is configured, or the note was evi
 the gateway then reads the tracker as before. It sends one message per conversation at a time,
 so the note it reads is its own.
 
-No channel secrets live here: Telegram, Slack and the widget belong to the gateway.
+No channel secrets live here: Telegram, Slack and the widget belong to the gateway. Only the
+gateway may talk to Rasa: both channels answer 401 unless the request carries the Rasa token
+(``?token=``, the same one Rasa's HTTP API takes; ``token: ${RASA_TOKEN}`` in credentials.yml),
+so nobody on the network can write into a customer's tracker.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import uuid
 from collections import OrderedDict
@@ -78,7 +82,47 @@ class GatewayRedisTrackerStore(_NotesLatestParse, RedisTrackerStore):
     """Rasa's Redis tracker store (scale mode: several Rasa replicas) that notes it too."""
 
 
-class GatewayInput(RestInput):
+class _TokenRequired:
+    """Mixin for a Rasa input channel: every request must carry ``?token=`` (the Rasa token)."""
+
+    def __init__(self, token: str | None = None) -> None:
+        if not token:
+            raise ValueError(
+                f"credentials.yml: {type(self).__name__} needs 'token: ${{RASA_TOKEN}}' "
+                "(only the gateway may talk to Rasa)"
+            )
+        self.token = token
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> Any:
+        return cls((credentials or {}).get("token"))
+
+    def refused(self, request: Request) -> HTTPResponse | None:
+        """A 401 for a request without the right token; None when it may pass."""
+        supplied = request.args.get("token") or ""
+        if hmac.compare_digest(supplied.encode(), self.token.encode()):
+            return None
+        return response.json({"error": "a valid ?token= is required"}, status=401)
+
+
+class ProtectedRestInput(_TokenRequired, RestInput):
+    """Rasa's REST channel (``/webhooks/rest/webhook``) behind the Rasa token."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "rest"
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        hook = super().blueprint(on_new_message)
+
+        @hook.middleware("request")
+        async def check_token(request: Request) -> HTTPResponse | None:
+            return self.refused(request)
+
+        return hook
+
+
+class GatewayInput(_TokenRequired, RestInput):
     """The REST channel's request, answered with the replies plus the NLU of the message."""
 
     @classmethod
@@ -87,6 +131,10 @@ class GatewayInput(RestInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         hook = Blueprint("gateway_webhook", __name__)
+
+        @hook.middleware("request")
+        async def check_token(request: Request) -> HTTPResponse | None:
+            return self.refused(request)
 
         @hook.route("/", methods=["GET"])
         async def health(_request: Request) -> HTTPResponse:

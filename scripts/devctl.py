@@ -294,15 +294,25 @@ def free_port() -> int:
 
 
 def rasa_token() -> str:
-    """RASA_TOKEN, or a token generated once and kept in var/rasa_token."""
-    if os.environ.get("RASA_TOKEN"):
-        return os.environ["RASA_TOKEN"]
-    path = VAR / "rasa_token"
-    if not path.exists():
-        VAR.mkdir(exist_ok=True)
-        path.write_text(secrets.token_urlsafe(24))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    """RASA_TOKEN, or a token generated once and kept in var/rasa_token: Rasa's HTTP API and
+    its channels (credentials.yml) answer only requests that carry it."""
+    return _secret("rasa_token", "RASA_TOKEN")
+
+
+def action_server_token() -> str:
+    """ACTION_SERVER_TOKEN, or one generated once into var/action_server_token: the action
+    server answers only Rasa, which sends it (endpoints.yml)."""
+    return _secret("action_server_token", "ACTION_SERVER_TOKEN")
+
+
+def rasa_env(token: str | None = None) -> dict[str, str]:
+    """The environment of every Rasa-side command: quiet, plus the secrets that credentials.yml
+    and endpoints.yml read (``${RASA_TOKEN}``, ``${ACTION_SERVER_TOKEN}``)."""
+    return {
+        **RASA_ENV,
+        "RASA_TOKEN": token or rasa_token(),
+        "ACTION_SERVER_TOKEN": action_server_token(),
+    }
 
 
 def seed_backend() -> None:
@@ -345,7 +355,7 @@ class Stack:
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **RASA_ENV, **(env or {})},
+            env={**os.environ, **rasa_env(self.token), **(env or {})},
             start_new_session=True,
         )
         self.procs.append((name, proc))
@@ -354,10 +364,15 @@ class Stack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         endpoints = self.log_dir / "endpoints.yml"
         endpoints.write_text(endpoints_with_action_port(self.actions_port))
-        rasa = str(RASA_VENV / "bin" / "rasa")
         self._spawn(
             "actions",
-            [rasa, "run", "actions", "--port", str(self.actions_port), "--actions", "actions"],
+            [
+                str(RASA_VENV / "bin" / "python"),
+                "-m",
+                "rasa_addons.action_server",
+                "--port",
+                str(self.actions_port),
+            ],
         )
         self.spawn_rasa("rasa", self.rasa_port)
         self.wait_ready(timeout)
@@ -597,7 +612,7 @@ def cmd_test(args: argparse.Namespace) -> None:
     rasa = str(RASA_VENV / "bin" / "rasa")
     started = time.monotonic()
     say("validating the training data")
-    _run([rasa, "data", "validate", "--fail-on-warnings"], env=RASA_ENV)
+    _run([rasa, "data", "validate", "--fail-on-warnings"], env=rasa_env())
     say("end-to-end test stories (tests/stories), prediction errors fail the build")
     results = VAR / "test-results"
     _run(
@@ -614,7 +629,7 @@ def cmd_test(args: argparse.Namespace) -> None:
             str(results / "core"),
             "--no-plot",
         ],
-        env=RASA_ENV,
+        env=rasa_env(),
     )
     say("action tests (tests/actions, in .venv-rasa)")
     _run(
@@ -627,7 +642,7 @@ def cmd_test(args: argparse.Namespace) -> None:
             "-p",
             "no:cacheprovider",
         ],
-        env=RASA_ENV,
+        env=rasa_env(),
     )
     say("gateway and end-to-end tests (tests/, in .venv)")
     _run(

@@ -185,17 +185,19 @@ def _redact_phones(text: str) -> str:
 # --- public API -----------------------------------------------------------------------------------
 
 
-def redact(text: str) -> str:
+def redact(text: str, *, emails: bool = True, phones: bool = True) -> str:
     """Return ``text`` with Luhn-valid card numbers, e-mail addresses and phone numbers replaced.
 
     The replacements are ``[card]``, ``[email]`` and ``[phone]``. Everything else — order numbers,
-    serial numbers, dates, times, prices — is returned unchanged.
+    serial numbers, dates, times, prices — is returned unchanged. Cards are always replaced;
+    ``emails`` and ``phones`` can be turned off (customer messages keep them unless configured).
     """
     if not text or not any(ch.isdigit() or ch == "@" for ch in text):
         return text
-    text = _EMAIL_RE.sub(EMAIL, text)
+    if emails:
+        text = _EMAIL_RE.sub(EMAIL, text)
     text = _DIGIT_RUN_RE.sub(_redact_card_run, text)
-    if not any(ch.isdigit() for ch in text):
+    if not phones or not any(ch.isdigit() for ch in text):
         return text
     # Hide dates, times, prices and IP addresses from the phone matcher, then put them back.
     protected: list[str] = []
@@ -234,12 +236,33 @@ def redact_value(obj: Any) -> Any:
     return obj
 
 
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with control characters (CR, LF, ESC, ...) written as ``\\xNN`` escapes, so a
+    value in a log line can never start a forged line or drive a terminal."""
+    return _CONTROL_RE.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
+
+
+def _log_safe(obj: Any) -> Any:
+    if isinstance(obj, str):
+        return escape_controls(obj)
+    if isinstance(obj, Mapping):
+        return {k: _log_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_log_safe(v) for v in obj]
+    return obj
+
+
 def structlog_redactor(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-    """structlog processor: redacts every string value (also nested ones) of the event dict.
+    """structlog processor: redacts every string value (also nested ones) of the event dict and
+    escapes control characters in them (``exception`` keeps its line breaks: it is ours).
 
     Put it before the renderer, e.g.
     ``structlog.configure(processors=[..., structlog_redactor, JSONRenderer()])``.
     """
     for key, value in event_dict.items():
-        event_dict[key] = redact_value(value)
+        value = redact_value(value)
+        event_dict[key] = value if key == "exception" else _log_safe(value)
     return event_dict

@@ -92,6 +92,18 @@ class Understood:
     confidence: float | None
 
 
+def is_text(value: str | None) -> bool:
+    """Whether ``value`` is None or text that can be stored (no unpaired UTF-16 surrogates, which
+    JSON can carry but UTF-8 cannot)."""
+    if value is None:
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 # Payloads the gateway itself understands. HANDOFF: the "Talk to a person" button the gateway
 # offers while the bot is down (it may be pressed before the bot is back). UNSUPPORTED and
 # EDITED: what connectors give to what the bot cannot read (stickers, photos, edits), stored and

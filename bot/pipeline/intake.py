@@ -25,8 +25,9 @@ from bot.core.frames import (
 )
 from bot.core.models import Conversation
 from bot.core.ports import HandoffDesk
+from bot.core.redact import redact
 from bot.core.state import HUMAN_STATES, ConversationState
-from bot.core.types import InboundMessage, StoredMessage
+from bot.core.types import InboundMessage, StoredMessage, is_text
 from bot.pipeline.context import Component, EngineContext
 
 log = structlog.get_logger(__name__)
@@ -145,6 +146,12 @@ class Intake(Component):
                 f"Your message is {len(message.text)} characters long; the limit is {limit}. "
                 "Please shorten it or split it into several messages.",
             )
+        if not all(is_text(v) for v in (message.text, message.payload, message.display_name)):
+            raise BadMessage("bad_request", "The message has characters that are not valid text.")
+        privacy = self.settings.privacy
+        # Card numbers (and, if configured, e-mails and phone numbers) never reach the record,
+        # the consoles or the bot.
+        text = redact(text, emails=privacy.mask_emails, phones=privacy.mask_phones)
         if conversation_id is None:
             customer = await self.store.find_or_create_customer(
                 message.channel, message.channel_user_id, message.display_name

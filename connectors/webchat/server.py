@@ -23,7 +23,7 @@ from bot.config import Settings
 from bot.core.frames import Frame, ack_frame, error_frame
 from bot.core.signing import Signer
 from bot.core.tasks import cancel_and_wait
-from bot.core.types import InboundMessage
+from bot.core.types import InboundMessage, is_text
 from bot.http_errors import json_error
 from bot.pipeline.intake import AcceptStatus, Intake
 from connectors.base import ConnectorNotStarted
@@ -34,6 +34,8 @@ STATIC = Path(__file__).parent / "static"
 TOKEN_PURPOSE = "webchat-visitor"
 TOKEN_MAX_AGE = 90 * 24 * 3600
 CHANNEL = "webchat"
+# Sequence numbers are far below this; a larger after_seq is a client bug (or a probe).
+MAX_SEQ = 2**53
 
 
 class WebchatChannel:
@@ -69,6 +71,8 @@ class WebchatChannel:
         app.router.add_get("/widget.js", _static("widget.js", "application/javascript"))
         app.router.add_get("/widget.css", _static("widget.css", "text/css"))
         app.router.add_get("/", _static("demo.html", "text/html"))
+        app.router.add_get("/demo.js", _static("demo.js", "application/javascript"))
+        app.router.add_get("/demo.css", _static("demo.css", "text/css"))
 
     def visitor_from_token(self, token: str | None) -> dict[str, Any] | None:
         if not token:
@@ -82,12 +86,12 @@ class WebchatChannel:
         """Issue (or confirm) a visitor token; a valid old token keeps its conversation."""
         try:
             body = await request.json() if request.can_read_body else {}
-        except ValueError:  # not JSON, or not UTF-8
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested absurdly deep
             return json_error(400, "bad_request", 'The body must be JSON, e.g. {"token": null}.')
         if not isinstance(body, dict):
             return json_error(400, "bad_request", "The body must be a JSON object.")
         token = body.get("token")
-        if token is not None and not isinstance(token, str):
+        if token is not None and (not isinstance(token, str) or not is_text(token)):
             return json_error(400, "bad_request", "token must be a string or null.")
         if token:
             data = self.visitor_from_token(token)
@@ -135,7 +139,7 @@ class WebchatSocket:
 
     async def on_sync(self, frame: dict[str, Any]) -> None:
         after = frame.get("after_seq", 0)
-        if not isinstance(after, int) or after < 0:
+        if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= MAX_SEQ:
             await self.error("bad_request", "after_seq must be a non-negative integer.")
             return
         for out in await self.intake.replay(self.conversation_id, after):
@@ -143,7 +147,11 @@ class WebchatSocket:
 
     async def on_message(self, frame: dict[str, Any]) -> None:
         client_id, text, payload = frame.get("client_id"), frame.get("text"), frame.get("payload")
-        if not isinstance(client_id, str) or not 0 < len(client_id) <= 100:
+        if (
+            not isinstance(client_id, str)
+            or not 0 < len(client_id) <= 100
+            or not is_text(client_id)
+        ):
             await self.error("bad_request", "client_id must be a string of 1-100 characters.")
             return
         if not isinstance(text, str) or (payload is not None and not isinstance(payload, str)):
@@ -165,6 +173,17 @@ class WebchatSocket:
         assert result.seq is not None
         await self.send(ack_frame(client_id, result.seq))
 
+    async def on_frame(self, frame: Any) -> None:
+        kind = frame.get("type") if isinstance(frame, dict) else None
+        if kind == "message":
+            await self.on_message(frame)
+        elif kind == "sync":
+            await self.on_sync(frame)
+        elif kind == "ping":
+            await self.send({"type": "pong"})
+        else:
+            await self.error("bad_request", f"Unknown frame type {kind!r}.")
+
     async def error(self, code: str, message: str, client_id: str | None = None) -> None:
         await self.send(error_frame(code, message, client_id))
 
@@ -177,18 +196,15 @@ class WebchatSocket:
                     continue
                 try:
                     frame = json.loads(raw.data)
-                except json.JSONDecodeError:
+                except (ValueError, RecursionError):
                     await self.error("bad_request", "Frames must be JSON objects.")
                     continue
-                kind = frame.get("type") if isinstance(frame, dict) else None
-                if kind == "message":
-                    await self.on_message(frame)
-                elif kind == "sync":
-                    await self.on_sync(frame)
-                elif kind == "ping":
-                    await self.send({"type": "pong"})
-                else:
-                    await self.error("bad_request", f"Unknown frame type {kind!r}.")
+                try:
+                    await self.on_frame(frame)
+                except Exception as exc:
+                    # One bad frame must not close the socket, nor fill the log with a traceback.
+                    log.warning("webchat frame failed", error=type(exc).__name__)
+                    await self.error("internal", "Something went wrong; please try again.")
         finally:
             await cancel_and_wait(forwarder)
             await subscription.close()

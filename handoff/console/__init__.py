@@ -22,6 +22,7 @@ from handoff.console.api import (
     api_agents,
     api_claim,
     api_conversation,
+    api_health,
     api_me,
     api_note,
     api_queue,
@@ -89,6 +90,7 @@ def setup_console(app: web.Application, settings: Settings) -> ConsoleContext:
     r.add_get(f"{PREFIX}/conversations/{{conversation_id}}", conversation_page)
     r.add_get(f"{PREFIX}/ws", websocket, name="console_ws")
     r.add_get(f"{PREFIX}/api/me", api_me)
+    r.add_get(f"{PREFIX}/api/health", api_health)
     r.add_get(f"{PREFIX}/api/queue", api_queue)
     r.add_get(f"{PREFIX}/api/agents", api_agents)
     conv = f"{PREFIX}/api/conversations/{{conversation_id}}"

@@ -18,7 +18,7 @@ from handoff.desk import agent_text
 async def _json_body(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
         raise ApiError(400, "bad_json", "The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise ApiError(400, "bad_request", "The request body must be a JSON object.")
@@ -34,6 +34,16 @@ def _text_field(request: web.Request, body: dict[str, Any], what: str) -> str:
 
 def _conversation_id(request: web.Request) -> str:
     return request.match_info["conversation_id"]
+
+
+@api
+async def api_health(request: web.Request, agent: Agent) -> Any:
+    """The gateway's health in detail (channels, broker): for supervisors only, since it names
+    configuration that the public /healthz keeps to itself."""
+    if agent.role != "supervisor":
+        raise ApiError(403, "forbidden", "Only supervisors can see the gateway's health.")
+    report = console_ctx(request).health
+    return await report() if report is not None else {}
 
 
 @api
@@ -82,7 +92,8 @@ async def api_transfer(request: web.Request, agent: Agent) -> Any:
     to_agent_id = body.get("agent_id")
     if type(to_agent_id) is not int:
         raise ApiError(400, "missing_agent", "Choose the agent to transfer the conversation to.")
-    if await console_ctx(request).desk.agent(to_agent_id) is None:
+    # Agent ids are SQL integers: a larger number is no agent (and must not reach the database).
+    if not 0 < to_agent_id < 2**31 or await console_ctx(request).desk.agent(to_agent_id) is None:
         raise ApiError(400, "unknown_agent", f"There is no agent with id {to_agent_id}.")
     await console_ctx(request).desk.transfer(_conversation_id(request), agent, to_agent_id)
     return {"ok": True}

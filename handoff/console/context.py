@@ -31,22 +31,8 @@ WRONG_LOGIN = "Wrong username or password"
 MAX_USERNAME_CHARS = 200
 MAX_PASSWORD_CHARS = 1024
 
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "font-src 'self'",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+HealthReport = Callable[[], Awaitable[dict[str, Any]]]
 ApiHandler = Callable[[web.Request, Agent], Awaitable[Any]]
 PageHandler = Callable[[web.Request, Agent, Session], Awaitable[web.StreamResponse]]
 
@@ -73,6 +59,7 @@ class ConsoleContext:
     presence: dict[str, int] = dataclasses.field(default_factory=dict)  # member -> open sockets
     codec: SessionCodec = dataclasses.field(init=False)
     _desk: AgentDesk | None = None
+    health: HealthReport | None = None
 
     def __post_init__(self) -> None:
         self.codec = SessionCodec(self.settings.secret_key)
@@ -83,9 +70,11 @@ class ConsoleContext:
             raise web.HTTPServiceUnavailable(text="The console is starting; try again shortly.")
         return self._desk
 
-    def start(self, desk: AgentDesk) -> None:
-        """Called once the gateway is up, with the desk every console request goes through."""
+    def start(self, desk: AgentDesk, health: HealthReport | None = None) -> None:
+        """Called once the gateway is up, with the desk every console request goes through and
+        the detailed health report supervisors may read."""
         self._desk = desk
+        self.health = health
 
 
 CONSOLE = web.AppKey("csbot_console", ConsoleContext)

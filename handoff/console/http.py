@@ -18,6 +18,7 @@ from bot.core.errors import BadMessage, Conflict, NotFound
 from bot.core.models import Agent
 from bot.core.state import IllegalTransition
 from bot.http_errors import json_error
+from bot.http_headers import security_headers as common_security_headers
 from handoff.auth import (
     SESSION_COOKIE,
     Session,
@@ -27,7 +28,6 @@ from handoff.auth import (
 )
 from handoff.console.context import (
     CONSOLE,
-    CONTENT_SECURITY_POLICY,
     PREFIX,
     STATIC_PREFIX,
     ApiError,
@@ -137,18 +137,16 @@ def render(
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """Headers for everything under /console (signal handler, so error pages get them too)."""
+    """Headers for everything under /console (signal handler, so error pages get them too): the
+    gateway's own (bot/http_headers.py), no framing even of JSON, and no caching but of the
+    versioned static files."""
     path = request.path
     if path != PREFIX and not path.startswith(PREFIX + "/"):
         return
-    headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    headers.setdefault("X-Frame-Options", "DENY")
+    await common_security_headers(request, response)
+    response.headers.setdefault("X-Frame-Options", "DENY")
     if not path.startswith(STATIC_PREFIX):
-        headers.setdefault("Cache-Control", "no-store")
-    if response.content_type == "text/html":
-        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("Cache-Control", "no-store")
 
 
 def same_origin(request: web.Request) -> bool:

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.e2e
 async def say(stack: devctl.Stack, sender: str, text: str) -> list[dict[str, Any]]:
     async with aiohttp.ClientSession() as http:
         async with http.post(
-            f"{stack.rasa_url}/webhooks/rest/webhook", json={"sender": sender, "message": text}
+            f"{stack.rasa_url}/webhooks/rest/webhook",
+            json={"sender": sender, "message": text},
+            params={"token": stack.token},
         ) as resp:
             assert resp.status == 200
             result: list[dict[str, Any]] = await resp.json()

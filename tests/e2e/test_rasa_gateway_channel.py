@@ -25,9 +25,10 @@ pytestmark = pytest.mark.e2e
 
 
 async def post(
-    http: aiohttp.ClientSession, url: str, body: Any
+    http: aiohttp.ClientSession, url: str, body: Any, token: str
 ) -> tuple[int, dict[str, Any] | list[Any]]:
-    async with http.post(url, json=body) as resp:
+    """POST to one of Rasa's channels, which answer only requests with the Rasa token."""
+    async with http.post(url, json=body, params={"token": token}) as resp:
         return resp.status, await resp.json()
 
 
@@ -36,7 +37,10 @@ async def test_replies_and_nlu_come_in_one_answer(
 ) -> None:
     sender = f"gc-{uuid.uuid4()}"
     status, body = await post(
-        http, f"{rasa_stack.rasa_url}{GATEWAY_WEBHOOK}", {"sender": sender, "message": "hello"}
+        http,
+        f"{rasa_stack.rasa_url}{GATEWAY_WEBHOOK}",
+        {"sender": sender, "message": "hello"},
+        rasa_stack.token,
     )
     assert status == 200 and isinstance(body, dict)
     assert body["messages"] and all(m["recipient_id"] == sender for m in body["messages"])
@@ -60,6 +64,7 @@ async def test_replies_and_nlu_come_in_one_answer(
         http,
         f"{rasa_stack.rasa_url}{REST_WEBHOOK}",
         {"sender": f"gc-{uuid.uuid4()}", "message": "hello"},
+        rasa_stack.token,
     )
     assert isinstance(rest, list)
     assert [m.get("text") for m in rest] == [m.get("text") for m in body["messages"]]
@@ -93,7 +98,9 @@ async def test_a_paused_conversation_answers_nothing_and_says_so(
 async def test_bad_requests_get_a_400_with_a_reason(
     rasa_stack: devctl.Stack, http: aiohttp.ClientSession, body: Any, fragment: str
 ) -> None:
-    status, answer = await post(http, f"{rasa_stack.rasa_url}{GATEWAY_WEBHOOK}", body)
+    status, answer = await post(
+        http, f"{rasa_stack.rasa_url}{GATEWAY_WEBHOOK}", body, rasa_stack.token
+    )
     assert status == 400 and isinstance(answer, dict)
     assert fragment in answer["error"]
 

@@ -1,0 +1,68 @@
+"""The action server, locked down: bound to 127.0.0.1 and answering only Rasa.
+
+``python -m rasa_addons.action_server --port 5055`` runs rasa-sdk's app for the ``actions``
+package (in .venv-rasa) with one addition: every request but ``/health`` must carry the shared
+secret as ``?token=`` (ACTION_SERVER_TOKEN in the environment). Rasa sends it because
+endpoints.yml names it (``action_endpoint.token``). Without that, anyone who can reach the port
+could post a hand-made tracker to ``/webhook`` and read any customer's orders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import logging
+import os
+import sys
+
+from rasa_sdk.endpoint import create_app
+from sanic import response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+logger = logging.getLogger(__name__)
+
+TOKEN_ENV = "ACTION_SERVER_TOKEN"
+OPEN_PATHS = frozenset({"/health"})
+
+
+def build_app(token: str, actions_package: str = "actions") -> object:
+    """rasa-sdk's Sanic app with the token check in front of every route but /health."""
+    if not token:
+        raise ValueError(f"{TOKEN_ENV} is empty: the action server must not run without it")
+    app = create_app(actions_package, cors_origins=None)
+
+    @app.middleware("request")
+    async def require_token(request: Request) -> HTTPResponse | None:
+        if request.path in OPEN_PATHS:
+            return None
+        supplied = request.args.get("token") or ""
+        if hmac.compare_digest(supplied.encode(), token.encode()):
+            return None
+        logger.warning("action server: refused a request without the right token")
+        return response.json({"error": "a valid ?token= is required"}, status=401)
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=5055)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--actions", default="actions")
+    args = parser.parse_args(argv)
+    token = os.environ.get(TOKEN_ENV, "")
+    if not token:
+        print(
+            f"{TOKEN_ENV} is not set; `make run` generates one (var/action_server_token).",
+            file=sys.stderr,
+        )
+        return 2
+    logging.basicConfig(level=logging.INFO)
+    app = build_app(token, args.actions)
+    app.run(host=args.host, port=args.port, workers=1, access_log=False)  # type: ignore[attr-defined]
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
