@@ -116,7 +116,10 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
             log.exception("could not upgrade the password hash of agent %s", agent.id)
     response = redirect(next_path)
     set_session_cookie(
-        response, request, codec.encode(agent.id, new_csrf_token()), codec.ttl_seconds
+        response,
+        request,
+        codec.encode(agent.id, new_csrf_token(), agent.session_version),
+        codec.ttl_seconds,
     )
     clear_login_csrf_cookie(response)
     log.info("console login: agent %s (%s)", agent.id, agent.username)
@@ -124,9 +127,13 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    session = console_ctx(request).codec.decode(request.cookies.get(SESSION_COOKIE))
+    ctx = console_ctx(request)
+    session = ctx.codec.decode(request.cookies.get(SESSION_COOKIE))
     if session is not None and not await check_csrf(request, session):
         return csrf_error_response()
+    if session is not None:
+        # Ended on the server too: a copy of the cookie is worthless from now on.
+        await ctx.desk.end_sessions(session.agent_id)
     response = redirect(f"{PREFIX}/login")
     clear_session_cookie(response)
     return response

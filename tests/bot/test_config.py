@@ -36,7 +36,7 @@ def test_repo_gateway_yml_loads_with_its_env() -> None:
 
 def test_a_short_demo_password_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "secret_key: ${KEY}\ndemo_agent:\n  password: demo\n")
-    with pytest.raises(SettingsError, match="demo_agent.password"):
+    with pytest.raises(SettingsError, match=r"demo_agent\.password"):
         load_settings(path, {"KEY": "k" * 20})
 
 

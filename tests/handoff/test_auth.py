@@ -313,6 +313,7 @@ class FakeService:
     agent = AgentDesk.agent
     agent_by_username = AgentDesk.agent_by_username
     set_password_hash = AgentDesk.set_password_hash
+    end_sessions = AgentDesk.end_sessions
     agents_with_presence = AgentDesk.agents_with_presence
     subscribe_console = AgentDesk.subscribe_console
     set_presence = AgentDesk.set_presence
