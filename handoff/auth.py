@@ -1,5 +1,5 @@
 """Agent authentication for the console: password hashing, signed session cookies, CSRF, login
-rate limiting.
+throttling (handoff/throttle.py).
 
 Sessions are stateless (an HMAC-signed cookie), so every gateway replica accepts a cookie that any
 other replica issued, as long as they share ``secret_key``. The cookie carries the session's CSRF
@@ -12,7 +12,6 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -269,78 +268,3 @@ def set_login_csrf_cookie(response: web.StreamResponse, request: web.Request, va
 
 def clear_login_csrf_cookie(response: web.StreamResponse) -> None:
     response.del_cookie(LOGIN_CSRF_COOKIE, path=COOKIE_PATH)
-
-
-# --- login rate limiting ---------------------------------------------------------------------
-
-
-class LoginRateLimiter:
-    """Blocks a username after ``max_failures`` failed logins within ``window_seconds``.
-
-    In memory, per process: with several replicas an attacker gets ``max_failures`` tries per
-    replica per window, which still turns online guessing into a crawl.
-    """
-
-    def __init__(
-        self,
-        max_failures: int = 5,
-        window_seconds: float = 300.0,
-        *,
-        max_tracked: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.max_failures = max_failures
-        self.window_seconds = window_seconds
-        self.max_tracked = max_tracked
-        self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
-
-    @staticmethod
-    def _key(username: str) -> str:
-        return username.strip().casefold()
-
-    def _recent(self, key: str, now: float) -> deque[float] | None:
-        times = self._failures.get(key)
-        if times is None:
-            return None
-        while times and times[0] <= now - self.window_seconds:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-            return None
-        return times
-
-    def is_blocked(self, username: str) -> bool:
-        times = self._recent(self._key(username), self._clock())
-        return times is not None and len(times) >= self.max_failures
-
-    def retry_after(self, username: str) -> int:
-        """Seconds until the next attempt for ``username`` is allowed (0 when it is now)."""
-        now = self._clock()
-        times = self._recent(self._key(username), now)
-        if times is None or len(times) < self.max_failures:
-            return 0
-        # Allowed again once the failures inside the window drop below the limit.
-        unblock_at = times[len(times) - self.max_failures] + self.window_seconds
-        return max(1, int(unblock_at - now + 0.999))
-
-    def record_failure(self, username: str) -> None:
-        now = self._clock()
-        key = self._key(username)
-        times = self._recent(key, now)
-        if times is None:
-            if len(self._failures) >= self.max_tracked:
-                self._prune(now)
-            times = self._failures[key] = deque(maxlen=self.max_failures)
-        times.append(now)
-
-    def reset(self, username: str) -> None:
-        self._failures.pop(self._key(username), None)
-
-    def _prune(self, now: float) -> None:
-        for key in list(self._failures):
-            self._recent(key, now)
-        # Still full (a flood of distinct usernames): forget the oldest entries.
-        while len(self._failures) >= self.max_tracked:
-            oldest = min(self._failures, key=lambda k: self._failures[k][-1])
-            del self._failures[oldest]

@@ -78,8 +78,16 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     password = _form_str(form, "password")
     next_path = safe_next(_form_str(form, "next"))
 
-    if ctx.limiter.is_blocked(username):
-        minutes = max(1, round(ctx.limiter.retry_after(username) / 60))
+    address = request.remote or "unknown"
+    wait = await ctx.throttle.retry_after(address, username)
+    if wait:
+        log.warning(
+            "console login throttled for %r from %s (%d s)",
+            username[:MAX_USERNAME_CHARS],
+            address,
+            wait,
+        )
+        minutes = max(1, round(wait / 60))
         response = _login_page(
             request,
             status=429,
@@ -88,7 +96,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
             username=username,
             next_path=next_path,
         )
-        response.headers["Retry-After"] = str(ctx.limiter.retry_after(username))
+        response.headers["Retry-After"] = str(wait)
         return response
 
     agent = None
@@ -101,13 +109,13 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         await asyncio.to_thread(burn_password_check, password)  # same timing as a wrong password
         ok = False
     if not ok or agent is None:
-        ctx.limiter.record_failure(username)
-        log.info("console login failed for %r", username[:MAX_USERNAME_CHARS])
+        await ctx.throttle.record_failure(address, username)
+        log.info("console login failed for %r from %s", username[:MAX_USERNAME_CHARS], address)
         return _login_page(
             request, status=401, error=WRONG_LOGIN, username=username, next_path=next_path
         )
 
-    ctx.limiter.reset(username)
+    await ctx.throttle.reset(address, username)
     if needs_rehash(agent.password_hash):
         try:
             new_hash = await asyncio.to_thread(hash_password, password)
