@@ -117,6 +117,30 @@ def cmd_agents_add(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _set_password(settings: Settings, username: str, password: str) -> str | None:
+    store = await Store.connect(settings.database_url)
+    try:
+        await store.migrate()
+        agent = await store.agent_by_username(username)
+        if agent is None:
+            return None
+        await store.set_agent_password(agent.id, hash_password(password), end_sessions=True)
+        return f"password of {agent.username} changed; their console sessions have ended"
+    finally:
+        await store.close()
+
+
+def cmd_agents_passwd(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    password = _read_password(args)
+    done = asyncio.run(_set_password(settings, args.username, password))
+    if done is None:
+        print(f"error: there is no agent named {args.username!r}", file=sys.stderr)
+        return 1
+    print(done)
+    return 0
+
+
 async def _list_agents(settings: Settings) -> list[str]:
     store = await Store.connect(settings.database_url)
     try:
@@ -156,6 +180,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     add.add_argument("--team", action="append", help="team name (repeatable)")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     add.set_defaults(func=cmd_agents_add)
+    passwd = agents.add_parser(
+        "passwd", help="set an agent's new password (ends all their console sessions)"
+    )
+    passwd.add_argument("username")
+    passwd.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin"
+    )
+    passwd.set_defaults(func=cmd_agents_passwd)
     agents.add_parser("list", help="list agents").set_defaults(func=cmd_agents_list)
     args = parser.parse_args(argv)
     if args.command is None:

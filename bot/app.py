@@ -84,7 +84,10 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 
 async def _ensure_demo_agent(settings: Settings, store: Store) -> None:
     demo = settings.demo_agent
-    if demo is not None and await store.agent_by_username(demo.username) is None:
+    if demo is None or not demo.password:
+        log.info("no demo agent (set DEMO_AGENT_PASSWORD to have one)")
+        return
+    if await store.agent_by_username(demo.username) is None:
         try:
             await store.add_agent(
                 demo.username, demo.display_name, hash_password(demo.password), role="supervisor"

@@ -153,9 +153,19 @@ class ChannelsSettings(_Section):
 
 
 class DemoAgentSettings(_Section):
+    """A supervisor created at start when it does not exist yet, but only with a password of
+    the operator's (``make run`` generates one): no account ever has a known password."""
+
     username: str = "demo"
-    password: str = "demo-password"
+    password: str = ""
     display_name: str = "Sam (demo agent)"
+
+    @field_validator("password")
+    @classmethod
+    def _check_password(cls, value: str) -> str:
+        if value and len(value) < 10:
+            raise ValueError("must be at least 10 characters (or empty: no demo agent)")
+        return value
 
 
 class Settings(_Section):

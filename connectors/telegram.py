@@ -325,7 +325,7 @@ class TelegramConnector(ChannelConnector):
 
     async def _on_start(self, update: Update, context: Context) -> None:
         # /start is how every Telegram chat begins: let the bot greet.
-        await self._accept(update, "/start", payload="/greet")
+        await self._accept(update, "/start", payload="/greet", trusted=True)
 
     async def _on_text(self, update: Update, context: Context) -> None:
         assert update.message is not None and update.message.text is not None
@@ -363,10 +363,10 @@ class TelegramConnector(ChannelConnector):
         # gateway answers it with a notice instead of sending it to Rasa (bot/service.py).
         if update.edited_message is not None:
             text = f"[edited message] {message.text or message.caption or _label(message)}"
-            await self._accept(update, text, payload=EDITED_PAYLOAD)
+            await self._accept(update, text, payload=EDITED_PAYLOAD, trusted=True)
         else:
             text = f"{_label(message)} {message.caption or ''}".strip()
-            await self._accept(update, text, payload=UNSUPPORTED_PAYLOAD)
+            await self._accept(update, text, payload=UNSUPPORTED_PAYLOAD, trusted=True)
 
     async def _on_other(self, update: Update, context: Context) -> None:
         # Nothing a customer wrote to us in a private chat: acknowledge (200) and move on.
@@ -383,7 +383,9 @@ class TelegramConnector(ChannelConnector):
             exc_info=context.error,
         )
 
-    async def _accept(self, update: Update, text: str, payload: str | None = None) -> AcceptResult:
+    async def _accept(
+        self, update: Update, text: str, payload: str | None = None, trusted: bool = False
+    ) -> AcceptResult:
         chat, user = update.effective_chat, update.effective_user
         assert chat is not None
         result = await self.accept(
@@ -395,6 +397,7 @@ class TelegramConnector(ChannelConnector):
                 text=text,
                 payload=payload,
                 display_name=(user.full_name or None) if user else None,
+                trusted_payload=trusted,
             )
         )
         if result.status is AcceptStatus.REJECTED and result.message:

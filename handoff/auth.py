@@ -1,5 +1,5 @@
 """Agent authentication for the console: password hashing, signed session cookies, CSRF, login
-rate limiting.
+throttling (handoff/throttle.py).
 
 Sessions are stateless (an HMAC-signed cookie), so every gateway replica accepts a cookie that any
 other replica issued, as long as they share ``secret_key``. The cookie carries the session's CSRF
@@ -12,7 +12,6 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,6 +27,9 @@ COOKIE_PATH = "/console"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FORM_FIELD = "csrf_token"
 DEFAULT_SESSION_TTL = 8 * 3600
+# A session nobody used for this long is over; a request refreshes the clock once a minute.
+DEFAULT_IDLE_SECONDS = 60 * 60
+REFRESH_AFTER_SECONDS = 60
 LOGIN_CSRF_TTL = 3600
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SESSION_PURPOSE = "csbot/console-session/v2"
@@ -86,6 +88,13 @@ class Session:
     agent_id: int
     csrf: str
     expires_at: int  # unix seconds
+    version: int = 0  # the agent's session_version when it was issued
+    seen: int = 0  # unix seconds of the last request that refreshed the cookie
+
+
+def _int(value: object) -> int | None:
+    """``value`` if it is an int (not a bool), else None."""
+    return value if type(value) is int else None
 
 
 class SessionCodec:
@@ -97,23 +106,39 @@ class SessionCodec:
         secret: str,
         ttl_seconds: int = DEFAULT_SESSION_TTL,
         *,
+        idle_seconds: int = DEFAULT_IDLE_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not secret:
             raise ValueError("the session secret must not be empty")
-        if ttl_seconds <= 0:
-            raise ValueError("ttl_seconds must be positive")
+        if ttl_seconds <= 0 or idle_seconds <= 0:
+            raise ValueError("ttl_seconds and idle_seconds must be positive")
         self._signer = Signer(secret, clock)
-        self.ttl_seconds = ttl_seconds
+        self.ttl_seconds, self.idle_seconds = ttl_seconds, idle_seconds
         self._clock = clock
 
     def _sign(self, payload: str) -> str:
         return self._signer.mac(SESSION_PURPOSE, payload)
 
-    def encode(self, agent_id: int, csrf: str) -> str:
-        """A cookie value for ``agent_id`` that expires ``ttl_seconds`` from now."""
-        exp = int(self._clock()) + self.ttl_seconds
-        return self._signer.sign({"agent_id": agent_id, "csrf": csrf, "exp": exp}, SESSION_PURPOSE)
+    def encode(self, agent_id: int, csrf: str, version: int = 0) -> str:
+        """A cookie value for ``agent_id`` that expires ``ttl_seconds`` from now (or after
+        ``idle_seconds`` without a request), under the agent's session ``version``."""
+        now = int(self._clock())
+        return self._sign_session(agent_id, csrf, now + self.ttl_seconds, version, now)
+
+    def refreshed(self, session: Session) -> str | None:
+        """A cookie value with the idle clock reset, when it is worth sending (a minute after
+        the last one); the session's absolute expiry stays."""
+        now = int(self._clock())
+        if now - session.seen < REFRESH_AFTER_SECONDS:
+            return None
+        return self._sign_session(
+            session.agent_id, session.csrf, session.expires_at, session.version, now
+        )
+
+    def _sign_session(self, agent_id: int, csrf: str, exp: int, version: int, seen: int) -> str:
+        data = {"agent_id": agent_id, "csrf": csrf, "exp": exp, "sv": version, "seen": seen}
+        return self._signer.sign(data, SESSION_PURPOSE)
 
     def decode(self, cookie: str | None) -> Session | None:
         """The session in ``cookie``, or None when it is missing, malformed, forged or expired."""
@@ -122,14 +147,16 @@ class SessionCodec:
         data = self._signer.unsign(cookie, SESSION_PURPOSE)
         if data is None:
             return None
-        agent_id, csrf, exp = data.get("agent_id"), data.get("csrf"), data.get("exp")
-        if type(agent_id) is not int or type(exp) is not int:
+        agent_id, exp, csrf = _int(data.get("agent_id")), _int(data.get("exp")), data.get("csrf")
+        version, seen = _int(data.get("sv", 0)), _int(data.get("seen", exp))
+        if agent_id is None or exp is None or version is None or seen is None:
             return None
         if not isinstance(csrf, str) or not csrf:
             return None
-        if exp <= self._clock():
+        now = self._clock()
+        if exp <= now or now - seen > self.idle_seconds:
             return None
-        return Session(agent_id=agent_id, csrf=csrf, expires_at=exp)
+        return Session(agent_id, csrf, exp, version, seen)
 
     # Login form CSRF: a signed double-submit token. The pre-session cookie holds a random nonce,
     # the form holds HMAC(nonce); a forged form cannot know the HMAC, and a planted cookie
@@ -241,78 +268,3 @@ def set_login_csrf_cookie(response: web.StreamResponse, request: web.Request, va
 
 def clear_login_csrf_cookie(response: web.StreamResponse) -> None:
     response.del_cookie(LOGIN_CSRF_COOKIE, path=COOKIE_PATH)
-
-
-# --- login rate limiting ---------------------------------------------------------------------
-
-
-class LoginRateLimiter:
-    """Blocks a username after ``max_failures`` failed logins within ``window_seconds``.
-
-    In memory, per process: with several replicas an attacker gets ``max_failures`` tries per
-    replica per window, which still turns online guessing into a crawl.
-    """
-
-    def __init__(
-        self,
-        max_failures: int = 5,
-        window_seconds: float = 300.0,
-        *,
-        max_tracked: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.max_failures = max_failures
-        self.window_seconds = window_seconds
-        self.max_tracked = max_tracked
-        self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
-
-    @staticmethod
-    def _key(username: str) -> str:
-        return username.strip().casefold()
-
-    def _recent(self, key: str, now: float) -> deque[float] | None:
-        times = self._failures.get(key)
-        if times is None:
-            return None
-        while times and times[0] <= now - self.window_seconds:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-            return None
-        return times
-
-    def is_blocked(self, username: str) -> bool:
-        times = self._recent(self._key(username), self._clock())
-        return times is not None and len(times) >= self.max_failures
-
-    def retry_after(self, username: str) -> int:
-        """Seconds until the next attempt for ``username`` is allowed (0 when it is now)."""
-        now = self._clock()
-        times = self._recent(self._key(username), now)
-        if times is None or len(times) < self.max_failures:
-            return 0
-        # Allowed again once the failures inside the window drop below the limit.
-        unblock_at = times[len(times) - self.max_failures] + self.window_seconds
-        return max(1, int(unblock_at - now + 0.999))
-
-    def record_failure(self, username: str) -> None:
-        now = self._clock()
-        key = self._key(username)
-        times = self._recent(key, now)
-        if times is None:
-            if len(self._failures) >= self.max_tracked:
-                self._prune(now)
-            times = self._failures[key] = deque(maxlen=self.max_failures)
-        times.append(now)
-
-    def reset(self, username: str) -> None:
-        self._failures.pop(self._key(username), None)
-
-    def _prune(self, now: float) -> None:
-        for key in list(self._failures):
-            self._recent(key, now)
-        # Still full (a flood of distinct usernames): forget the oldest entries.
-        while len(self._failures) >= self.max_tracked:
-            oldest = min(self._failures, key=lambda k: self._failures[k][-1])
-            del self._failures[oldest]

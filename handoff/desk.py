@@ -221,7 +221,11 @@ class AgentDesk(Component):
         return await self.store.agent_by_username(username)
 
     async def set_password_hash(self, agent_id: int, password_hash: str) -> None:
+        """A rehash of the same password (sessions go on)."""
         await self.store.set_agent_password(agent_id, password_hash)
+
+    async def end_sessions(self, agent_id: int) -> None:
+        await self.store.end_sessions(agent_id)
 
     async def agents_with_presence(self) -> list[dict[str, Any]]:
         online = set(await self.broker.present())

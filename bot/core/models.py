@@ -101,6 +101,8 @@ class Agent:
     role: str
     teams: list[str]
     created_at: datetime
+    # Console sessions issued under an older version are over (logout, password change).
+    session_version: int = 0
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,9 @@ class InboundMessage:
     payload: str | None = None  # a pressed button's payload, e.g. "/affirm"
     display_name: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # True for a payload the connector made itself (Telegram's /start); a payload a customer
+    # pressed or sent counts only if the bot offered it in its latest buttons.
+    trusted_payload: bool = False
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,14 @@ NOTICES = {
 CSAT_RE = re.compile(r"^\s*(?:csat:)?([1-5])(?:\s*(?:/\s*5|stars?|out of 5))?\s*[.!]?\s*$", re.I)
 
 
+def typed_text(text: str) -> str:
+    """What the customer typed, as text for the bot: Rasa reads a message that starts with "/"
+    as an intent with entities (``/refund_status{"order_number": "1005"}``), so the slashes
+    go. Only buttons the bot offered carry intents (see intake)."""
+    stripped = text.lstrip().lstrip("/")
+    return stripped if stripped.strip() else text
+
+
 def csat_rating(message: StoredMessage) -> int | None:
     """A 1-5 rating from a button payload ("csat:4") or a typed digit ("4", "5 stars")."""
     for candidate in (message.payload, message.text):
@@ -112,7 +120,7 @@ class BotTurn(Component):
             "customer_id": conversation.customer_id,
             "customer_name": turn.customer_name,
         }
-        text = message.payload or message.text
+        text = message.payload or typed_text(message.text)
         try:
             answer = await self.rasa.turn(conversation.id, text, metadata)
         except RasaUnavailable as exc:

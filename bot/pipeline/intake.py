@@ -27,7 +27,13 @@ from bot.core.models import Conversation
 from bot.core.ports import HandoffDesk
 from bot.core.redact import redact
 from bot.core.state import HUMAN_STATES, ConversationState
-from bot.core.types import InboundMessage, StoredMessage, is_text
+from bot.core.types import (
+    EDITED_PAYLOAD,
+    UNSUPPORTED_PAYLOAD,
+    InboundMessage,
+    StoredMessage,
+    is_text,
+)
 from bot.pipeline.context import Component, EngineContext
 
 log = structlog.get_logger(__name__)
@@ -78,6 +84,9 @@ async def ignore_empty(message: InboundMessage, call_next: Next) -> AcceptResult
         return AcceptResult(AcceptStatus.IGNORED)
     return await call_next(message)
 
+
+# Payloads that only ever get a notice from the gateway (never reach the bot).
+NOTICE_PAYLOADS = frozenset({EDITED_PAYLOAD, UNSUPPORTED_PAYLOAD})
 
 DEFAULT_CHECKS: Sequence[InboundCheck] = (ignore_own_messages, ignore_empty)
 
@@ -161,12 +170,15 @@ class Intake(Component):
                     customer.id, message.channel, message.channel_user_id
                 )
             ).id
+        payload = await self._allowed_payload(message, conversation_id)
+        if not text and payload is None:
+            raise BadMessage("bad_request", "That button is no longer available; please type.")
         try:
             conversation, stored = await self.store.append_inbound(
                 conversation_id,
-                text=text or message.payload or "",
+                text=text or payload or "",
                 sender_name=message.display_name,
-                payload=message.payload,
+                payload=payload,
                 channel_message_id=message.channel_message_id,
             )
         except DuplicateMessage as dup:
@@ -178,6 +190,18 @@ class Intake(Component):
             raise NotFound(f"unknown conversation {conversation_id}") from exc
         await self.outbound.publish_message(conversation, stored)
         return Accepted(conversation, stored, duplicate=False)
+
+    async def _allowed_payload(self, message: InboundMessage, conversation_id: str) -> str | None:
+        """The message's payload if it may pass: one its connector made, a gateway notice, or
+        one the bot offered in its latest buttons. Anything else (a hand-made
+        ``/refund_status{...}``) is dropped and the message counts as the text it shows."""
+        payload = message.payload
+        if payload is None or message.trusted_payload or payload in NOTICE_PAYLOADS:
+            return payload
+        if payload in await self.store.offered_payloads(conversation_id):
+            return payload
+        log.info("payload not offered; kept as text", channel=message.channel)
+        return None
 
     async def open_session(self, channel: str, channel_user_id: str) -> Conversation:
         """A new conversation for a new visitor (web chat issues a token for it)."""

@@ -60,10 +60,27 @@ class AgentsMixin(StoreEngine):
         """All agents, in order of creation."""
         return await self._all(sa.select(agents).order_by(agents.c.id), to_agent)
 
-    async def set_agent_password(self, agent_id: int, password_hash: str) -> None:
-        """Replace an agent's password hash. NotFound if there is no such agent."""
+    async def set_agent_password(
+        self, agent_id: int, password_hash: str, *, end_sessions: bool = False
+    ) -> None:
+        """Replace an agent's password hash (a new password: ``end_sessions``, so every
+        console session of the agent ends; a rehash of the same one: not). NotFound if there
+        is no such agent."""
+        values: dict[str, Any] = {"password_hash": password_hash}
+        if end_sessions:
+            values["session_version"] = agents.c.session_version + 1
         await self._update_one(
-            agents.update().where(agents.c.id == agent_id).values(password_hash=password_hash),
+            agents.update().where(agents.c.id == agent_id).values(**values),
+            None,
+            f"no agent {agent_id}",
+        )
+
+    async def end_sessions(self, agent_id: int) -> None:
+        """End every console session of the agent (their cookies stop working at once)."""
+        await self._update_one(
+            agents.update()
+            .where(agents.c.id == agent_id)
+            .values(session_version=agents.c.session_version + 1),
             None,
             f"no agent {agent_id}",
         )

@@ -320,6 +320,27 @@ class MessagesMixin(StoreEngine):
         )
         return await self._one(query, to_message)
 
+    async def offered_payloads(self, conversation_id: str) -> set[str]:
+        """The payloads of the buttons the bot (or the gateway) sent since the customer's last
+        message: what the customer may press now."""
+        last_inbound = (
+            sa.select(sa.func.coalesce(sa.func.max(messages.c.seq), 0))
+            .where(
+                messages.c.conversation_id == conversation_id,
+                messages.c.direction == Direction.INBOUND.value,
+            )
+            .scalar_subquery()
+        )
+        query = sa.select(messages.c.buttons).where(
+            messages.c.conversation_id == conversation_id,
+            messages.c.direction == Direction.OUTBOUND.value,
+            messages.c.seq > last_inbound,
+        )
+        offered: set[str] = set()
+        for buttons in await self._all(query, lambda row: row.buttons):
+            offered.update(str(b.get("payload")) for b in buttons or () if isinstance(b, dict))
+        return offered
+
     async def message(self, message_id: int) -> StoredMessage | None:
         """The message with this id (of any conversation), or None."""
         return await self._one(sa.select(messages).where(messages.c.id == message_id), to_message)

@@ -153,6 +153,7 @@ agents = sa.Table(
     sa.Column("role", sa.String(32), nullable=False, server_default="agent"),
     sa.Column("teams", JSONType, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("session_version", sa.Integer, nullable=False, server_default="0"),
 )
 
 conversations = sa.Table(

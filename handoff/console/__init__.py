@@ -17,7 +17,6 @@ import jinja2
 from aiohttp import web
 
 from bot.config import Settings
-from handoff.auth import LoginRateLimiter
 from handoff.console.api import (
     api_agents,
     api_claim,
@@ -42,6 +41,7 @@ from handoff.console.http import json_default, security_headers
 from handoff.console.live import close_sockets, websocket
 from handoff.console.login import login_form, login_submit, logout
 from handoff.console.pages import conversation_page, queue_page
+from handoff.throttle import LoginThrottle
 
 __all__ = ["CONSOLE", "ConsoleContext", "setup_console"]
 
@@ -74,7 +74,7 @@ def setup_console(app: web.Application, settings: Settings) -> ConsoleContext:
     templates.policies["json.dumps_kwargs"] = {"default": json_default, "ensure_ascii": False}
     app[CONSOLE] = ConsoleContext(
         templates=templates,
-        limiter=LoginRateLimiter(),
+        throttle=LoginThrottle(settings.redis_url),
         static_version=static_version(),
         settings=settings,
     )

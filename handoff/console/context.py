@@ -14,11 +14,11 @@ from aiohttp import web
 from bot.config import Settings
 from bot.core.models import Agent
 from handoff.auth import (
-    LoginRateLimiter,
     Session,
     SessionCodec,
 )
 from handoff.desk import AgentDesk
+from handoff.throttle import LoginThrottle
 
 HERE = Path(__file__).resolve().parent.parent  # handoff/: templates/ and static/ live there
 TEMPLATES_DIR = HERE / "templates"
@@ -50,7 +50,7 @@ class ConsoleContext:
     """Per-app console state (one per gateway process)."""
 
     templates: jinja2.Environment
-    limiter: LoginRateLimiter
+    throttle: LoginThrottle
     static_version: str
     settings: Settings
     sockets: weakref.WeakSet[web.WebSocketResponse] = dataclasses.field(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import time
 from datetime import date, datetime
 from enum import Enum
 from typing import Any
@@ -24,6 +25,7 @@ from handoff.auth import (
     Session,
     check_csrf,
     csrf_error_response,
+    set_session_cookie,
     unauthenticated_response,
 )
 from handoff.console.context import (
@@ -79,7 +81,17 @@ async def authenticate(request: web.Request) -> tuple[Agent, Session] | None:
     agent = await console_ctx(request).desk.agent(session.agent_id)
     if agent is None:  # the account was removed after the cookie was issued
         return None
+    if session.version != agent.session_version:  # logged out, or the password changed
+        return None
     return agent, session
+
+
+def keep_alive(request: web.Request, session: Session, response: web.StreamResponse) -> None:
+    """Reset the session's idle clock on ``response`` (at most once a minute)."""
+    codec = console_ctx(request).codec
+    value = codec.refreshed(session)
+    if value is not None:
+        set_session_cookie(response, request, value, max(0, session.expires_at - int(time.time())))
 
 
 def agent_json(agent: Agent) -> dict[str, Any]:
@@ -196,7 +208,9 @@ def api(handler: ApiHandler) -> Handler:
         except Exception:
             log.exception("console API: %s %s failed", request.method, request.path)
             return json_error(500, "internal", "Something went wrong on the server. Try again.")
-        return json_ok(result)
+        response = json_ok(result)
+        keep_alive(request, session, response)
+        return response
 
     return wrapper
 
@@ -209,6 +223,8 @@ def page(handler: PageHandler) -> Handler:
         if auth is None:
             raise web.HTTPFound(login_url(request.path_qs))
         agent, session = auth
-        return await handler(request, agent, session)
+        response = await handler(request, agent, session)
+        keep_alive(request, session, response)
+        return response
 
     return wrapper

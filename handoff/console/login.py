@@ -78,8 +78,16 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     password = _form_str(form, "password")
     next_path = safe_next(_form_str(form, "next"))
 
-    if ctx.limiter.is_blocked(username):
-        minutes = max(1, round(ctx.limiter.retry_after(username) / 60))
+    address = request.remote or "unknown"
+    wait = await ctx.throttle.retry_after(address, username)
+    if wait:
+        log.warning(
+            "console login throttled for %r from %s (%d s)",
+            username[:MAX_USERNAME_CHARS],
+            address,
+            wait,
+        )
+        minutes = max(1, round(wait / 60))
         response = _login_page(
             request,
             status=429,
@@ -88,7 +96,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
             username=username,
             next_path=next_path,
         )
-        response.headers["Retry-After"] = str(ctx.limiter.retry_after(username))
+        response.headers["Retry-After"] = str(wait)
         return response
 
     agent = None
@@ -101,13 +109,13 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         await asyncio.to_thread(burn_password_check, password)  # same timing as a wrong password
         ok = False
     if not ok or agent is None:
-        ctx.limiter.record_failure(username)
-        log.info("console login failed for %r", username[:MAX_USERNAME_CHARS])
+        await ctx.throttle.record_failure(address, username)
+        log.info("console login failed for %r from %s", username[:MAX_USERNAME_CHARS], address)
         return _login_page(
             request, status=401, error=WRONG_LOGIN, username=username, next_path=next_path
         )
 
-    ctx.limiter.reset(username)
+    await ctx.throttle.reset(address, username)
     if needs_rehash(agent.password_hash):
         try:
             new_hash = await asyncio.to_thread(hash_password, password)
@@ -116,7 +124,10 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
             log.exception("could not upgrade the password hash of agent %s", agent.id)
     response = redirect(next_path)
     set_session_cookie(
-        response, request, codec.encode(agent.id, new_csrf_token()), codec.ttl_seconds
+        response,
+        request,
+        codec.encode(agent.id, new_csrf_token(), agent.session_version),
+        codec.ttl_seconds,
     )
     clear_login_csrf_cookie(response)
     log.info("console login: agent %s (%s)", agent.id, agent.username)
@@ -124,9 +135,13 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    session = console_ctx(request).codec.decode(request.cookies.get(SESSION_COOKIE))
+    ctx = console_ctx(request)
+    session = ctx.codec.decode(request.cookies.get(SESSION_COOKIE))
     if session is not None and not await check_csrf(request, session):
         return csrf_error_response()
+    if session is not None:
+        # Ended on the server too: a copy of the cookie is worthless from now on.
+        await ctx.desk.end_sessions(session.agent_id)
     response = redirect(f"{PREFIX}/login")
     clear_session_cookie(response)
     return response

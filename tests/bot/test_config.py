@@ -24,7 +24,20 @@ def test_repo_gateway_yml_loads_with_its_env() -> None:
     assert settings.http.port == 8080
     assert settings.rasa.token == "tok"
     assert settings.handoff.consecutive_fallbacks == 3
-    assert settings.demo_agent is not None and settings.demo_agent.password == "demo-password"
+    # No account with a known password: without DEMO_AGENT_PASSWORD there is no demo agent.
+    assert settings.demo_agent is not None and settings.demo_agent.password == ""
+    with_password = load_settings(
+        REPO / "gateway.yml",
+        {"GATEWAY_SECRET_KEY": "s" * 32, "DEMO_AGENT_PASSWORD": "generated-once-1"},
+    )
+    assert with_password.demo_agent is not None
+    assert with_password.demo_agent.password == "generated-once-1"
+
+
+def test_a_short_demo_password_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "secret_key: ${KEY}\ndemo_agent:\n  password: demo\n")
+    with pytest.raises(SettingsError, match=r"demo_agent\.password"):
+        load_settings(path, {"KEY": "k" * 20})
 
 
 def test_env_substitution_and_defaults(tmp_path: Path) -> None:

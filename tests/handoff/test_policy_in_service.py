@@ -10,57 +10,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from bot.appkeys import SERVICE, STORE
 from bot.core.state import ConversationState
-from bot.rasa_client import GATEWAY_WEBHOOK
+from tests.fakes.rasa import ScriptedRasa
 from tests.gateway_fixtures import Gateway, gateway_settings, running_gateway
 from tests.helpers import CustomerClient
-
-
-class ScriptedRasa:
-    """Answers every message with "ok"; the NLU is looked up by the message text."""
-
-    def __init__(self, nlu: dict[str, tuple[str, float]]) -> None:
-        self.nlu = nlu
-        self.tracker_reads = 0
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-
-    async def _webhook(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        intent, confidence = self.nlu.get(body["message"], ("chitchat", 0.99))
-        return web.json_response(
-            {
-                "messages": [{"recipient_id": body["sender"], "text": "ok"}],
-                "nlu": {"intent": intent, "confidence": confidence},
-                "paused": False,
-            }
-        )
-
-    async def _tracker(self, request: web.Request) -> web.Response:
-        self.tracker_reads += 1
-        return web.json_response({"slots": {}, "latest_message": {}, "paused": False})
-
-    async def _events(self, request: web.Request) -> web.Response:
-        return web.json_response({})
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post(GATEWAY_WEBHOOK, self._webhook)
-        app.router.add_get("/conversations/{sender}/tracker", self._tracker)
-        app.router.add_post("/conversations/{sender}/tracker/events", self._events)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
 
 NLU = {
     "asdf": ("nlu_fallback", 0.3),

@@ -61,3 +61,22 @@ async def test_only_supervisors_read_the_detailed_health(gateway: Gateway) -> No
     finally:
         await kim.close()
         await sam.close()
+
+
+async def test_no_account_has_a_known_password(tmp_path: Path) -> None:
+    """Without DEMO_AGENT_PASSWORD (gateway.yml's default) there is no demo agent at all, so
+    `demo` / `demo-password` opens nothing."""
+    settings = gateway_settings(
+        tmp_path,
+        f"http://127.0.0.1:{dead_port()}",
+        None,
+        demo_agent={"username": "demo", "password": "", "display_name": "Sam"},
+    )
+    async with running_gateway(settings) as gw:
+        assert await gw.app[STORE].agents() == []
+        client = AgentClient(gw.url)
+        try:
+            with pytest.raises(AssertionError, match="login failed: 401"):
+                await client.login("demo", "demo-password")
+        finally:
+            await client.close()

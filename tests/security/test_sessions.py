@@ -1,0 +1,118 @@
+"""Console sessions end on the server: a replayed cookie is refused after logout and after a
+password change (the CLI's `agents passwd`), and a session nobody used for an hour is over.
+A real gateway on a real SQLite file; the CLI runs as a separate process on the same file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.appkeys import STORE
+from handoff.auth import SESSION_COOKIE, SessionCodec, hash_password
+from tests.gateway_fixtures import AGENT_PASSWORD, Gateway, gateway_settings, running_gateway
+from tests.helpers import AgentClient, dead_port
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "test-secret-key-0123456789abcdef"  # gateway_settings' secret_key
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
+    settings = gateway_settings(tmp_path, f"http://127.0.0.1:{dead_port()}", None)
+    async with running_gateway(settings) as gw:
+        await gw.app[STORE].add_agent("kim", "Kim", hash_password(AGENT_PASSWORD))
+        yield gw
+
+
+def _cookie(client: AgentClient) -> str:
+    cookies = client.http.cookie_jar.filter_cookies(client.base_url + "/console")  # type: ignore[arg-type]
+    return cookies[SESSION_COOKIE].value
+
+
+async def _me(http: aiohttp.ClientSession, gw: Gateway, cookie: str) -> int:
+    async with http.get(
+        f"{gw.url}/console/api/me", headers={"Cookie": f"{SESSION_COOKIE}={cookie}"}
+    ) as resp:
+        return resp.status
+
+
+async def test_a_cookie_replayed_after_logout_is_refused(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    kim = await AgentClient(gateway.url).login("kim", AGENT_PASSWORD)
+    try:
+        stolen = _cookie(kim)
+        assert await _me(http, gateway, stolen) == 200
+        async with kim.http.post(
+            f"{gateway.url}/console/logout",
+            headers={"X-CSRF-Token": kim.csrf},
+            allow_redirects=False,
+        ) as resp:
+            assert resp.status == 302
+    finally:
+        await kim.close()
+    assert await _me(http, gateway, stolen) == 401
+    # Signing in again works, with a new cookie.
+    again = await AgentClient(gateway.url).login("kim", AGENT_PASSWORD)
+    await again.close()
+
+
+async def test_a_password_change_ends_every_session(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    kim = await AgentClient(gateway.url).login("kim", AGENT_PASSWORD)
+    try:
+        stolen = _cookie(kim)
+        assert await _me(http, gateway, stolen) == 200
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "agents",
+            "passwd",
+            "kim",
+            "--password-stdin",
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "DATABASE_URL": gateway.settings.database_url,
+                "GATEWAY_SECRET_KEY": SECRET,
+            },
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await proc.communicate(b"a-brand-new-password\n")
+        assert proc.returncode == 0, err.decode()
+        assert b"sessions have ended" in out
+        assert await _me(http, gateway, stolen) == 401
+        status, _ = await kim.api("GET", "/me")
+        assert status == 401  # the agent's own browser too
+    finally:
+        await kim.close()
+    renewed = await AgentClient(gateway.url).login("kim", "a-brand-new-password")
+    await renewed.close()
+
+
+async def test_an_idle_session_is_over_and_a_used_one_is_kept_alive(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    kim = await gateway.app[STORE].agent_by_username("kim")
+    assert kim is not None
+    idle = SessionCodec(SECRET, clock=lambda: time.time() - 2 * 3600).encode(kim.id, "t")
+    assert await _me(http, gateway, idle) == 401  # unused for two hours (of eight)
+    recent = SessionCodec(SECRET, clock=lambda: time.time() - 10 * 60).encode(kim.id, "t")
+    async with http.get(
+        f"{gateway.url}/console/api/me", headers={"Cookie": f"{SESSION_COOKIE}={recent}"}
+    ) as resp:
+        assert resp.status == 200
+        refreshed = resp.cookies[SESSION_COOKIE].value
+    assert refreshed != recent
+    assert await _me(http, gateway, refreshed) == 200
