@@ -193,7 +193,7 @@ class Intake(Component):
 
     async def _allowed_payload(self, message: InboundMessage, conversation_id: str) -> str | None:
         """The message's payload if it may pass: one its connector made, a gateway notice, or
-        one the bot offered in its latest buttons. Anything else (a hand-made
+        one of the latest buttons the bot offered. Anything else (a hand-made
         ``/refund_status{...}``) is dropped and the message counts as the text it shows."""
         payload = message.payload
         if payload is None or message.trusted_payload or payload in NOTICE_PAYLOADS:

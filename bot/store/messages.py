@@ -320,26 +320,22 @@ class MessagesMixin(StoreEngine):
         )
         return await self._one(query, to_message)
 
-    async def offered_payloads(self, conversation_id: str) -> set[str]:
-        """The payloads of the buttons the bot (or the gateway) sent since the customer's last
-        message: what the customer may press now."""
-        last_inbound = (
-            sa.select(sa.func.coalesce(sa.func.max(messages.c.seq), 0))
+    async def offered_payloads(self, conversation_id: str, within: int = 20) -> set[str]:
+        """The payloads of the latest buttons the bot (or the gateway) sent: those on the newest
+        of the conversation's last ``within`` outbound messages that has any."""
+        query = (
+            sa.select(messages.c.buttons)
             .where(
                 messages.c.conversation_id == conversation_id,
-                messages.c.direction == Direction.INBOUND.value,
+                messages.c.direction == Direction.OUTBOUND.value,
             )
-            .scalar_subquery()
+            .order_by(messages.c.seq.desc())
+            .limit(within)
         )
-        query = sa.select(messages.c.buttons).where(
-            messages.c.conversation_id == conversation_id,
-            messages.c.direction == Direction.OUTBOUND.value,
-            messages.c.seq > last_inbound,
-        )
-        offered: set[str] = set()
         for buttons in await self._all(query, lambda row: row.buttons):
-            offered.update(str(b.get("payload")) for b in buttons or () if isinstance(b, dict))
-        return offered
+            if buttons:
+                return {str(b.get("payload")) for b in buttons if isinstance(b, dict)}
+        return set()
 
     async def message(self, message_id: int) -> StoredMessage | None:
         """The message with this id (of any conversation), or None."""

@@ -256,6 +256,17 @@ async def test_button_press_stores_the_payload(
 ) -> None:
     click = load_payload("block_actions")  # "No, still a problem" in the customer's DM
     body = "payload=" + json.dumps(click)
+    # The bot offered the button first (a payload nobody offered would only count as text).
+    store = gateway.app[STORE]
+    customer = await store.find_or_create_customer("slack", CUSTOMER_DM)
+    conversation = await store.open_conversation(customer.id, "slack", CUSTOMER_DM)
+    await store.append_message(
+        conversation.id,
+        direction=Direction.OUTBOUND,
+        sender_kind=SenderKind.BOT,
+        text="Did that help?",
+        buttons=[Button("No, still a problem", "/deny")],
+    )
 
     result = await slack.post(body, "application/x-www-form-urlencoded")
     again = await slack.post(body, "application/x-www-form-urlencoded")

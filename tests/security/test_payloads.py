@@ -17,7 +17,10 @@ from tests.gateway_fixtures import Gateway, gateway_settings, running_gateway
 from tests.helpers import CustomerClient
 
 FORGED = '/refund_status{"order_number": "1005"}'
-BUTTONS = {"did it help?": [{"title": "Yes", "payload": "/affirm"}]}
+BUTTONS = {
+    "did it help?": [{"title": "Yes", "payload": "/affirm"}],
+    "anything else?": [{"title": "No, thanks", "payload": "/deny"}],
+}
 
 
 @pytest.fixture
@@ -51,27 +54,32 @@ async def test_a_payload_the_bot_never_offered_is_text(
     assert rasa.received == ["Check my refund"]
 
 
-async def test_an_offered_button_still_works_once(
+async def test_only_the_latest_buttons_count(
     gateway: tuple[Gateway, ScriptedRasa], http: aiohttp.ClientSession
 ) -> None:
     gw, rasa = gateway
     customer = await CustomerClient(gw.url, http).connect()
     try:
-        await customer.say("did it help?", "ok")
-        await customer.say("Yes", "ok", payload="/affirm")
-        await gw.app[SERVICE].drain()
-        # The latest answer had no buttons: the same payload again is only text now.
-        await customer.say("Yes", "ok", payload="/affirm")
-        await gw.app[SERVICE].drain()
+        for text, payload in [
+            ("did it help?", None),
+            ("Yes", "/affirm"),  # offered: an intent for the bot
+            ("anything else?", None),
+            ("Yes", "/affirm"),  # from older buttons: only text now
+            ("No, thanks", "/deny"),  # the latest buttons
+        ]:
+            await customer.say(text, "ok", payload=payload)
+            await gw.app[SERVICE].drain()
         stored = await _customer_messages(gw, customer.conversation_id or "")
     finally:
         await customer.close()
     assert [(m.text, m.payload) for m in stored] == [
         ("did it help?", None),
         ("Yes", "/affirm"),
+        ("anything else?", None),
         ("Yes", None),
+        ("No, thanks", "/deny"),
     ]
-    assert rasa.received == ["did it help?", "/affirm", "Yes"]
+    assert rasa.received == ["did it help?", "/affirm", "anything else?", "Yes", "/deny"]
 
 
 async def test_typed_intent_syntax_reaches_the_bot_as_words(
