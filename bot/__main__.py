@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from aiohttp import web
@@ -61,12 +62,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _migrate(settings: Settings) -> None:
+@contextlib.asynccontextmanager
+async def _migrated_store(settings: Settings) -> AsyncIterator[Store]:
+    """The store at ``database_url``, its schema brought up to date, closed afterwards."""
     store = await Store.connect(settings.database_url)
     try:
         await store.migrate()
+        yield store
     finally:
         await store.close()
+
+
+async def _migrate(settings: Settings) -> None:
+    async with _migrated_store(settings):
+        pass
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -91,9 +100,7 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 async def _add_agent(settings: Settings, args: argparse.Namespace, password: str) -> str:
-    store = await Store.connect(settings.database_url)
-    try:
-        await store.migrate()
+    async with _migrated_store(settings) as store:
         agent = await store.add_agent(
             args.username,
             args.name or args.username,
@@ -102,8 +109,6 @@ async def _add_agent(settings: Settings, args: argparse.Namespace, password: str
             teams=args.team or [],
         )
         return f"agent {agent.username} (id {agent.id}, {agent.role}) added"
-    finally:
-        await store.close()
 
 
 def cmd_agents_add(args: argparse.Namespace) -> int:
@@ -118,16 +123,12 @@ def cmd_agents_add(args: argparse.Namespace) -> int:
 
 
 async def _set_password(settings: Settings, username: str, password: str) -> str | None:
-    store = await Store.connect(settings.database_url)
-    try:
-        await store.migrate()
+    async with _migrated_store(settings) as store:
         agent = await store.agent_by_username(username)
         if agent is None:
             return None
         await store.set_agent_password(agent.id, hash_password(password), end_sessions=True)
         return f"password of {agent.username} changed; their console sessions have ended"
-    finally:
-        await store.close()
 
 
 def cmd_agents_passwd(args: argparse.Namespace) -> int:
@@ -142,15 +143,11 @@ def cmd_agents_passwd(args: argparse.Namespace) -> int:
 
 
 async def _list_agents(settings: Settings) -> list[str]:
-    store = await Store.connect(settings.database_url)
-    try:
-        await store.migrate()
+    async with _migrated_store(settings) as store:
         return [
             f"{a.id:>4}  {a.username:<20} {a.role:<10} {a.display_name}"
             for a in await store.agents()
         ]
-    finally:
-        await store.close()
 
 
 def cmd_agents_list(args: argparse.Namespace) -> int:

@@ -3,25 +3,15 @@ integers; and the detailed health report that only supervisors may read."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bot.appkeys import STORE
-from handoff.auth import hash_password
 from tests.gateway_fixtures import AGENT_PASSWORD, Gateway, gateway_settings, running_gateway
 from tests.helpers import AgentClient, dead_port
 
 DEEP = "[" * 20_000 + "]" * 20_000
-
-
-@pytest.fixture
-async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
-    settings = gateway_settings(tmp_path, f"http://127.0.0.1:{dead_port()}", None)
-    async with running_gateway(settings) as gw:
-        await gw.app[STORE].add_agent("kim", "Kim", hash_password(AGENT_PASSWORD))
-        yield gw
 
 
 async def test_deep_json_and_huge_ids_get_a_400(

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from bot.appkeys import SERVICE, STORE
-from bot.core.types import SenderKind, StoredMessage
+from bot.core.types import SenderKind
 from tests.fakes.rasa import ScriptedRasa
 from tests.gateway_fixtures import Gateway, gateway_settings, running_gateway
 from tests.helpers import CustomerClient
@@ -34,23 +34,27 @@ async def gateway(tmp_path: Path) -> AsyncIterator[tuple[Gateway, ScriptedRasa]]
         await rasa.close()
 
 
-async def _customer_messages(gw: Gateway, conversation_id: str) -> list[StoredMessage]:
-    stored = await gw.app[STORE].messages(conversation_id)
-    return [m for m in stored if m.sender_kind is SenderKind.CUSTOMER]
+async def converse(
+    gw: Gateway, http: aiohttp.ClientSession, steps: list[tuple[str, str | None]]
+) -> list[tuple[str, str | None]]:
+    """Send (text, payload) messages one at a time, each answered by the bot; what was stored
+    of the customer's side, as (text, payload)."""
+    customer = await CustomerClient(gw.url, http).connect()
+    try:
+        for text, payload in steps:
+            await customer.say(text, "ok", payload=payload)
+            await gw.app[SERVICE].drain()
+        stored = await gw.app[STORE].messages(customer.conversation_id or "")
+    finally:
+        await customer.close()
+    return [(m.text, m.payload) for m in stored if m.sender_kind is SenderKind.CUSTOMER]
 
 
 async def test_a_payload_the_bot_never_offered_is_text(
     gateway: tuple[Gateway, ScriptedRasa], http: aiohttp.ClientSession
 ) -> None:
     gw, rasa = gateway
-    customer = await CustomerClient(gw.url, http).connect()
-    try:
-        await customer.say("Check my refund", "ok", payload=FORGED)
-        await gw.app[SERVICE].drain()
-        (stored,) = await _customer_messages(gw, customer.conversation_id or "")
-    finally:
-        await customer.close()
-    assert (stored.text, stored.payload) == ("Check my refund", None)
+    assert await converse(gw, http, [("Check my refund", FORGED)]) == [("Check my refund", None)]
     assert rasa.received == ["Check my refund"]
 
 
@@ -58,21 +62,18 @@ async def test_only_the_latest_buttons_count(
     gateway: tuple[Gateway, ScriptedRasa], http: aiohttp.ClientSession
 ) -> None:
     gw, rasa = gateway
-    customer = await CustomerClient(gw.url, http).connect()
-    try:
-        for text, payload in [
+    stored = await converse(
+        gw,
+        http,
+        [
             ("did it help?", None),
             ("Yes", "/affirm"),  # offered: an intent for the bot
             ("anything else?", None),
             ("Yes", "/affirm"),  # from older buttons: only text now
             ("No, thanks", "/deny"),  # the latest buttons
-        ]:
-            await customer.say(text, "ok", payload=payload)
-            await gw.app[SERVICE].drain()
-        stored = await _customer_messages(gw, customer.conversation_id or "")
-    finally:
-        await customer.close()
-    assert [(m.text, m.payload) for m in stored] == [
+        ],
+    )
+    assert stored == [
         ("did it help?", None),
         ("Yes", "/affirm"),
         ("anything else?", None),
@@ -86,12 +87,6 @@ async def test_typed_intent_syntax_reaches_the_bot_as_words(
     gateway: tuple[Gateway, ScriptedRasa], http: aiohttp.ClientSession
 ) -> None:
     gw, rasa = gateway
-    customer = await CustomerClient(gw.url, http).connect()
-    try:
-        await customer.say(FORGED, "ok")
-        await gw.app[SERVICE].drain()
-        (stored,) = await _customer_messages(gw, customer.conversation_id or "")
-    finally:
-        await customer.close()
-    assert stored.text == FORGED  # the agent sees exactly what was typed
-    assert rasa.received == [FORGED.lstrip("/")]  # Rasa does not read it as an intent
+    # The agent sees exactly what was typed; Rasa does not read it as an intent.
+    assert await converse(gw, http, [(FORGED, None)]) == [(FORGED, None)]
+    assert rasa.received == [FORGED.lstrip("/")]

@@ -8,27 +8,17 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from bot.appkeys import STORE
-from handoff.auth import SESSION_COOKIE, SessionCodec, hash_password
-from tests.gateway_fixtures import AGENT_PASSWORD, Gateway, gateway_settings, running_gateway
-from tests.helpers import AgentClient, dead_port
+from handoff.auth import SESSION_COOKIE, SessionCodec
+from tests.gateway_fixtures import AGENT_PASSWORD, Gateway
+from tests.helpers import AgentClient
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "test-secret-key-0123456789abcdef"  # gateway_settings' secret_key
-
-
-@pytest.fixture
-async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
-    settings = gateway_settings(tmp_path, f"http://127.0.0.1:{dead_port()}", None)
-    async with running_gateway(settings) as gw:
-        await gw.app[STORE].add_agent("kim", "Kim", hash_password(AGENT_PASSWORD))
-        yield gw
 
 
 def _cookie(client: AgentClient) -> str:
@@ -43,13 +33,19 @@ async def _me(http: aiohttp.ClientSession, gw: Gateway, cookie: str) -> int:
         return resp.status
 
 
+async def _signed_in(gw: Gateway, http: aiohttp.ClientSession) -> tuple[AgentClient, str]:
+    """Kim signed in, and a copy of her session cookie (that works, for now)."""
+    kim = await AgentClient(gw.url).login("kim", AGENT_PASSWORD)
+    stolen = _cookie(kim)
+    assert await _me(http, gw, stolen) == 200
+    return kim, stolen
+
+
 async def test_a_cookie_replayed_after_logout_is_refused(
     gateway: Gateway, http: aiohttp.ClientSession
 ) -> None:
-    kim = await AgentClient(gateway.url).login("kim", AGENT_PASSWORD)
+    kim, stolen = await _signed_in(gateway, http)
     try:
-        stolen = _cookie(kim)
-        assert await _me(http, gateway, stolen) == 200
         async with kim.http.post(
             f"{gateway.url}/console/logout",
             headers={"X-CSRF-Token": kim.csrf},
@@ -67,10 +63,8 @@ async def test_a_cookie_replayed_after_logout_is_refused(
 async def test_a_password_change_ends_every_session(
     gateway: Gateway, http: aiohttp.ClientSession
 ) -> None:
-    kim = await AgentClient(gateway.url).login("kim", AGENT_PASSWORD)
+    kim, stolen = await _signed_in(gateway, http)
     try:
-        stolen = _cookie(kim)
-        assert await _me(http, gateway, stolen) == 200
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
