@@ -63,8 +63,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         app[CONSOLE_CONTEXT].start(engine.desk, functools.partial(_health_details, app))
         await app[WEBCHAT].start(service.intake)
         for connector in app[CONNECTORS]:
-            await connector.start(service.intake)
+            # A sender before it starts: a reply to its first update must find the outbox.
             engine.senders[connector.channel] = connector
+            await connector.start(service.intake)
             stack.push_async_callback(connector.stop)
         engine.outbox.start()
         # Stopped before the connectors and the store; what is queued waits for the next start.

@@ -32,7 +32,7 @@ DEFAULT_IDLE_SECONDS = 60 * 60
 REFRESH_AFTER_SECONDS = 60
 LOGIN_CSRF_TTL = 3600
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-SESSION_PURPOSE = "csbot/console-session/v2"
+SESSION_PURPOSE = "csbot/console-session/v3"
 LOGIN_CSRF_PURPOSE = "csbot/console-login-csrf/v2"
 
 # Cookies longer than this are not ours (ours are ~150 characters); refuse before any work.
@@ -148,7 +148,7 @@ class SessionCodec:
         if data is None:
             return None
         agent_id, exp, csrf = _int(data.get("agent_id")), _int(data.get("exp")), data.get("csrf")
-        version, seen = _int(data.get("sv", 0)), _int(data.get("seen", exp))
+        version, seen = _int(data.get("sv")), _int(data.get("seen"))
         if agent_id is None or exp is None or version is None or seen is None:
             return None
         if not isinstance(csrf, str) or not csrf:

@@ -25,7 +25,7 @@ from bot.core.frames import (
 from bot.core.models import Agent, Conversation, Note
 from bot.core.policy import HandoffDecision
 from bot.core.state import ConversationEvent, ConversationState, IllegalTransition
-from bot.core.types import Button, Direction, SenderKind, StoredMessage
+from bot.core.types import Button, Direction, SenderKind, StoredMessage, is_text
 from bot.pipeline.context import Component, EngineContext
 from bot.rasa_client import RasaUnavailable
 from handoff.queue import HandoffQueue
@@ -220,9 +220,9 @@ class AgentDesk(Component):
     async def agent_by_username(self, username: str) -> Agent | None:
         return await self.store.agent_by_username(username)
 
-    async def set_password_hash(self, agent_id: int, password_hash: str) -> None:
-        """A rehash of the same password (sessions go on)."""
-        await self.store.set_agent_password(agent_id, password_hash)
+    async def set_password_hash(self, agent_id: int, password_hash: str, replacing: str) -> None:
+        """A rehash of the same password (sessions go on), only over the hash it replaces."""
+        await self.store.set_agent_password(agent_id, password_hash, replacing=replacing)
 
     async def end_sessions(self, agent_id: int) -> None:
         await self.store.end_sessions(agent_id)
@@ -251,6 +251,8 @@ def agent_text(text: object, what: str, limit: int) -> str:
     """An agent's reply or note, stripped; BadMessage when it is empty or over ``limit``."""
     if not isinstance(text, str) or not text.strip():
         raise BadMessage("missing_text", f"The {what} is empty: type some text first.")
+    if not is_text(text):
+        raise BadMessage("bad_request", f"The {what} has characters that are not valid text.")
     text = text.strip()
     if len(text) > limit:
         raise BadMessage(

@@ -1,11 +1,13 @@
 """Throttling of console sign-ins: per address, and per address + username, in tiers that grow
-(5 failures a minute, 10 in 15 minutes, 20 an hour for one account from one address; 20 a
+(5 attempts a minute, 10 in 15 minutes, 20 an hour for one account from one address; 20 a
 minute and 60 an hour from one address). Shared by every gateway replica through Redis when
 ``redis_url`` is set (the ``limits`` package, moving windows), in memory otherwise.
 
-The account's owner signing in from their own address is never locked out by someone guessing
-elsewhere: no limit is per username alone. When Redis cannot be reached, sign-ins are let
-through (and the failure logged) rather than locking every agent out.
+An attempt is counted before its password is checked, atomically, so a burst of parallel
+attempts cannot slip past the limit; a good sign-in clears that account's count. The owner
+signing in from their own address is never locked out by someone guessing elsewhere: no limit
+is per username alone. When Redis cannot be reached (2 s timeouts), sign-ins are let through
+and the failure is logged, rather than locking every agent out.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 
+import redis.asyncio as aioredis
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -22,16 +25,11 @@ log = logging.getLogger(__name__)
 PER_ACCOUNT = "5/minute;10/15 minutes;20/hour"
 PER_ADDRESS = "20/minute;60/hour"
 NAMESPACE = "csbot-login"
-
-
-def _storage(redis_url: str | None) -> Storage:
-    if not redis_url:
-        return MemoryStorage()
-    return RedisStorage(f"async+{redis_url}", implementation="redispy", key_prefix=NAMESPACE)
+REDIS_TIMEOUT_SECONDS = 2.0
 
 
 class LoginThrottle:
-    """Counts failed sign-ins and says how long an address (and account) must wait."""
+    """Counts sign-in attempts and says how long an address (and account) must wait."""
 
     def __init__(
         self,
@@ -39,7 +37,21 @@ class LoginThrottle:
         per_account: str = PER_ACCOUNT,
         per_address: str = PER_ADDRESS,
     ) -> None:
-        self._limiter = MovingWindowRateLimiter(_storage(redis_url))
+        self._pool: aioredis.ConnectionPool | None = None
+        storage: Storage = MemoryStorage()
+        if redis_url:
+            self._pool = aioredis.ConnectionPool.from_url(
+                redis_url,
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            )
+            storage = RedisStorage(
+                f"async+{redis_url}",
+                implementation="redispy",
+                key_prefix=NAMESPACE,
+                connection_pool=self._pool,  # type: ignore[arg-type]  # documented option
+            )
+        self._limiter = MovingWindowRateLimiter(storage)
         self._per_account = parse_many(per_account)
         self._per_address = parse_many(per_address)
 
@@ -49,30 +61,38 @@ class LoginThrottle:
             (item, ("account", address, account)) for item in self._per_account
         ]
 
+    async def attempt(self, address: str, username: str) -> int:
+        """Count one sign-in attempt from ``address`` as ``username``: 0 when it may go ahead,
+        else the seconds to wait (the attempt is then not counted)."""
+        try:
+            for item, keys in self._limits(address, username):
+                if not await self._limiter.hit(item, *keys):
+                    return await self.retry_after(address, username)
+        except Exception as exc:  # Redis down: let people sign in
+            log.warning("login throttle unavailable, not throttling: %s", type(exc).__name__)
+        return 0
+
     async def retry_after(self, address: str, username: str) -> int:
-        """Seconds before the next sign-in from ``address`` as ``username`` may be tried."""
+        """Seconds before the next attempt from ``address`` as ``username`` may go ahead."""
         wait = 0.0
         try:
             for item, keys in self._limits(address, username):
                 if not await self._limiter.test(item, *keys):
                     stats = await self._limiter.get_window_stats(item, *keys)
                     wait = max(wait, stats.reset_time - time.time())
-        except Exception as exc:  # Redis down: let people sign in
+        except Exception as exc:
             log.warning("login throttle unavailable, not throttling: %s", type(exc).__name__)
             return 0
         return max(1, int(wait + 0.999)) if wait > 0 else 0
 
-    async def record_failure(self, address: str, username: str) -> None:
-        try:
-            for item, keys in self._limits(address, username):
-                await self._limiter.hit(item, *keys)
-        except Exception as exc:
-            log.warning("login throttle unavailable, failure not counted: %s", type(exc).__name__)
-
     async def reset(self, address: str, username: str) -> None:
-        """A good sign-in forgets that account's failures from that address."""
+        """A good sign-in forgets that account's attempts from that address."""
         try:
             for item, keys in self._limits(address, username)[len(self._per_address) :]:
                 await self._limiter.clear(item, *keys)
         except Exception as exc:
             log.warning("login throttle unavailable, not reset: %s", type(exc).__name__)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()

@@ -96,10 +96,12 @@ class Understood:
 
 
 def is_text(value: str | None) -> bool:
-    """Whether ``value`` is None or text that can be stored (no unpaired UTF-16 surrogates, which
-    JSON can carry but UTF-8 cannot)."""
+    """Whether ``value`` is None or text that can be stored: no unpaired UTF-16 surrogates
+    (JSON can carry them, UTF-8 cannot) and no NUL (PostgreSQL refuses it)."""
     if value is None:
         return True
+    if "\x00" in value:
+        return False
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

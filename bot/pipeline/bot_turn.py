@@ -46,11 +46,15 @@ NOTICES = {
 CSAT_RE = re.compile(r"^\s*(?:csat:)?([1-5])(?:\s*(?:/\s*5|stars?|out of 5))?\s*[.!]?\s*$", re.I)
 
 
+# Slashes and white space before the first word ("/ /intent{...}" too: Rasa strips first).
+_LEADING_SLASHES = re.compile(r"^[\s/]+")
+
+
 def typed_text(text: str) -> str:
     """What the customer typed, as text for the bot: Rasa reads a message that starts with "/"
     as an intent with entities (``/refund_status{"order_number": "1005"}``), so the slashes
     go. Only buttons the bot offered carry intents (see intake)."""
-    stripped = text.lstrip().lstrip("/")
+    stripped = _LEADING_SLASHES.sub("", text)
     return stripped if stripped.strip() else text
 
 

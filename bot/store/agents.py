@@ -61,19 +61,24 @@ class AgentsMixin(StoreEngine):
         return await self._all(sa.select(agents).order_by(agents.c.id), to_agent)
 
     async def set_agent_password(
-        self, agent_id: int, password_hash: str, *, end_sessions: bool = False
+        self,
+        agent_id: int,
+        password_hash: str,
+        *,
+        end_sessions: bool = False,
+        replacing: str | None = None,
     ) -> None:
         """Replace an agent's password hash (a new password: ``end_sessions``, so every
-        console session of the agent ends; a rehash of the same one: not). NotFound if there
-        is no such agent."""
+        console session of the agent ends; a rehash of the same one: not, and ``replacing``
+        the hash it was computed from, so it can never undo a password change made
+        meanwhile). NotFound if there is no such agent (or its hash moved on)."""
         values: dict[str, Any] = {"password_hash": password_hash}
         if end_sessions:
             values["session_version"] = agents.c.session_version + 1
-        await self._update_one(
-            agents.update().where(agents.c.id == agent_id).values(**values),
-            None,
-            f"no agent {agent_id}",
-        )
+        update = agents.update().where(agents.c.id == agent_id)
+        if replacing is not None:
+            update = update.where(agents.c.password_hash == replacing)
+        await self._update_one(update.values(**values), None, f"no agent {agent_id}")
 
     async def end_sessions(self, agent_id: int) -> None:
         """End every console session of the agent (their cookies stop working at once)."""

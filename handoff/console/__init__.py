@@ -80,6 +80,7 @@ def setup_console(app: web.Application, settings: Settings) -> ConsoleContext:
     )
     app.on_response_prepare.append(security_headers)
     app.on_shutdown.append(close_sockets)
+    app.on_cleanup.append(lambda app: app[CONSOLE].throttle.close())
 
     r = app.router
     r.add_get(PREFIX, queue_page, name="console_queue")

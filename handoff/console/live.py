@@ -49,11 +49,20 @@ async def _forward(subscription: Subscription, ws: web.WebSocketResponse) -> Non
 async def _keep_alive(
     desk: AgentDesk, ws: web.WebSocketResponse, member: str, session: Session
 ) -> None:
-    """Presence heartbeat every 10 s; closes the socket when the session expires."""
+    """Presence heartbeat every 10 s; closes the socket when the session expires or was ended
+    on the server (logout, a new password: the agent's session version moved on)."""
     while not ws.closed:
         if time.time() >= session.expires_at:
             await ws.close(code=4401, message=b"session expired")
             return
+        try:
+            agent = await desk.agent(session.agent_id)
+        except Exception as exc:  # the store is briefly unreachable: check again next round
+            log.warning("console websocket: session check failed: %s", type(exc).__name__)
+        else:
+            if agent is None or agent.session_version != session.version:
+                await ws.close(code=4401, message=b"session ended")
+                return
         try:
             await desk.set_presence(member, PRESENCE_TTL_SECONDS)
         except BrokerError as exc:

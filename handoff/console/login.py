@@ -8,9 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.core.types import is_text
 from handoff.auth import (
     LOGIN_CSRF_COOKIE,
-    SESSION_COOKIE,
     burn_password_check,
     check_csrf,
     clear_login_csrf_cookie,
@@ -79,7 +79,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     next_path = safe_next(_form_str(form, "next"))
 
     address = request.remote or "unknown"
-    wait = await ctx.throttle.retry_after(address, username)
+    wait = await ctx.throttle.attempt(address, username)
     if wait:
         log.warning(
             "console login throttled for %r from %s (%d s)",
@@ -100,7 +100,12 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         return response
 
     agent = None
-    if username and len(username) <= MAX_USERNAME_CHARS and len(password) <= MAX_PASSWORD_CHARS:
+    if (
+        username
+        and len(username) <= MAX_USERNAME_CHARS
+        and len(password) <= MAX_PASSWORD_CHARS
+        and is_text(username)
+    ):
         agent = await ctx.desk.agent_by_username(username)
     if agent is not None:
         # argon2 takes tens of milliseconds of CPU: keep the event loop free meanwhile.
@@ -109,7 +114,6 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         await asyncio.to_thread(burn_password_check, password)  # same timing as a wrong password
         ok = False
     if not ok or agent is None:
-        await ctx.throttle.record_failure(address, username)
         log.info("console login failed for %r from %s", username[:MAX_USERNAME_CHARS], address)
         return _login_page(
             request, status=401, error=WRONG_LOGIN, username=username, next_path=next_path
@@ -119,7 +123,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     if needs_rehash(agent.password_hash):
         try:
             new_hash = await asyncio.to_thread(hash_password, password)
-            await ctx.desk.set_password_hash(agent.id, new_hash)
+            await ctx.desk.set_password_hash(agent.id, new_hash, replacing=agent.password_hash)
         except Exception:  # an old hash still works; never fail a good login over this
             log.exception("could not upgrade the password hash of agent %s", agent.id)
     response = redirect(next_path)
@@ -135,13 +139,13 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    ctx = console_ctx(request)
-    session = ctx.codec.decode(request.cookies.get(SESSION_COOKIE))
-    if session is not None and not await check_csrf(request, session):
-        return csrf_error_response()
-    if session is not None:
+    auth = await authenticate(request)  # a revoked cookie cannot log anybody out again
+    if auth is not None:
+        agent, session = auth
+        if not await check_csrf(request, session):
+            return csrf_error_response()
         # Ended on the server too: a copy of the cookie is worthless from now on.
-        await ctx.desk.end_sessions(session.agent_id)
+        await console_ctx(request).desk.end_sessions(agent.id)
     response = redirect(f"{PREFIX}/login")
     clear_session_cookie(response)
     return response

@@ -53,6 +53,7 @@ async def _error_after(customer: CustomerClient, mark: int) -> dict[str, object]
         {"type": "message", "client_id": "\ud800", "text": "hello"},
         {"type": "message", "client_id": "c2", "text": "hello", "payload": "\udfff"},
         {"type": "message", "client_id": "c3", "text": ["not", "text"]},
+        {"type": "message", "client_id": "c4", "text": "nul \x00 byte"},
     ],
     ids=[
         "bool-seq",
@@ -62,6 +63,7 @@ async def _error_after(customer: CustomerClient, mark: int) -> dict[str, object]
         "surrogate-id",
         "surrogate-payload",
         "list-text",
+        "nul-text",
     ],
 )
 async def test_bad_frames_get_an_error_and_the_socket_stays_open(

@@ -11,9 +11,12 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from bot.appkeys import STORE
-from handoff.auth import SESSION_COOKIE, SessionCodec
+from bot.core.errors import NotFound
+from bot.core.signing import Signer
+from handoff.auth import SESSION_COOKIE, SESSION_PURPOSE, SessionCodec, hash_password
 from tests.gateway_fixtures import AGENT_PASSWORD, Gateway
 from tests.helpers import AgentClient
 
@@ -110,3 +113,56 @@ async def test_an_idle_session_is_over_and_a_used_one_is_kept_alive(
         refreshed = resp.cookies[SESSION_COOKIE].value
     assert refreshed != recent
     assert await _me(http, gateway, refreshed) == 200
+
+
+async def test_an_open_console_socket_closes_when_the_session_ends(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    kim, _ = await _signed_in(gateway, http)
+    try:
+        await kim.open_socket()
+        assert kim.ws is not None
+        await kim.wait_event(lambda e: e.get("type") == "queue", timeout=5)
+        agent = await gateway.app[STORE].agent_by_username("kim")
+        assert agent is not None
+        await gateway.app[STORE].end_sessions(agent.id)  # as logout or `agents passwd` do
+        # The heartbeat re-checks the session every 10 s; nothing more streams after that.
+        assert kim._reader is not None
+        await asyncio.wait_for(asyncio.shield(kim._reader), timeout=15)  # the server closed it
+        assert kim.ws.close_code == 4401
+    finally:
+        await kim.close()
+
+
+async def test_a_cookie_from_before_session_versions_is_refused(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    kim = await gateway.app[STORE].agent_by_username("kim")
+    assert kim is not None
+    signer = Signer(SECRET)
+    now = int(time.time())
+    old_style = signer.sign(
+        {"agent_id": kim.id, "csrf": "t", "exp": now + 3600}, SESSION_PURPOSE
+    )  # no "sv", no "seen": it would never idle out
+    assert await _me(http, gateway, old_style) == 401
+
+
+async def test_a_nul_in_the_username_is_a_failed_login_not_a_crash(gateway: Gateway) -> None:
+    client = AgentClient(gateway.url)
+    try:
+        with pytest.raises(AssertionError, match="login failed: 401"):
+            await client.login("kim\x00", AGENT_PASSWORD)
+    finally:
+        await client.close()
+
+
+async def test_a_rehash_never_undoes_a_password_change(gateway: Gateway) -> None:
+    store = gateway.app[STORE]
+    kim = await store.agent_by_username("kim")
+    assert kim is not None
+    changed = hash_password("changed-meanwhile-1")
+    await store.set_agent_password(kim.id, changed, end_sessions=True)
+    with pytest.raises(NotFound):  # the login's rehash of the old password loses
+        await store.set_agent_password(kim.id, hash_password("x"), replacing=kim.password_hash)
+    after = await store.agent(kim.id)
+    assert after is not None and after.password_hash == changed
