@@ -15,6 +15,7 @@ import pytest
 
 from bot.appkeys import STORE
 from bot.core.errors import NotFound
+from bot.core.models import Agent
 from bot.core.signing import Signer
 from handoff.auth import SESSION_COOKIE, SESSION_PURPOSE, SessionCodec, hash_password
 from tests.gateway_fixtures import AGENT_PASSWORD, Gateway
@@ -34,6 +35,12 @@ async def _me(http: aiohttp.ClientSession, gw: Gateway, cookie: str) -> int:
         f"{gw.url}/console/api/me", headers={"Cookie": f"{SESSION_COOKIE}={cookie}"}
     ) as resp:
         return resp.status
+
+
+async def _kim(gw: Gateway) -> Agent:
+    agent = await gw.app[STORE].agent_by_username("kim")
+    assert agent is not None
+    return agent
 
 
 async def _signed_in(gw: Gateway, http: aiohttp.ClientSession) -> tuple[AgentClient, str]:
@@ -101,8 +108,7 @@ async def test_a_password_change_ends_every_session(
 async def test_an_idle_session_is_over_and_a_used_one_is_kept_alive(
     gateway: Gateway, http: aiohttp.ClientSession
 ) -> None:
-    kim = await gateway.app[STORE].agent_by_username("kim")
-    assert kim is not None
+    kim = await _kim(gateway)
     idle = SessionCodec(SECRET, clock=lambda: time.time() - 2 * 3600).encode(kim.id, "t")
     assert await _me(http, gateway, idle) == 401  # unused for two hours (of eight)
     recent = SessionCodec(SECRET, clock=lambda: time.time() - 10 * 60).encode(kim.id, "t")
@@ -123,9 +129,9 @@ async def test_an_open_console_socket_closes_when_the_session_ends(
         await kim.open_socket()
         assert kim.ws is not None
         await kim.wait_event(lambda e: e.get("type") == "queue", timeout=5)
-        agent = await gateway.app[STORE].agent_by_username("kim")
-        assert agent is not None
-        await gateway.app[STORE].end_sessions(agent.id)  # as logout or `agents passwd` do
+        await gateway.app[STORE].end_sessions(
+            (await _kim(gateway)).id
+        )  # as logout or `agents passwd` do
         # The heartbeat re-checks the session every 10 s; nothing more streams after that.
         assert kim._reader is not None
         await asyncio.wait_for(asyncio.shield(kim._reader), timeout=15)  # the server closed it
@@ -137,8 +143,7 @@ async def test_an_open_console_socket_closes_when_the_session_ends(
 async def test_a_cookie_from_before_session_versions_is_refused(
     gateway: Gateway, http: aiohttp.ClientSession
 ) -> None:
-    kim = await gateway.app[STORE].agent_by_username("kim")
-    assert kim is not None
+    kim = await _kim(gateway)
     signer = Signer(SECRET)
     now = int(time.time())
     old_style = signer.sign(
@@ -157,9 +162,7 @@ async def test_a_nul_in_the_username_is_a_failed_login_not_a_crash(gateway: Gate
 
 
 async def test_a_rehash_never_undoes_a_password_change(gateway: Gateway) -> None:
-    store = gateway.app[STORE]
-    kim = await store.agent_by_username("kim")
-    assert kim is not None
+    store, kim = gateway.app[STORE], await _kim(gateway)
     changed = hash_password("changed-meanwhile-1")
     await store.set_agent_password(kim.id, changed, end_sessions=True)
     with pytest.raises(NotFound):  # the login's rehash of the old password loses
