@@ -27,6 +27,7 @@ from bot.core.types import InboundMessage, is_text
 from bot.http_errors import json_error
 from bot.pipeline.intake import AcceptStatus, Intake
 from connectors.base import ConnectorNotStarted
+from connectors.webchat.limits import WebchatLimits
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +47,7 @@ class WebchatChannel:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.signer = Signer(settings.secret_key)
+        self.limits = WebchatLimits(settings.limits, settings.redis_url)
         self._intake: Intake | None = None
         # Open customer sockets, closed on shutdown so a stop does not wait for idle widgets.
         self.sockets: set[web.WebSocketResponse] = set()
@@ -64,8 +66,12 @@ class WebchatChannel:
             with contextlib.suppress(Exception):
                 await ws.close(code=1001, message=b"server shutdown")
 
+    async def close(self) -> None:
+        await self.limits.close()
+
     def add_routes(self, app: web.Application) -> None:
         app.on_shutdown.append(lambda _app: self.stop())
+        app.on_cleanup.append(lambda _app: self.close())
         app.router.add_post("/webchat/session", self.create_session)
         app.router.add_get("/webchat/ws", self.websocket)
         app.router.add_get("/widget.js", _static("widget.js", "application/javascript"))
@@ -98,6 +104,13 @@ class WebchatChannel:
             if data is None or await self.intake.conversation(data["c"]) is None:
                 return json_error(401, "invalid_token", "This chat session is not valid any more.")
             return web.json_response({"token": token, "conversation_id": data["c"]})
+        wait = await self.limits.new_session(request.remote or "unknown")
+        if wait:
+            response = json_error(
+                429, "rate_limited", "Too many new chats from your address; try again shortly."
+            )
+            response.headers["Retry-After"] = str(wait)
+            return response
         visitor = uuid.uuid4().hex
         conversation = await self.intake.open_session(CHANNEL, visitor)
         token = self.signer.sign({"v": visitor, "c": conversation.id}, TOKEN_PURPOSE)
@@ -107,21 +120,37 @@ class WebchatChannel:
         visitor = self.visitor_from_token(request.query.get("token"))
         if visitor is None or await self.intake.conversation(visitor["c"]) is None:
             return json_error(401, "invalid_token", "A valid visitor token is required.")
+        counts, key = self.limits.sockets, visitor["v"]
+        if counts[key] >= self.limits.max_sockets:
+            return json_error(
+                429, "rate_limited", "Too many open chat windows; close one and try again."
+            )
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
-        await ws.prepare(request)
-        self.sockets.add(ws)
+        counts[key] += 1
         try:
-            await WebchatSocket(self.intake, ws, visitor["v"], visitor["c"]).run()
+            await ws.prepare(request)
+            self.sockets.add(ws)
+            await WebchatSocket(self.intake, ws, visitor["v"], visitor["c"], self.limits).run()
         finally:
             self.sockets.discard(ws)
+            counts[key] -= 1
+            if counts[key] <= 0:
+                del counts[key]
         return ws
 
 
 class WebchatSocket:
     """One customer's open websocket: reads frames, forwards the conversation's events."""
 
-    def __init__(self, intake: Intake, ws: web.WebSocketResponse, visitor: str, conv: str):
-        self.intake = intake
+    def __init__(
+        self,
+        intake: Intake,
+        ws: web.WebSocketResponse,
+        visitor: str,
+        conv: str,
+        limits: WebchatLimits,
+    ) -> None:
+        self.intake, self.limits = intake, limits
         self.ws, self.visitor, self.conversation_id = ws, visitor, conv
 
     async def send(self, frame: Frame) -> None:
@@ -156,6 +185,10 @@ class WebchatSocket:
             return
         if not isinstance(text, str) or (payload is not None and not isinstance(payload, str)):
             await self.error("bad_request", "text must be a string.", client_id)
+            return
+        if await self.limits.new_message(self.conversation_id):
+            # Not stored: the widget keeps it and sends it again after a pause.
+            await self.error("rate_limited", "You're sending messages too quickly.", client_id)
             return
         message = InboundMessage(
             channel=CHANNEL,

@@ -108,6 +108,13 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+UNLIMITED = {
+    "sessions_per_minute_per_address": 1_000_000,
+    "messages_per_minute_per_conversation": 1_000_000,
+    "sockets_per_visitor": 1_000,
+}
+
+
 def write_gateway_config(path: Path, **overrides: Any) -> Path:
     """A gateway.yml for the tests: secrets and URLs from the environment, fast retries."""
     config: dict[str, Any] = {
@@ -121,6 +128,8 @@ def write_gateway_config(path: Path, **overrides: Any) -> Path:
             "offer_human_after_seconds": 60,
         },
         "hours": {"always_open": True},
+        # These tests are crowds from one address on purpose: lift the abuse limits.
+        "limits": UNLIMITED,
         "demo_agent": None,
         "log_format": "console",
         "log_level": "INFO",

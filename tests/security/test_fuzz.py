@@ -44,9 +44,10 @@ FUZZ = settings(
 @pytest.fixture(scope="module")
 async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gateway]:
     tmp: Path = tmp_path_factory.mktemp("fuzz")
-    async with running_gateway(
-        gateway_settings(tmp, f"http://127.0.0.1:{dead_port()}", None)
-    ) as gw:
+    # Hundreds of sessions and frames from one address: past the abuse limits on purpose.
+    many = {"sessions_per_minute_per_address": 10**6, "messages_per_minute_per_conversation": 10**6}
+    settings = gateway_settings(tmp, f"http://127.0.0.1:{dead_port()}", None, limits=many)
+    async with running_gateway(settings) as gw:
         await gw.app[STORE].add_agent("kim", "Kim", hash_password(AGENT_PASSWORD))
         yield gw
 

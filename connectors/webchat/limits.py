@@ -1,0 +1,71 @@
+"""Abuse limits of the public web chat: new sessions per address, messages per conversation
+(moving windows of the ``limits`` package, in Redis when ``redis_url`` is set, so every replica
+counts together), and open sockets per visitor token (per gateway process).
+
+Over a limit, a session request gets 429 with ``Retry-After``, a socket 429 before the upgrade,
+and a message the ``rate_limited`` error frame, which the widget retries after a pause; nothing
+over the limit is stored. When Redis is unreachable the limits let traffic through (logged).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import redis.asyncio as aioredis
+import structlog
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from bot.config import LimitSettings
+
+log = structlog.get_logger(__name__)
+
+REDIS_TIMEOUT_SECONDS = 2.0
+
+
+class WebchatLimits:
+    """The three public limits; ``sockets`` counts this process's open sockets per visitor."""
+
+    def __init__(self, settings: LimitSettings, redis_url: str | None = None) -> None:
+        self._pool: aioredis.ConnectionPool | None = None
+        storage: Storage = MemoryStorage()
+        if redis_url:
+            self._pool = aioredis.ConnectionPool.from_url(
+                redis_url,
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            )
+            storage = RedisStorage(
+                f"async+{redis_url}",
+                implementation="redispy",
+                key_prefix="csbot-webchat",
+                connection_pool=self._pool,  # type: ignore[arg-type]  # documented option
+            )
+        self._limiter = MovingWindowRateLimiter(storage)
+        self._sessions = parse(f"{settings.sessions_per_minute_per_address}/minute")
+        self._messages = parse(f"{settings.messages_per_minute_per_conversation}/minute")
+        self.max_sockets = settings.sockets_per_visitor
+        self.sockets: Counter[str] = Counter()
+
+    async def _hit(self, item: RateLimitItem, *keys: str) -> int:
+        """0 when allowed (and counted), else the seconds to wait."""
+        try:
+            if await self._limiter.hit(item, *keys):
+                return 0
+            stats = await self._limiter.get_window_stats(item, *keys)
+        except Exception as exc:
+            log.warning("webchat limits unavailable, not limiting", error=type(exc).__name__)
+            return 0
+        return max(1, int(stats.reset_time - time.time() + 0.999))
+
+    async def new_session(self, address: str) -> int:
+        return await self._hit(self._sessions, "session", address)
+
+    async def new_message(self, conversation_id: str) -> int:
+        return await self._hit(self._messages, "message", conversation_id)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()

@@ -1,0 +1,109 @@
+"""Abuse limits of the public web chat: sessions per address, messages per conversation (both
+shared by replicas through Redis), sockets per visitor. A real gateway app; Rasa is a closed
+port, so stored messages are only the customer's and the gateway's notices."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+
+from bot.appkeys import STORE
+from bot.core.state import ConversationState
+from bot.core.types import SenderKind
+from tests.gateway_fixtures import Gateway, gateway_settings, running_gateway
+from tests.helpers import CustomerClient, dead_port
+
+REDIS_URL = os.environ.get("CSBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+LIMITS = {
+    "sessions_per_minute_per_address": 3,
+    "messages_per_minute_per_conversation": 2,
+    "sockets_per_visitor": 2,
+}
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
+    settings = gateway_settings(tmp_path, f"http://127.0.0.1:{dead_port()}", None, limits=LIMITS)
+    async with running_gateway(settings) as gw:
+        yield gw
+
+
+async def _new_session(http: aiohttp.ClientSession, gw: Gateway) -> aiohttp.ClientResponse:
+    async with http.post(f"{gw.url}/webchat/session", json={"token": None}) as resp:
+        await resp.read()
+        return resp
+
+
+async def test_new_sessions_per_address_are_limited(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    statuses = [(await _new_session(http, gateway)).status for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    refused = await _new_session(http, gateway)
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+    # Nothing was created for the refused ones.
+    assert len(await gateway.app[STORE].conversations_in_states(list(ConversationState))) == 3
+
+
+async def test_messages_per_conversation_are_limited_and_not_stored(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    customer = await CustomerClient(gateway.url, http).connect()
+    try:
+        for text in ("one", "two"):
+            await customer.send(text)
+            await customer.wait_for(lambda f, t=text: f.get("type") == "ack" and f["seq"] > 0)
+        client_id = await customer.send("three")
+        error = await customer.wait_for(lambda f: f.get("type") == "error")
+        assert (error["code"], error["client_id"]) == ("rate_limited", client_id)
+        stored = await gateway.app[STORE].messages(customer.conversation_id or "")
+    finally:
+        await customer.close()
+    assert [m.text for m in stored if m.sender_kind is SenderKind.CUSTOMER] == ["one", "two"]
+
+
+async def test_sockets_per_visitor_are_capped(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    first = await CustomerClient(gateway.url, http).connect()
+    second = await CustomerClient(gateway.url, http).connect(token=first.token)
+    try:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await CustomerClient(gateway.url, http).connect(token=first.token)
+        assert refused.value.status == 429
+    finally:
+        await second.close()
+    # A closed socket frees its place.
+    third = await CustomerClient(gateway.url, http).connect(token=first.token)
+    await third.close()
+    await first.close()
+
+
+async def test_replicas_count_sessions_together_through_redis(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    rasa = f"http://127.0.0.1:{dead_port()}"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a_settings = gateway_settings(tmp_path / "a", rasa, None, limits=LIMITS, redis_url=REDIS_URL)
+    b_settings = gateway_settings(tmp_path / "b", rasa, None, limits=LIMITS, redis_url=REDIS_URL)
+    async with running_gateway(a_settings) as a, running_gateway(b_settings) as b:
+        await _clear_session_counts()
+        statuses = [(await _new_session(http, gw)).status for gw in (a, b, a, b)]
+    assert statuses == [200, 200, 200, 429]
+
+
+async def _clear_session_counts() -> None:
+    """Other tests on this machine may have counted sessions from 127.0.0.1 in the shared
+    Redis within the last minute: start from zero."""
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        async for key in client.scan_iter("csbot-webchat*session*127.0.0.1*"):
+            await client.delete(key)
+    finally:
+        await client.aclose()
