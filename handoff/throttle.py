@@ -15,17 +15,15 @@ from __future__ import annotations
 import logging
 import time
 
-import redis.asyncio as aioredis
 from limits import RateLimitItem, parse_many
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+
+from bot.ratelimit import Counters
 
 log = logging.getLogger(__name__)
 
 PER_ACCOUNT = "5/minute;10/15 minutes;20/hour"
 PER_ADDRESS = "20/minute;60/hour"
 NAMESPACE = "csbot-login"
-REDIS_TIMEOUT_SECONDS = 2.0
 
 
 class LoginThrottle:
@@ -37,21 +35,8 @@ class LoginThrottle:
         per_account: str = PER_ACCOUNT,
         per_address: str = PER_ADDRESS,
     ) -> None:
-        self._pool: aioredis.ConnectionPool | None = None
-        storage: Storage = MemoryStorage()
-        if redis_url:
-            self._pool = aioredis.ConnectionPool.from_url(
-                redis_url,
-                socket_timeout=REDIS_TIMEOUT_SECONDS,
-                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-            )
-            storage = RedisStorage(
-                f"async+{redis_url}",
-                implementation="redispy",
-                key_prefix=NAMESPACE,
-                connection_pool=self._pool,  # type: ignore[arg-type]  # documented option
-            )
-        self._limiter = MovingWindowRateLimiter(storage)
+        self._counters = Counters(redis_url, NAMESPACE)
+        self._limiter = self._counters.limiter
         self._per_account = parse_many(per_account)
         self._per_address = parse_many(per_address)
 
@@ -94,5 +79,4 @@ class LoginThrottle:
             log.warning("login throttle unavailable, not reset: %s", type(exc).__name__)
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.aclose()
+        await self._counters.close()

@@ -12,38 +12,21 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-import redis.asyncio as aioredis
 import structlog
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
 
 from bot.config import LimitSettings
+from bot.ratelimit import Counters
 
 log = structlog.get_logger(__name__)
-
-REDIS_TIMEOUT_SECONDS = 2.0
 
 
 class WebchatLimits:
     """The three public limits; ``sockets`` counts this process's open sockets per visitor."""
 
     def __init__(self, settings: LimitSettings, redis_url: str | None = None) -> None:
-        self._pool: aioredis.ConnectionPool | None = None
-        storage: Storage = MemoryStorage()
-        if redis_url:
-            self._pool = aioredis.ConnectionPool.from_url(
-                redis_url,
-                socket_timeout=REDIS_TIMEOUT_SECONDS,
-                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-            )
-            storage = RedisStorage(
-                f"async+{redis_url}",
-                implementation="redispy",
-                key_prefix="csbot-webchat",
-                connection_pool=self._pool,  # type: ignore[arg-type]  # documented option
-            )
-        self._limiter = MovingWindowRateLimiter(storage)
+        self._counters = Counters(redis_url, "csbot-webchat")
+        self._limiter = self._counters.limiter
         self._sessions = parse(f"{settings.sessions_per_minute_per_address}/minute")
         self._messages = parse(f"{settings.messages_per_minute_per_conversation}/minute")
         self.max_sockets = settings.sockets_per_visitor
@@ -67,5 +50,4 @@ class WebchatLimits:
         return await self._hit(self._messages, "message", conversation_id)
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.aclose()
+        await self._counters.close()

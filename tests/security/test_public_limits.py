@@ -4,6 +4,7 @@ port, so stored messages are only the customer's and the gateway's notices."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -84,15 +85,22 @@ async def test_sockets_per_visitor_are_capped(
     await first.close()
 
 
+@contextlib.asynccontextmanager
+async def two_replicas(tmp_path: Path) -> AsyncIterator[tuple[Gateway, Gateway]]:
+    """Two gateway apps with their own databases and one Redis (broker and counters)."""
+    rasa = f"http://127.0.0.1:{dead_port()}"
+    folders = [tmp_path / name for name in ("a", "b")]
+    for folder in folders:
+        folder.mkdir()
+    a, b = (gateway_settings(f, rasa, None, limits=LIMITS, redis_url=REDIS_URL) for f in folders)
+    async with running_gateway(a) as first, running_gateway(b) as second:
+        yield first, second
+
+
 async def test_replicas_count_sessions_together_through_redis(
     tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
-    rasa = f"http://127.0.0.1:{dead_port()}"
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    a_settings = gateway_settings(tmp_path / "a", rasa, None, limits=LIMITS, redis_url=REDIS_URL)
-    b_settings = gateway_settings(tmp_path / "b", rasa, None, limits=LIMITS, redis_url=REDIS_URL)
-    async with running_gateway(a_settings) as a, running_gateway(b_settings) as b:
+    async with two_replicas(tmp_path) as (a, b):
         await _clear_session_counts()
         statuses = [(await _new_session(http, gw)).status for gw in (a, b, a, b)]
     assert statuses == [200, 200, 200, 429]
