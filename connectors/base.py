@@ -25,11 +25,10 @@ class ConnectorNotStarted(RuntimeError):
     """A webhook arrived before the gateway finished starting."""
 
 
-class ChannelConnector(ABC):
-    """Base class of the Telegram, Slack, … connectors."""
+class UsesIntake:
+    """A channel's routes exist before the gateway is up; the intake arrives at ``start``."""
 
     channel: ClassVar[str]
-    checks: ClassVar[Sequence[InboundCheck]] = DEFAULT_CHECKS
 
     def __init__(self) -> None:
         self._intake: Intake | None = None
@@ -37,17 +36,23 @@ class ChannelConnector(ABC):
     @property
     def intake(self) -> Intake:
         if self._intake is None:
-            raise ConnectorNotStarted(f"the {self.channel} connector has not started yet")
+            raise ConnectorNotStarted(f"the {self.channel} channel has not started yet")
         return self._intake
-
-    @abstractmethod
-    def add_routes(self, app: web.Application) -> None:
-        """Register the channel's webhook routes (if any) on the gateway app."""
 
     async def start(self, intake: Intake) -> None:
         """Called once the gateway is up, with the intake to hand updates to. Subclasses that
         register webhooks, poll or check a token do it after calling this."""
         self._intake = intake
+
+
+class ChannelConnector(UsesIntake, ABC):
+    """Base class of the Telegram, Slack, … connectors."""
+
+    checks: ClassVar[Sequence[InboundCheck]] = DEFAULT_CHECKS
+
+    @abstractmethod
+    def add_routes(self, app: web.Application) -> None:
+        """Register the channel's webhook routes (if any) on the gateway app."""
 
     async def stop(self) -> None:
         """Called on shutdown."""

@@ -12,14 +12,9 @@ and the failure is logged, rather than locking every agent out.
 
 from __future__ import annotations
 
-import logging
-import time
-
 from limits import RateLimitItem, parse_many
 
 from bot.ratelimit import Counters
-
-log = logging.getLogger(__name__)
 
 PER_ACCOUNT = "5/minute;10/15 minutes;20/hour"
 PER_ADDRESS = "20/minute;60/hour"
@@ -35,8 +30,7 @@ class LoginThrottle:
         per_account: str = PER_ACCOUNT,
         per_address: str = PER_ADDRESS,
     ) -> None:
-        self._counters = Counters(redis_url, NAMESPACE)
-        self._limiter = self._counters.limiter
+        self._counters = Counters(redis_url, NAMESPACE, "login throttle")
         self._per_account = parse_many(per_account)
         self._per_address = parse_many(per_address)
 
@@ -48,35 +42,23 @@ class LoginThrottle:
 
     async def attempt(self, address: str, username: str) -> int:
         """Count one sign-in attempt from ``address`` as ``username``: 0 when it may go ahead,
-        else the seconds to wait (the attempt is then not counted)."""
-        try:
-            for item, keys in self._limits(address, username):
-                if not await self._limiter.hit(item, *keys):
-                    return await self.retry_after(address, username)
-        except Exception as exc:  # Redis down: let people sign in
-            log.warning("login throttle unavailable, not throttling: %s", type(exc).__name__)
+        else the seconds to wait (the attempt is then not counted further)."""
+        for item, keys in self._limits(address, username):
+            if await self._counters.hit(item, *keys):
+                return await self.retry_after(address, username)
         return 0
 
     async def retry_after(self, address: str, username: str) -> int:
         """Seconds before the next attempt from ``address`` as ``username`` may go ahead."""
-        wait = 0.0
-        try:
-            for item, keys in self._limits(address, username):
-                if not await self._limiter.test(item, *keys):
-                    stats = await self._limiter.get_window_stats(item, *keys)
-                    wait = max(wait, stats.reset_time - time.time())
-        except Exception as exc:
-            log.warning("login throttle unavailable, not throttling: %s", type(exc).__name__)
-            return 0
-        return max(1, int(wait + 0.999)) if wait > 0 else 0
+        waits = [
+            await self._counters.wait(item, *keys) for item, keys in self._limits(address, username)
+        ]
+        return max(waits)
 
     async def reset(self, address: str, username: str) -> None:
         """A good sign-in forgets that account's attempts from that address."""
-        try:
-            for item, keys in self._limits(address, username)[len(self._per_address) :]:
-                await self._limiter.clear(item, *keys)
-        except Exception as exc:
-            log.warning("login throttle unavailable, not reset: %s", type(exc).__name__)
+        for item, keys in self._limits(address, username)[len(self._per_address) :]:
+            await self._counters.clear(item, *keys)
 
     async def close(self) -> None:
         await self._counters.close()

@@ -97,12 +97,17 @@ class _TokenRequired:
     def from_credentials(cls, credentials: dict[str, Any] | None) -> Any:
         return cls((credentials or {}).get("token"))
 
-    def refused(self, request: Request) -> HTTPResponse | None:
-        """A 401 for a request without the right token; None when it may pass."""
-        supplied = request.args.get("token") or ""
-        if hmac.compare_digest(supplied.encode(), self.token.encode()):
-            return None
-        return response.json({"error": "a valid ?token= is required"}, status=401)
+    def guard(self, hook: Blueprint) -> Blueprint:
+        """Put the token check in front of every route of the channel's blueprint."""
+
+        @hook.middleware("request")
+        async def check_token(request: Request) -> HTTPResponse | None:
+            supplied = request.args.get("token") or ""
+            if hmac.compare_digest(supplied.encode(), self.token.encode()):
+                return None
+            return response.json({"error": "a valid ?token= is required"}, status=401)
+
+        return hook
 
 
 class ProtectedRestInput(_TokenRequired, RestInput):
@@ -113,13 +118,7 @@ class ProtectedRestInput(_TokenRequired, RestInput):
         return "rest"
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        hook = super().blueprint(on_new_message)
-
-        @hook.middleware("request")
-        async def check_token(request: Request) -> HTTPResponse | None:
-            return self.refused(request)
-
-        return hook
+        return self.guard(super().blueprint(on_new_message))
 
 
 class GatewayInput(_TokenRequired, RestInput):
@@ -130,11 +129,7 @@ class GatewayInput(_TokenRequired, RestInput):
         return "gateway"
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        hook = Blueprint("gateway_webhook", __name__)
-
-        @hook.middleware("request")
-        async def check_token(request: Request) -> HTTPResponse | None:
-            return self.refused(request)
+        hook = self.guard(Blueprint("gateway_webhook", __name__))
 
         @hook.route("/", methods=["GET"])
         async def health(_request: Request) -> HTTPResponse:

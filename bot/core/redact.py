@@ -215,22 +215,23 @@ def redact(text: str, *, emails: bool = True, phones: bool = True) -> str:
     return text
 
 
-def redact_value(obj: Any) -> Any:
+def redact_value(obj: Any, *, escape: bool = False) -> Any:
     """Redact every string inside ``obj``: nested dicts, lists, tuples and sets are rebuilt.
 
     Dict keys are kept as they are. An integer that is a Luhn-valid card number becomes
     ``"[card]"``; other values (numbers, booleans, None, datetimes…) are returned unchanged.
+    With ``escape``, strings also get their control characters escaped (for a log line).
     """
     if isinstance(obj, str):
-        return redact(obj)
+        return escape_controls(redact(obj)) if escape else redact(obj)
     if isinstance(obj, Mapping):
-        return {k: redact_value(v) for k, v in obj.items()}
+        return {k: redact_value(v, escape=escape) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [redact_value(v) for v in obj]
+        return [redact_value(v, escape=escape) for v in obj]
     if isinstance(obj, tuple):
-        return tuple(redact_value(v) for v in obj)
+        return tuple(redact_value(v, escape=escape) for v in obj)
     if isinstance(obj, set | frozenset):
-        return type(obj)(redact_value(v) for v in obj)
+        return type(obj)(redact_value(v, escape=escape) for v in obj)
     if isinstance(obj, int) and not isinstance(obj, bool) and _is_card(str(abs(obj))):
         return CARD
     return obj
@@ -245,16 +246,6 @@ def escape_controls(text: str) -> str:
     return _CONTROL_RE.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
 
 
-def _log_safe(obj: Any) -> Any:
-    if isinstance(obj, str):
-        return escape_controls(obj)
-    if isinstance(obj, Mapping):
-        return {k: _log_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_log_safe(v) for v in obj]
-    return obj
-
-
 def structlog_redactor(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
     """structlog processor: redacts every string value (also nested ones) of the event dict and
     escapes control characters in them (``exception`` keeps its line breaks: it is ours).
@@ -263,6 +254,5 @@ def structlog_redactor(logger: WrappedLogger, method_name: str, event_dict: Even
     ``structlog.configure(processors=[..., structlog_redactor, JSONRenderer()])``.
     """
     for key, value in event_dict.items():
-        value = redact_value(value)
-        event_dict[key] = value if key == "exception" else _log_safe(value)
+        event_dict[key] = redact_value(value, escape=key != "exception")
     return event_dict

@@ -9,45 +9,29 @@ over the limit is stored. When Redis is unreachable the limits let traffic throu
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 
-import structlog
-from limits import RateLimitItem, parse
+from limits import parse
 
 from bot.config import LimitSettings
 from bot.ratelimit import Counters
-
-log = structlog.get_logger(__name__)
 
 
 class WebchatLimits:
     """The three public limits; ``sockets`` counts this process's open sockets per visitor."""
 
     def __init__(self, settings: LimitSettings, redis_url: str | None = None) -> None:
-        self._counters = Counters(redis_url, "csbot-webchat")
-        self._limiter = self._counters.limiter
+        self._counters = Counters(redis_url, "csbot-webchat", "webchat limits")
         self._sessions = parse(f"{settings.sessions_per_minute_per_address}/minute")
         self._messages = parse(f"{settings.messages_per_minute_per_conversation}/minute")
         self.max_sockets = settings.sockets_per_visitor
         self.sockets: Counter[str] = Counter()
 
-    async def _hit(self, item: RateLimitItem, *keys: str) -> int:
-        """0 when allowed (and counted), else the seconds to wait."""
-        try:
-            if await self._limiter.hit(item, *keys):
-                return 0
-            stats = await self._limiter.get_window_stats(item, *keys)
-        except Exception as exc:
-            log.warning("webchat limits unavailable, not limiting", error=type(exc).__name__)
-            return 0
-        return max(1, int(stats.reset_time - time.time() + 0.999))
-
     async def new_session(self, address: str) -> int:
-        return await self._hit(self._sessions, "session", address)
+        return await self._counters.hit(self._sessions, "session", address)
 
     async def new_message(self, conversation_id: str) -> int:
-        return await self._hit(self._messages, "message", conversation_id)
+        return await self._counters.hit(self._messages, "message", conversation_id)
 
     async def close(self) -> None:
         await self._counters.close()

@@ -26,7 +26,7 @@ from bot.core.tasks import cancel_and_wait
 from bot.core.types import InboundMessage, is_text
 from bot.http_errors import json_error
 from bot.pipeline.intake import AcceptStatus, Intake
-from connectors.base import ConnectorNotStarted
+from connectors.base import UsesIntake
 from connectors.webchat.limits import WebchatLimits
 
 log = structlog.get_logger(__name__)
@@ -39,27 +39,18 @@ CHANNEL = "webchat"
 MAX_SEQ = 2**53
 
 
-class WebchatChannel:
+class WebchatChannel(UsesIntake):
     """The web chat channel: session and websocket routes over the injected intake."""
 
     channel = CHANNEL
 
     def __init__(self, settings: Settings) -> None:
+        super().__init__()
         self.settings = settings
         self.signer = Signer(settings.secret_key)
         self.limits = WebchatLimits(settings.limits, settings.redis_url)
-        self._intake: Intake | None = None
         # Open customer sockets, closed on shutdown so a stop does not wait for idle widgets.
         self.sockets: set[web.WebSocketResponse] = set()
-
-    @property
-    def intake(self) -> Intake:
-        if self._intake is None:
-            raise ConnectorNotStarted("the web chat has not started yet")
-        return self._intake
-
-    async def start(self, intake: Intake) -> None:
-        self._intake = intake
 
     async def stop(self) -> None:
         for ws in list(self.sockets):

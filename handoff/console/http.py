@@ -86,7 +86,7 @@ async def authenticate(request: web.Request) -> tuple[Agent, Session] | None:
     return agent, session
 
 
-def keep_alive(request: web.Request, session: Session, response: web.StreamResponse) -> None:
+def refresh_session(request: web.Request, session: Session, response: web.StreamResponse) -> None:
     """Reset the session's idle clock on ``response`` (at most once a minute)."""
     codec = console_ctx(request).codec
     value = codec.refreshed(session)
@@ -209,7 +209,7 @@ def api(handler: ApiHandler) -> Handler:
             log.exception("console API: %s %s failed", request.method, request.path)
             return json_error(500, "internal", "Something went wrong on the server. Try again.")
         response = json_ok(result)
-        keep_alive(request, session, response)
+        refresh_session(request, session, response)
         return response
 
     return wrapper
@@ -224,7 +224,7 @@ def page(handler: PageHandler) -> Handler:
             raise web.HTTPFound(login_url(request.path_qs))
         agent, session = auth
         response = await handler(request, agent, session)
-        keep_alive(request, session, response)
+        refresh_session(request, session, response)
         return response
 
     return wrapper
