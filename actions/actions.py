@@ -12,9 +12,16 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import backend
+from actions.handoff import (
+    ActionRequestHandoff,
+    hand_over_unverified,
+    owned,
+    recent_intents,
+)
+from actions.identity import verified_customer
 from actions.troubleshooting import STEPS, TOPIC_BY_INTENT, next_step
+from actions.verification import VerifiesOwner, slot_before_this_turn
 
-HANDOFF_SIGNAL_VERSION = 1
 ORDER_NUMBER_RE = re.compile(r"\d{4,6}")
 SERIAL_RE = re.compile(r"(?:SN)?\s*-?\s*(\d{6})", re.IGNORECASE)
 # Support hours, Monday=0. Times are the support centre's local time.
@@ -32,13 +39,23 @@ def _money(amount: float | None) -> str:
 # --- orders ---------------------------------------------------------------------------
 
 
-class ValidateOrderNumberForm(FormValidationAction):
+class ValidateOrderNumberForm(VerifiesOwner, FormValidationAction):
+    subject_slot = "order_number"
+    thing = "order"
+
     def name(self) -> str:
         return "validate_order_number_form"
+
+    def owner_of(self, subject: Any) -> int | None:
+        order = backend.get_order(str(subject))
+        return order.customer_id if order else None
 
     def validate_order_number(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        kept = self.kept_subject(value, tracker)
+        if kept is not None:
+            return kept
         match = ORDER_NUMBER_RE.search(str(value or ""))
         if not match:
             dispatcher.utter_message(
@@ -47,10 +64,17 @@ class ValidateOrderNumberForm(FormValidationAction):
             )
             return {"order_number": None}
         number = match.group(0)
-        if backend.get_order(number) is None:
+        order = backend.get_order(number)
+        verified = verified_customer(tracker)
+        if order is None or (verified is not None and order.customer_id != verified):
+            what = (
+                f"order {number} on your account"
+                if verified is not None
+                else f"an order with the number {number}"
+            )
             dispatcher.utter_message(
-                text=f"I couldn't find an order with the number {number}. Please check the number "
-                'in your confirmation e-mail, or say "agent" and a colleague will look it up.'
+                text=f"I couldn't find {what}. Please check the number in your confirmation "
+                'e-mail, or say "agent" and a colleague will look it up.'
             )
             return {"order_number": None}
         return {"order_number": number}
@@ -177,7 +201,8 @@ ORDER_HANDLERS = {
 
 
 class ActionHandleOrderRequest(Action):
-    """Answers the order question that started the order form, from the backend."""
+    """Answers the order question that started the order form, from the backend, for an order
+    of the verified customer only."""
 
     def name(self) -> str:
         return "action_handle_order_request"
@@ -187,12 +212,16 @@ class ActionHandleOrderRequest(Action):
     ) -> list[EventType]:
         number = tracker.get_slot("order_number")
         order = backend.get_order(str(number)) if number else None
-        if order is None:
+        verified = verified_customer(tracker)
+        if order is None or (verified is not None and order.customer_id != verified):
+            what = "on your account " if verified is not None else ""
             dispatcher.utter_message(
-                text=f"I couldn't find an order with the number {number}. Please check it in "
-                "your confirmation e-mail."
+                text=f"I couldn't find an order {what}with the number {number}. Please check it "
+                "in your confirmation e-mail."
             )
             return [SlotSet("order_number", None)]
+        if verified is None:
+            return hand_over_unverified(dispatcher, tracker, "order")
         kind = tracker.get_slot("order_request") or "status"
         dispatcher.utter_message(text=ORDER_HANDLERS[kind](order, date.today()))
         return []
@@ -236,24 +265,60 @@ def validate_serial(value: Any, dispatcher: CollectingDispatcher) -> backend.Dev
     return device
 
 
-class ValidateWarrantyForm(FormValidationAction):
+def _device_owner(subject: Any) -> int | None:
+    device = backend.get_device(str(subject))
+    return device.customer_id if device else None
+
+
+def _validate_owned_serial(
+    value: Any, dispatcher: CollectingDispatcher, tracker: Tracker
+) -> backend.Device | None:
+    device = validate_serial(value, dispatcher)
+    verified = verified_customer(tracker)
+    if device is not None and verified is not None and device.customer_id != verified:
+        dispatcher.utter_message(
+            text=f"The device {device.serial} isn't registered to your account. Please check "
+            "the label underneath the device (SN followed by 6 digits)."
+        )
+        return None
+    return device
+
+
+class ValidateWarrantyForm(VerifiesOwner, FormValidationAction):
+    subject_slot = "serial_number"
+    thing = "device"
+
     def name(self) -> str:
         return "validate_warranty_form"
+
+    def owner_of(self, subject: Any) -> int | None:
+        return _device_owner(subject)
 
     def validate_serial_number(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        device = validate_serial(value, dispatcher)
+        kept = self.kept_subject(value, tracker)
+        if kept is not None:
+            return kept
+        device = _validate_owned_serial(value, dispatcher, tracker)
         return {"serial_number": device.serial if device else None}
 
 
-class ValidateRepairForm(FormValidationAction):
+class ValidateRepairForm(VerifiesOwner, FormValidationAction):
+    subject_slot = "serial_number"
+    thing = "device"
+
     def name(self) -> str:
         return "validate_repair_form"
+
+    def owner_of(self, subject: Any) -> int | None:
+        return _device_owner(subject)
 
     def validate_product(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
+        if self.answering(tracker):
+            return {"product": slot_before_this_turn(tracker, "product")}
         name = match_product(value)
         if name is None:
             dispatcher.utter_message(
@@ -265,7 +330,10 @@ class ValidateRepairForm(FormValidationAction):
     def validate_serial_number(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        device = validate_serial(value, dispatcher)
+        kept = self.kept_subject(value, tracker)
+        if kept is not None:
+            return kept
+        device = _validate_owned_serial(value, dispatcher, tracker)
         if device is None:
             return {"serial_number": None}
         product = tracker.get_slot("product")
@@ -289,6 +357,8 @@ class ActionCheckWarranty(Action):
         if device is None:
             dispatcher.utter_message(text="I couldn't find that device any more, sorry.")
             return [SlotSet("serial_number", None)]
+        if not owned(tracker, device.customer_id):
+            return hand_over_unverified(dispatcher, tracker, "device")
         if device.under_warranty():
             text = (
                 f"Good news: your {device.product} ({device.serial}) is under warranty until "
@@ -312,6 +382,9 @@ class ActionBookRepair(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         serial = str(tracker.get_slot("serial_number"))
+        device = backend.get_device(serial)
+        if device is not None and not owned(tracker, device.customer_id):
+            return hand_over_unverified(dispatcher, tracker, "device")
         try:
             reference, pickup, covered = backend.book_repair(serial)
         except ValueError:
@@ -362,89 +435,6 @@ class ActionTroubleshoot(Action):
         ]
 
 
-# --- handoff ------------------------------------------------------------------------------
-
-
-def _recent_intents(tracker: Tracker, n: int) -> list[str]:
-    intents = [
-        e.get("parse_data", {}).get("intent", {}).get("name")
-        for e in tracker.events
-        if e.get("event") == "user"
-    ]
-    return [i for i in intents if i][-n:]
-
-
-def handoff_reason(tracker: Tracker) -> str:
-    intent = (tracker.latest_message.get("intent") or {}).get("name")
-    if intent == "complaint":
-        return "complaint"
-    if intent == "request_human":
-        return "customer_request"
-    if tracker.get_slot("troubleshoot_exhausted"):
-        return "troubleshooting_failed"
-    if "nlu_fallback" in _recent_intents(tracker, 3):
-        return "bot_did_not_understand"
-    return "customer_accepted_offer"
-
-
-REASON_TEXT = {
-    "complaint": "Customer made a complaint",
-    "customer_request": "Customer asked for a person",
-    "troubleshooting_failed": "Guided troubleshooting did not fix the problem",
-    "bot_did_not_understand": "The bot did not understand the customer twice in a row",
-    "customer_accepted_offer": "Customer accepted the offer of a person",
-}
-TEAM_BY_TOPIC = {"sound": "tech_support", "wifi": "tech_support"}
-
-
-class ActionRequestHandoff(Action):
-    """Asks the gateway to move the conversation to a person.
-
-    The signal is a custom payload ``{"handoff": {...}}`` (docs/handoff-signal.md). The gateway
-    pauses the bot, builds the handoff packet from the tracker and queues the conversation.
-    """
-
-    def name(self) -> str:
-        return "action_request_handoff"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        reason = handoff_reason(tracker)
-        topic = tracker.get_slot("troubleshoot_topic")
-        order_number = tracker.get_slot("order_number")
-        order = backend.get_order(str(order_number)) if order_number else None
-        vip = bool(order and order.customer_vip)
-        priority = "high" if reason == "complaint" or vip else "normal"
-        if tracker.get_slot("serial_number") or tracker.get_slot("product") or topic:
-            team = TEAM_BY_TOPIC.get(topic or "", "tech_support")
-        elif order_number or tracker.get_slot("order_request"):
-            team = "orders"
-        else:
-            team = "general"
-        signal = {
-            "version": HANDOFF_SIGNAL_VERSION,
-            "reason": reason,
-            "reason_text": REASON_TEXT[reason],
-            "priority": priority,
-            "team": team,
-            "topic": topic,
-            "steps_tried": list(tracker.get_slot("steps_tried") or []),
-            "facts": {
-                k: tracker.get_slot(k)
-                for k in ("order_number", "product", "serial_number")
-                if tracker.get_slot(k)
-            },
-            "requested_at": datetime.now().astimezone().isoformat(timespec="seconds"),
-        }
-        dispatcher.utter_message(
-            text="I'm connecting you with a member of our support team. They'll see our whole "
-            "conversation and what we've already tried, so you won't need to repeat anything.",
-            json_message={"handoff": signal},
-        )
-        return [SlotSet("handoff_reason", reason)]
-
-
 class ActionBusinessHours(Action):
     def name(self) -> str:
         return "action_business_hours"
@@ -477,9 +467,12 @@ class ActionFallback(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        repeated = _recent_intents(tracker, 2) == ["nlu_fallback", "nlu_fallback"]
+        repeated = recent_intents(tracker, 2) == ["nlu_fallback", "nlu_fallback"]
         if repeated:
             dispatcher.utter_message(text="Sorry, I still didn't understand that.")
         else:
             dispatcher.utter_message(response="utter_please_rephrase")
         return [SlotSet("fallback_repeated", repeated)]
+
+
+__all__ = ["ActionRequestHandoff"]  # re-exported: the handoff action lives in actions/handoff.py

@@ -11,12 +11,19 @@ import argparse
 import os
 import sqlite3
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = REPO_ROOT / "var" / "demo_backend.sqlite3"
 RETURN_WINDOW_DAYS = 30
+# Wrong second factors for one customer's orders and devices, across all conversations, after
+# which the bot stops checking answers for that customer for a day (an agent can still help).
+MAX_VERIFICATION_FAILURES = 6
+VERIFICATION_LOCK_HOURS = 24
+MAX_ANSWER_CHARS = 80
+# Bumped when the schema changes: an older database is re-seeded on first use.
+SCHEMA_VERSION = 2
 
 
 def db_path() -> Path:
@@ -26,7 +33,8 @@ def db_path() -> Path:
 
 SCHEMA = """
 CREATE TABLE customers (
-    id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL, vip INTEGER NOT NULL DEFAULT 0
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL, vip INTEGER NOT NULL DEFAULT 0,
+    postcode TEXT NOT NULL
 );
 CREATE TABLE products (
     sku TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, category TEXT NOT NULL,
@@ -52,6 +60,9 @@ CREATE TABLE repairs (
     reference TEXT PRIMARY KEY, serial TEXT NOT NULL REFERENCES devices(serial),
     booked_on TEXT NOT NULL, pickup_on TEXT NOT NULL, under_warranty INTEGER NOT NULL
 );
+CREATE TABLE verification_failures (
+    customer_id INTEGER NOT NULL REFERENCES customers(id), failed_at TEXT NOT NULL
+);
 """
 
 PRODUCTS = [
@@ -66,11 +77,13 @@ PRODUCTS = [
     ("SEN-1", "Sentry Doorbell", "doorbell", 24, 179.0),
 ]
 
+# id, name, e-mail, VIP, postcode. The e-mail or the postcode is the second factor that proves
+# an order or a device belongs to the person in the chat.
 CUSTOMERS = [
-    (1, "Maya Patel", "maya.patel@example.com", 0),
-    (2, "Jonas Weber", "jonas.weber@example.com", 1),
-    (3, "Aiko Tanaka", "aiko.tanaka@example.com", 0),
-    (4, "Liam O'Brien", "liam.obrien@example.com", 0),
+    (1, "Maya Patel", "maya.patel@example.com", 0, "N1 9GU"),
+    (2, "Jonas Weber", "jonas.weber@example.com", 1, "10115"),
+    (3, "Aiko Tanaka", "aiko.tanaka@example.com", 0, "160-0022"),
+    (4, "Liam O'Brien", "liam.obrien@example.com", 0, "D02 X285"),
 ]
 
 
@@ -89,7 +102,7 @@ def seed(path: Path | None = None, today: date | None = None) -> Path:
     with con:
         con.executescript(SCHEMA)
         con.executemany("INSERT INTO products VALUES (?,?,?,?,?)", PRODUCTS)
-        con.executemany("INSERT INTO customers VALUES (?,?,?,?)", CUSTOMERS)
+        con.executemany("INSERT INTO customers VALUES (?,?,?,?,?)", CUSTOMERS)
         orders = [
             # number, customer, status, placed, shipped, expected, delivered, carrier, tracking,
             # total, refund_status, refund_amount, refund_started, refunded, return_code
@@ -252,17 +265,22 @@ def seed(path: Path | None = None, today: date | None = None) -> Path:
             ("SN640022", "PLS-1", 1, _d(t, -30)),
         ]
         con.executemany("INSERT INTO devices VALUES (?,?,?,?)", devices)
+        con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     con.close()
     os.replace(tmp, path)
     return path
 
 
 def connect() -> sqlite3.Connection:
-    """Open the backend, seeding it on first use."""
+    """Open the backend, seeding it on first use (and when its schema is out of date)."""
     path = db_path()
     if not path.exists():
         seed(path)
     con = sqlite3.connect(path)
+    if con.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+        con.close()
+        seed(path)
+        con = sqlite3.connect(path)
     con.row_factory = sqlite3.Row
     return con
 
@@ -270,6 +288,7 @@ def connect() -> sqlite3.Connection:
 @dataclass(frozen=True)
 class Order:
     number: str
+    customer_id: int
     customer_name: str
     customer_vip: bool
     status: str
@@ -316,6 +335,7 @@ def get_order(number: str) -> Order | None:
         )
     return Order(
         number=row["number"],
+        customer_id=row["customer_id"],
         customer_name=row["customer_name"],
         customer_vip=bool(row["customer_vip"]),
         status=row["status"],
@@ -363,6 +383,7 @@ class Device:
     serial: str
     product: str
     category: str
+    customer_id: int
     customer_name: str
     purchased_on: date
     warranty_until: date
@@ -385,7 +406,7 @@ def get_device(serial: str) -> Device | None:
     with connect() as con:
         row = con.execute(
             "SELECT d.serial, d.purchased_on, p.name, p.category, p.warranty_months, "
-            "c.name AS cname FROM devices d JOIN products p ON p.sku = d.sku "
+            "d.customer_id, c.name AS cname FROM devices d JOIN products p ON p.sku = d.sku "
             "JOIN customers c ON c.id = d.customer_id "
             "WHERE d.serial = ?",
             (serial,),
@@ -397,6 +418,7 @@ def get_device(serial: str) -> Device | None:
         serial=row["serial"],
         product=row["name"],
         category=row["category"],
+        customer_id=row["customer_id"],
         customer_name=row["cname"],
         purchased_on=bought,
         warranty_until=_add_months(bought, row["warranty_months"]),
@@ -427,6 +449,65 @@ def book_repair(serial: str, today: date | None = None) -> tuple[str, date, bool
             (reference, serial, t.isoformat(), pickup.isoformat(), int(covered)),
         )
     return reference, pickup, covered
+
+
+# --- customers and their second factor ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: int
+    name: str
+    vip: bool
+
+
+def get_customer(customer_id: int) -> Customer | None:
+    """The customer with this id, or None."""
+    with connect() as con:
+        row = con.execute(
+            "SELECT id, name, vip FROM customers WHERE id = ?", (customer_id,)
+        ).fetchone()
+    return Customer(row["id"], row["name"], bool(row["vip"])) if row else None
+
+
+def _postcode(value: str) -> str:
+    return "".join(ch for ch in value.upper() if ch.isalnum())
+
+
+def _since(hours: int, now: datetime | None) -> str:
+    return ((now or datetime.now(timezone.utc)) - timedelta(hours=hours)).isoformat()
+
+
+def verification_locked(customer_id: int, now: datetime | None = None) -> bool:
+    """Too many wrong answers for this customer lately: stop checking answers for a while."""
+    with connect() as con:
+        failures = con.execute(
+            "SELECT COUNT(*) FROM verification_failures WHERE customer_id = ? AND failed_at > ?",
+            (customer_id, _since(VERIFICATION_LOCK_HOURS, now)),
+        ).fetchone()[0]
+    return bool(failures >= MAX_VERIFICATION_FAILURES)
+
+
+def check_second_factor(customer_id: int, answer: str, now: datetime | None = None) -> bool:
+    """Whether ``answer`` gives the customer's e-mail address or ends with their postcode; a
+    wrong answer counts towards :func:`verification_locked`. Spaces, dashes and letter case do
+    not matter. One answer is one guess: only its last postcode-like part is compared."""
+    text = answer.strip()[:MAX_ANSWER_CHARS]
+    with connect() as con:
+        row = con.execute(
+            "SELECT email, postcode FROM customers WHERE id = ?", (customer_id,)
+        ).fetchone()
+        if row is None:
+            return False
+        emails = [w.strip(".,;:!?<>()\"'").casefold() for w in text.split() if "@" in w]
+        code = _postcode(row["postcode"])
+        if emails[-1:] == [row["email"].casefold()] or (code and _postcode(text).endswith(code)):
+            return True
+        con.execute(
+            "INSERT INTO verification_failures VALUES (?, ?)",
+            (customer_id, (now or datetime.now(timezone.utc)).isoformat()),
+        )
+    return False
 
 
 def main() -> None:

@@ -113,6 +113,24 @@ class PrivacySettings(_Section):
     mask_phones: bool = False
 
 
+class IdentitySettings(_Section):
+    """Identity verification: the secret the shop's server shares with the gateway to vouch
+    for signed-in web visitors (docs/security.md). Empty: the widget cannot pass a user, and
+    customers verify with the bot's second factor only."""
+
+    shop_secret: str = ""
+    # The demo shop page (/) signs visitors in as demo customers with shop_secret. Anyone can,
+    # so never turn this on for a public gateway (`make run` turns it on).
+    demo_sign_in: bool = False
+
+    @field_validator("shop_secret")
+    @classmethod
+    def _long_enough(cls, value: str) -> str:
+        if value and len(value) < 16:
+            raise ValueError("must be at least 16 characters (or empty: no shop identity)")
+        return value
+
+
 class TelegramSettings(_Section):
     """A Telegram bot. An empty token leaves the channel off."""
 
@@ -184,6 +202,7 @@ class Settings(_Section):
     hours: HoursSettings = Field(default_factory=HoursSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
     channels: ChannelsSettings = Field(default_factory=ChannelsSettings)
     csat_prompt: str = (
         "Thanks for your patience! How did we do? Please rate this conversation "

@@ -35,7 +35,16 @@ PRIORITIES: tuple[Priority, ...] = ("low", "normal", "high", "urgent")
 SENTIMENT_HIGH_PRIORITY_BELOW = -0.5
 
 # Rasa-internal slots that mean nothing to an agent.
-INTERNAL_SLOTS = frozenset({"requested_slot", "session_started_metadata"})
+INTERNAL_SLOTS = frozenset(
+    {
+        "requested_slot",
+        "session_started_metadata",
+        # Verification bookkeeping: the signed id and the cleared answer say nothing to an
+        # agent; the customer's verified_id says it all.
+        "verified_customer",
+        "verification_answer",
+    }
+)
 FACT_SLOTS = ("order_number", "product", "serial_number")
 
 # Reason texts for the gateway's own policies (the bot's signal brings its own reason_text).
@@ -58,6 +67,7 @@ BOT_REASON_TEXTS: dict[str, str] = {
     "troubleshooting_failed": "Guided troubleshooting did not fix the problem",
     "bot_did_not_understand": "The bot did not understand the customer twice in a row",
     "customer_accepted_offer": "Customer accepted the offer of a person",
+    "verification_failed": "The customer could not prove an order or device is theirs",
 }
 # Policy reasons that start out above "normal" priority (legal threats, complaints).
 POLICY_PRIORITIES: dict[str, Priority] = {"intent:complaint": "high"}
@@ -93,13 +103,21 @@ class PastConversation(BaseModel):
 
 
 class CustomerInfo(BaseModel):
-    """Who the customer is: channel identity, VIP flag, other identities and history."""
+    """Who the customer is: channel identity, VIP flag, other identities and history.
+
+    ``verified_id`` is the shop's id of the customer once they proved who they are (the shop
+    vouched for a signed-in visitor, or the bot's second factor); ``vip`` and a name from the
+    shop count only then."""
 
     id: str
     display_name: str | None = None
     channel: str
     channel_user_id: str
     vip: bool = False
+    verified_id: str | None = Field(default=None, description="The shop's id, once verified")
+    verified_by: Literal["shop", "second_factor"] | None = Field(
+        default=None, description="How the customer was verified"
+    )
     linked_identities: list[LinkedIdentity] = Field(default_factory=list)
     past_conversations: list[PastConversation] = Field(default_factory=list)
 
@@ -219,6 +237,25 @@ def _transcript_entry(m: StoredMessage) -> TranscriptEntry:
     )
 
 
+def _with_shop_facts(customer: CustomerInfo, signal: Mapping[str, Any] | None) -> CustomerInfo:
+    """The signal's customer facts (name and VIP, from the shop's records) for a verified
+    customer they belong to; anything else in the signal is not about who the customer is."""
+    facts = signal.get("customer") if signal is not None else None
+    if (
+        not isinstance(facts, Mapping)
+        or customer.verified_id is None
+        or str(facts.get("id")) != customer.verified_id
+    ):
+        return customer
+    update: dict[str, Any] = {}
+    if facts.get("vip") is True:
+        update["vip"] = True
+    name = facts.get("name")
+    if isinstance(name, str) and name.strip() and not customer.display_name:
+        update["display_name"] = name.strip()[:200]
+    return customer.model_copy(update=update) if update else customer
+
+
 def build_packet(
     *,
     conversation_id: str,
@@ -242,7 +279,7 @@ def build_packet(
     * ``messages`` — the stored messages of the conversation: the transcript, the customer texts
       for summary and sentiment.
 
-    Priority is the signal's (or the policy's) priority, raised to "high" for a VIP customer or a
+    Priority is the signal's (or the policy's) priority, raised to "high" for a verified VIP or a
     sentiment below -0.5; team is the signal's team or ``default_team``. All text is redacted.
     """
     signal = _unwrap_signal(signal)
@@ -257,6 +294,7 @@ def build_packet(
     raw_slots = tracker.get("slots") if tracker else None
     slots = clean_slots(raw_slots if isinstance(raw_slots, Mapping) else None)
 
+    customer = _with_shop_facts(customer, signal)
     source: Source
     if signal is not None:
         source = "bot"

@@ -6,7 +6,7 @@ turn, the gateway's policy or an agent's take-over moves a conversation to a per
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -44,7 +44,10 @@ async def customer_info(store: Store, conversation: Conversation) -> CustomerInf
         display_name=customer.display_name if customer else None,
         channel=conversation.channel,
         channel_user_id=conversation.channel_user_id,
-        vip=bool(customer and customer.vip),
+        # VIP status counts only for a customer who proved who they are.
+        vip=bool(customer and customer.vip and customer.verified_id),
+        verified_id=customer.verified_id if customer else None,
+        verified_by=cast(Any, customer.verified_by) if customer else None,
         linked_identities=[
             LinkedIdentity(channel=i.channel, channel_user_id=i.channel_user_id) for i in identities
         ],

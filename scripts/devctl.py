@@ -527,6 +527,9 @@ def cmd_run(_: argparse.Namespace) -> None:
         "RASA_TOKEN": token,
         "GATEWAY_SECRET_KEY": _secret("secret_key", "GATEWAY_SECRET_KEY", 32),
         "DEMO_AGENT_PASSWORD": demo_password,
+        # The demo shop page signs visitors in as demo customers (docs/security.md).
+        "SHOP_IDENTITY_SECRET": _secret("shop_identity_secret", "SHOP_IDENTITY_SECRET", 32),
+        "DEMO_SHOP_SIGN_IN": os.environ.get("DEMO_SHOP_SIGN_IN", "true"),
     }
     stopping = threading.Event()
 
@@ -545,6 +548,7 @@ def cmd_run(_: argparse.Namespace) -> None:
             f"""
 The Brightline assistant is running.
   Demo shop with the chat widget   {gw}/
+      "Sign in (demo)" there to chat as a customer the shop vouches for
   Agent console                    {gw}/console
       log in as  demo / {demo_password}   (add agents: .venv/bin/python -m bot agents add NAME)
   Rasa server                      {stack.rasa_url}  (API token in var/rasa_token)
@@ -552,7 +556,7 @@ The Brightline assistant is running.
   Logs                             var/run/gateway.log, rasa.log, actions.log
 
 Talk to the bot without the widget:
-  curl -s {stack.rasa_url}/webhooks/rest/webhook \\
+  curl -s "{stack.rasa_url}/webhooks/rest/webhook?token=$(cat var/rasa_token)" \\
        -H 'Content-Type: application/json' \\
        -d '{{"sender": "me", "message": "where is my order 1001?"}}'
 

@@ -38,6 +38,11 @@ class Customer:
     email: str | None
     vip: bool
     created_at: datetime
+    # Who the customer proved to be, in the shop's own ids; None until verified. VIP and the
+    # shop's name for them count only for a verified customer.
+    verified_id: str | None = None
+    verified_by: str | None = None
+    verified_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -178,6 +183,8 @@ class PendingTurn:
     customer_name: str | None
     pending: list[StoredMessage]
     recent: list[StoredMessage] = field(default_factory=list)
+    # The shop's id of the customer when verified (sent to the bot with every message).
+    customer_verified_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from bot.core.errors import StaleVersion
+from bot.core.identity import IDENTITY_PAYLOAD, VERIFIED_METADATA_KEY, parse_identity
 from bot.core.models import Conversation, MessageNlu, OutboundDraft, PendingTurn
 from bot.core.policy import Turn, decide
 from bot.core.ports import HandoffDesk
@@ -124,6 +125,9 @@ class BotTurn(Component):
             "customer_id": conversation.customer_id,
             "customer_name": turn.customer_name,
         }
+        if turn.customer_verified_id is not None:
+            # The only way the bot learns who the customer is (actions/identity.py).
+            metadata[VERIFIED_METADATA_KEY] = turn.customer_verified_id
         text = message.payload or typed_text(message.text)
         try:
             answer = await self.rasa.turn(conversation.id, text, metadata)
@@ -146,6 +150,9 @@ class BotTurn(Component):
                 return False
             tracker = None
         replies = answer.replies
+        for reply in replies:
+            if reply.custom and IDENTITY_PAYLOAD in reply.custom:
+                await self._record_identity(conversation, reply.custom[IDENTITY_PAYLOAD])
         if answer.error:
             log.warning(
                 "rasa failed on the message", conversation_id=conversation.id, error=answer.error
@@ -208,6 +215,34 @@ class BotTurn(Component):
                 tracker = await self.tracker(conversation.id)  # the slots, for the packet
             await self.desk.start(conversation, decision, tracker)
         return True
+
+    async def _record_identity(self, conversation: Conversation, payload: Any) -> None:
+        """The bot verified the customer (a right second factor): remember it for this and
+        every later conversation of theirs, on every linked channel. The payload comes from
+        Rasa, which only the gateway can talk to, never from the customer."""
+        verified = parse_identity(payload)
+        if verified is None:
+            log.warning("ignored a malformed identity payload", conversation_id=conversation.id)
+            return
+        customer = await self.store.verify_customer(
+            conversation.customer_id,
+            verified.customer_id,
+            verified.method,
+            name=verified.name,
+            vip=verified.vip,
+        )
+        await self.store.audit(
+            "bot",
+            "verify_customer",
+            conversation.id,
+            {"customer": customer.id, "verified_id": verified.customer_id, "by": verified.method},
+        )
+        log.info(
+            "customer verified",
+            conversation_id=conversation.id,
+            customer_id=customer.id,
+            method=verified.method,
+        )
 
     async def _bot_unavailable(
         self, conversation: Conversation, message: StoredMessage, exc: Exception

@@ -203,9 +203,16 @@ class Intake(Component):
         log.info("payload not offered; kept as text", channel=message.channel)
         return None
 
-    async def open_session(self, channel: str, channel_user_id: str) -> Conversation:
-        """A new conversation for a new visitor (web chat issues a token for it)."""
+    async def open_session(
+        self, channel: str, channel_user_id: str, verified_id: str | None = None
+    ) -> Conversation:
+        """A new conversation for a new visitor (web chat issues a token for it).
+
+        ``verified_id``: the shop vouched for this visitor as its customer (a checked signed
+        user id); the conversation then joins that customer's history."""
         customer = await self.store.find_or_create_customer(channel, channel_user_id, None)
+        if verified_id is not None:
+            customer = await self.store.verify_customer(customer.id, verified_id, "shop")
         return await self.store.create_conversation(customer.id, channel, channel_user_id)
 
     async def conversation(self, conversation_id: str) -> Conversation | None:

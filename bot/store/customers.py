@@ -12,7 +12,7 @@ from bot.core.errors import NotFound
 from bot.core.models import Customer, Identity
 from bot.store.engine import Conn, StoreEngine, first
 from bot.store.rows import to_customer, to_identity
-from bot.store.schema import customers, identities, new_id
+from bot.store.schema import conversations, customers, identities, new_id
 
 __all__ = ["CustomersMixin", "customer_by_id"]
 
@@ -133,3 +133,63 @@ class CustomersMixin(StoreEngine):
             except IntegrityError:
                 # Created concurrently: it exists now, so move it.
                 await conn.execute(move)
+
+    async def verify_customer(
+        self,
+        customer_id: str,
+        verified_id: str,
+        verified_by: str,
+        *,
+        name: str | None = None,
+        vip: bool | None = None,
+    ) -> Customer:
+        """Record that ``customer_id`` proved to be the shop's customer ``verified_id``.
+
+        When another customer already carries that verified id (the same person verified on
+        another channel or device before), this customer's identities and conversations move
+        over to it, so there is one customer with one history. ``name`` and ``vip`` come from
+        the shop and replace what the channel said. Returns the verified customer.
+        """
+        for _attempt in range(2):
+            try:
+                async with self._tx(write=True) as conn:
+                    return await _verify(
+                        conn, customer_id, verified_id, verified_by, name=name, vip=vip
+                    )
+            except IntegrityError:
+                # Another replica verified the same person at the same moment: merge into it.
+                continue
+        raise RuntimeError(f"could not record the verification of customer {customer_id}")
+
+
+async def _verify(
+    conn: Conn,
+    customer_id: str,
+    verified_id: str,
+    verified_by: str,
+    *,
+    name: str | None,
+    vip: bool | None,
+) -> Customer:
+    if await customer_by_id(conn, customer_id) is None:
+        raise NotFound(f"no customer {customer_id}")
+    holder = await first(
+        conn, sa.select(customers).where(customers.c.verified_id == verified_id), to_customer
+    )
+    target = holder.id if holder is not None else customer_id
+    if target != customer_id:
+        for table in (identities, conversations):
+            await conn.execute(
+                table.update().where(table.c.customer_id == customer_id).values(customer_id=target)
+            )
+    values: dict[str, object] = {"verified_id": verified_id, "verified_by": verified_by}
+    if holder is None or holder.verified_at is None:
+        values["verified_at"] = utcnow()
+    if name:
+        values["display_name"] = name
+    if vip is not None:
+        values["vip"] = vip
+    await conn.execute(customers.update().where(customers.c.id == target).values(**values))
+    found = await customer_by_id(conn, target)
+    assert found is not None
+    return found

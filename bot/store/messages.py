@@ -272,7 +272,9 @@ class MessagesMixin(StoreEngine):
                 recent = await _recent_customer_turns(
                     conn, conversation_id, upto_seq=pending[0].seq, limit=recent_turns
                 )
-            return PendingTurn(conversation, row.customer_name, pending, recent)
+            return PendingTurn(
+                conversation, row.customer_name, pending, recent, row.customer_verified_id
+            )
 
     async def recent_customer_turns(
         self, conversation_id: str, *, upto_seq: int, limit: int

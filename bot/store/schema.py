@@ -131,6 +131,12 @@ customers = sa.Table(
     sa.Column("email", sa.Text),
     sa.Column("vip", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # Who the customer proved to be, in the shop's ids (see 0005): the shop vouched for a
+    # signed-in visitor ("shop") or the bot's second factor succeeded ("second_factor").
+    sa.Column("verified_id", sa.String(255)),
+    sa.Column("verified_by", sa.String(32)),
+    sa.Column("verified_at", UTCDateTime),
+    sa.Index(None, "verified_id", unique=True),
 )
 
 identities = sa.Table(

@@ -38,7 +38,11 @@ FIND_INBOUND = sa.select(messages).where(
 INSERT_MESSAGE = messages.insert().returning(messages.c.id)
 INSERT_OUTBOX = outbox.insert()
 PENDING_CONVERSATION = (
-    sa.select(conversations, customers.c.display_name.label("customer_name"))
+    sa.select(
+        conversations,
+        customers.c.display_name.label("customer_name"),
+        customers.c.verified_id.label("customer_verified_id"),
+    )
     .join(customers, customers.c.id == conversations.c.customer_id)
     .where(conversations.c.id == _b("id"))
 )

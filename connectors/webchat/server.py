@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,14 @@ from aiohttp import WSMsgType, web
 from bot.broker import Subscription
 from bot.config import Settings
 from bot.core.frames import Frame, ack_frame, error_frame
+from bot.core.identity import shop_hash_matches, valid_user_id
 from bot.core.signing import Signer
 from bot.core.tasks import cancel_and_wait
 from bot.core.types import InboundMessage, is_text
 from bot.http_errors import json_error
 from bot.pipeline.intake import AcceptStatus, Intake
 from connectors.base import UsesIntake
+from connectors.webchat.demo_shop import page_handler
 from connectors.webchat.limits import WebchatLimits
 
 log = structlog.get_logger(__name__)
@@ -37,6 +40,7 @@ TOKEN_MAX_AGE = 90 * 24 * 3600
 CHANNEL = "webchat"
 # Sequence numbers are far below this; a larger after_seq is a client bug (or a probe).
 MAX_SEQ = 2**53
+USER_HASH_RE = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class WebchatChannel(UsesIntake):
@@ -67,7 +71,7 @@ class WebchatChannel(UsesIntake):
         app.router.add_get("/webchat/ws", self.websocket)
         app.router.add_get("/widget.js", _static("widget.js", "application/javascript"))
         app.router.add_get("/widget.css", _static("widget.css", "text/css"))
-        app.router.add_get("/", _static("demo.html", "text/html"))
+        app.router.add_get("/", page_handler(self.settings))
         app.router.add_get("/demo.js", _static("demo.js", "application/javascript"))
         app.router.add_get("/demo.css", _static("demo.css", "text/css"))
 
@@ -80,7 +84,13 @@ class WebchatChannel(UsesIntake):
         return data
 
     async def create_session(self, request: web.Request) -> web.Response:
-        """Issue (or confirm) a visitor token; a valid old token keeps its conversation."""
+        """Issue (or confirm) a visitor token; a valid old token keeps its conversation.
+
+        ``user`` ({"id", "hash"}) is the shop vouching for a signed-in customer: the hash must
+        be HMAC-SHA256(identity.shop_secret, id). A token issued for another user (or for a
+        signed-in user when none is given now) is not resumed: a new session starts, so the
+        next person on a shared browser never sees the last one's conversation.
+        """
         try:
             body = await request.json() if request.can_read_body else {}
         except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested absurdly deep
@@ -90,11 +100,15 @@ class WebchatChannel(UsesIntake):
         token = body.get("token")
         if token is not None and (not isinstance(token, str) or not is_text(token)):
             return json_error(400, "bad_request", "token must be a string or null.")
+        user_id, refused = self._shop_user(body.get("user"))
+        if refused is not None:
+            return refused
         if token:
             data = self.visitor_from_token(token)
             if data is None or await self.intake.conversation(data["c"]) is None:
                 return json_error(401, "invalid_token", "This chat session is not valid any more.")
-            return web.json_response({"token": token, "conversation_id": data["c"]})
+            if data.get("u") == user_id:
+                return web.json_response(self._session(token, data["c"], user_id))
         wait = await self.limits.new_session(request.remote or "unknown")
         if wait:
             response = json_error(
@@ -103,9 +117,47 @@ class WebchatChannel(UsesIntake):
             response.headers["Retry-After"] = str(wait)
             return response
         visitor = uuid.uuid4().hex
-        conversation = await self.intake.open_session(CHANNEL, visitor)
-        token = self.signer.sign({"v": visitor, "c": conversation.id}, TOKEN_PURPOSE)
-        return web.json_response({"token": token, "conversation_id": conversation.id})
+        conversation = await self.intake.open_session(CHANNEL, visitor, verified_id=user_id)
+        claims = {"v": visitor, "c": conversation.id, **({"u": user_id} if user_id else {})}
+        token = self.signer.sign(claims, TOKEN_PURPOSE)
+        return web.json_response(self._session(token, conversation.id, user_id))
+
+    @staticmethod
+    def _session(token: str, conversation_id: str, user_id: str | None) -> dict[str, Any]:
+        return {"token": token, "conversation_id": conversation_id, "verified": user_id is not None}
+
+    def _shop_user(self, user: Any) -> tuple[str | None, web.Response | None]:
+        """(the shop's user id, None) for a rightly signed ``user``, (None, None) for none,
+        (None, an error response) otherwise."""
+        if user is None:
+            return None, None
+        if (
+            not isinstance(user, dict)
+            or not valid_user_id(user.get("id"))
+            or not isinstance(user.get("hash"), str)
+            or not USER_HASH_RE.fullmatch(user["hash"])
+        ):
+            return None, json_error(
+                400,
+                "bad_request",
+                'user must be {"id": "<the shop\'s user id>", "hash": "<64 hex digits>"}.',
+            )
+        secret = self.settings.identity.shop_secret
+        if not secret:
+            return None, json_error(
+                403,
+                "identity_not_configured",
+                "This chat does not accept signed-in users: identity.shop_secret is not set.",
+            )
+        if not shop_hash_matches(secret, user["id"], user["hash"]):
+            log.warning("webchat: refused a user whose hash does not match")
+            return None, json_error(
+                403,
+                "identity_rejected",
+                "user.hash does not match user.id: compute HMAC-SHA256(shop secret, user id) "
+                "on the shop's server.",
+            )
+        return str(user["id"]), None
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         visitor = self.visitor_from_token(request.query.get("token"))

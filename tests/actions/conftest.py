@@ -27,8 +27,17 @@ def make_tracker(
     intent: str = "greet",
     events: list[dict[str, Any]] | None = None,
     active_loop: str | None = None,
+    verified: int | None = None,
+    text: str = "...",
 ) -> Tracker:
-    latest = {"intent": {"name": intent, "confidence": 0.99}, "entities": [], "text": "..."}
+    """A tracker; ``verified`` is the backend customer id the gateway vouches for (metadata)."""
+    metadata = {"verified_customer_id": str(verified)} if verified is not None else {}
+    latest = {
+        "intent": {"name": intent, "confidence": 0.99},
+        "entities": [],
+        "text": text,
+        "metadata": metadata,
+    }
     return Tracker(
         sender_id="test-conversation",
         slots=slots or {},

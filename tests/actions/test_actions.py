@@ -23,7 +23,7 @@ def slot_events(events):
 def test_order_status_answers_from_the_backend():
     msgs, _ = run_action(
         actions.ActionHandleOrderRequest(),
-        make_tracker({"order_number": "1001", "order_request": "status"}),
+        make_tracker({"order_number": "1001", "order_request": "status"}, verified=1),
     )
     text = texts(msgs)
     assert "1001" in text and "Aurora Speaker" in text
@@ -35,7 +35,7 @@ def test_order_status_answers_from_the_backend():
 def test_late_order_is_called_late():
     msgs, _ = run_action(
         actions.ActionHandleOrderRequest(),
-        make_tracker({"order_number": "1003", "order_request": "status"}),
+        make_tracker({"order_number": "1003", "order_request": "status"}, verified=3),
     )
     assert "running late" in texts(msgs)
 
@@ -43,7 +43,7 @@ def test_late_order_is_called_late():
 def test_cancel_processing_order_changes_the_backend():
     msgs, _ = run_action(
         actions.ActionHandleOrderRequest(),
-        make_tracker({"order_number": "1004", "order_request": "cancel"}),
+        make_tracker({"order_number": "1004", "order_request": "cancel"}, verified=4),
     )
     assert "is cancelled" in texts(msgs) and "$89.00" in texts(msgs)
     order = backend.get_order("1004")
@@ -53,7 +53,7 @@ def test_cancel_processing_order_changes_the_backend():
 def test_cancel_shipped_order_is_refused_and_nothing_changes():
     msgs, _ = run_action(
         actions.ActionHandleOrderRequest(),
-        make_tracker({"order_number": "1001", "order_request": "cancel"}),
+        make_tracker({"order_number": "1001", "order_request": "cancel"}, verified=1),
     )
     assert "already shipped" in texts(msgs)
     assert backend.get_order("1001").status == "shipped"
@@ -62,7 +62,7 @@ def test_cancel_shipped_order_is_refused_and_nothing_changes():
 def test_return_within_window_opens_a_return():
     msgs, _ = run_action(
         actions.ActionHandleOrderRequest(),
-        make_tracker({"order_number": "1002", "order_request": "return"}),
+        make_tracker({"order_number": "1002", "order_request": "return"}, verified=2),
     )
     assert "RMA-1002" in texts(msgs)
     assert backend.get_order("1002").return_code == "RMA-1002"
@@ -71,7 +71,7 @@ def test_return_within_window_opens_a_return():
 def test_return_outside_window_is_refused():
     msgs, _ = run_action(
         actions.ActionHandleOrderRequest(),
-        make_tracker({"order_number": "1006", "order_request": "return"}),
+        make_tracker({"order_number": "1006", "order_request": "return"}, verified=2),
     )
     assert "return window has closed" in texts(msgs)
     assert backend.get_order("1006").return_code is None
@@ -80,12 +80,12 @@ def test_return_outside_window_is_refused():
 def test_refund_status_processing_and_refunded():
     msgs, _ = run_action(
         actions.ActionHandleOrderRequest(),
-        make_tracker({"order_number": "1005", "order_request": "refund"}),
+        make_tracker({"order_number": "1005", "order_request": "refund"}, verified=1),
     )
     assert "processing since" in texts(msgs) and "$249.00" in texts(msgs)
     msgs, _ = run_action(
         actions.ActionHandleOrderRequest(),
-        make_tracker({"order_number": "1007", "order_request": "refund"}),
+        make_tracker({"order_number": "1007", "order_request": "refund"}, verified=3),
     )
     assert "was issued" in texts(msgs)
 
@@ -93,7 +93,7 @@ def test_refund_status_processing_and_refunded():
 def test_delivery_problem_on_delivered_order_explains_next_steps():
     msgs, _ = run_action(
         actions.ActionHandleOrderRequest(),
-        make_tracker({"order_number": "1002", "order_request": "delivery"}),
+        make_tracker({"order_number": "1002", "order_request": "delivery"}, verified=2),
     )
     assert "was delivered on" in texts(msgs) and "claim" in texts(msgs)
 
@@ -122,11 +122,13 @@ def test_bad_order_numbers_get_clear_messages():
 
 def test_warranty_in_and_out():
     msgs, events = run_action(
-        actions.ActionCheckWarranty(), make_tracker({"serial_number": "SN100234"})
+        actions.ActionCheckWarranty(), make_tracker({"serial_number": "SN100234"}, verified=1)
     )
     assert "under warranty until" in texts(msgs)
     assert slot_events(events) == {"product": "Aurora Speaker"}
-    msgs, _ = run_action(actions.ActionCheckWarranty(), make_tracker({"serial_number": "SN482910"}))
+    msgs, _ = run_action(
+        actions.ActionCheckWarranty(), make_tracker({"serial_number": "SN482910"}, verified=2)
+    )
     assert "ended on" in texts(msgs)
 
 
@@ -158,7 +160,7 @@ def test_unknown_product_and_serial_mismatch_are_explained():
 def test_repair_booking_writes_a_repair_on_a_weekday():
     msgs, _ = run_action(
         actions.ActionBookRepair(),
-        make_tracker({"serial_number": "SN300117", "product": "Nova Phone"}),
+        make_tracker({"serial_number": "SN300117", "product": "Nova Phone"}, verified=2),
     )
     assert "Booked! Repair R-2001" in texts(msgs) and "free" in texts(msgs)
     reference, pickup, covered = backend.book_repair("SN777320", today=date(2026, 11, 20))
@@ -240,12 +242,14 @@ def test_handoff_reasons_and_priority():
         "high",
         "general",
     )
-    # Jonas (order 1002) is a VIP customer: his conversations go to the front.
+    # Jonas (customer 2) is a VIP: once verified, his conversations go to the front.
     signal = handoff_payload(
         run_action(
             actions.ActionRequestHandoff(),
             make_tracker(
-                {"order_number": "1002", "order_request": "status"}, intent="request_human"
+                {"order_number": "1002", "order_request": "status"},
+                intent="request_human",
+                verified=2,
             ),
         )[0]
     )
@@ -255,6 +259,17 @@ def test_handoff_reasons_and_priority():
         "orders",
     )
     assert signal["facts"] == {"order_number": "1002"}
+    assert signal["customer"] == {"id": "2", "name": "Jonas Weber", "vip": True}
+    # Naming a VIP's order number without being verified changes nothing.
+    signal = handoff_payload(
+        run_action(
+            actions.ActionRequestHandoff(),
+            make_tracker(
+                {"order_number": "1002", "order_request": "status"}, intent="request_human"
+            ),
+        )[0]
+    )
+    assert signal["priority"] == "normal" and "customer" not in signal
     fallback_events = [
         {"event": "user", "parse_data": {"intent": {"name": n}}}
         for n in ("nlu_fallback", "nlu_fallback", "affirm")

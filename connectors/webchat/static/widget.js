@@ -42,7 +42,10 @@
     title: (ds.title || 'Brightline Support').trim(),
     greeting: (ds.greeting || '').trim(),
     position: ds.position === 'left' ? 'left' : 'right',
-    open: ds.open === 'true' || ds.open === ''
+    open: ds.open === 'true' || ds.open === '',
+    // The shop vouches for a signed-in customer: its user id and HMAC-SHA256(shop secret, id),
+    // rendered by the shop's server (docs/widget.md).
+    user: ds.userId && ds.userHash ? { id: ds.userId, hash: ds.userHash } : null
   };
 
   function findScript() {
@@ -731,13 +734,27 @@
     if (sessionInFlight) return Promise.resolve(false);
     sessionInFlight = true;
     var sentToken = token || null;
+    var sentUser = opts.user;
+    var body = { token: sentToken };
+    if (sentUser) body.user = sentUser;
     return fetch(BASE + '/webchat/session', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ token: sentToken }),
+      body: JSON.stringify(body),
       credentials: 'omit',
       cache: 'no-store'
     }).then(function (res) {
+      if (sentUser && (res.status === 400 || res.status === 403)) {
+        // The shop's signature was refused: tell the site's developer, and chat anonymously
+        // (the bot can still verify the customer itself).
+        return res.json().catch(function () { return {}; }).then(function (err) {
+          console.error('Brightline chat: the signed-in user was refused: ' +
+            ((err && err.message) || ('HTTP ' + res.status)));
+          opts.user = null;
+          sessionInFlight = false;
+          return openSession();
+        });
+      }
       if ((res.status === 400 || res.status === 401 || res.status === 403 || res.status === 404) && sentToken) {
         // The old token is no longer valid: start a new conversation.
         token = null;

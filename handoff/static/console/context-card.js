@@ -128,6 +128,25 @@ function pastSection(past) {
   );
 }
 
+const VERIFIED_BY = { shop: "signed in to the shop", second_factor: "order or device check" };
+
+/** Whether the customer proved who they are; until then, account facts are not theirs. */
+function verifiedBadge(customer) {
+  if (customer.verified_id) {
+    const how = VERIFIED_BY[customer.verified_by] || "verified";
+    return h("span", {
+      class: "badge badge--verified",
+      testid: "verified-badge",
+      title: "Shop customer " + customer.verified_id + ", " + how,
+    }, "Verified · " + how);
+  }
+  return h("span", {
+    class: "badge badge--unverified",
+    testid: "verified-badge",
+    title: "Ask for the order number and the e-mail or postcode on it before sharing account details",
+  }, "Not verified");
+}
+
 /** Fill #context-card from a conversation view (the API's answer for one conversation). */
 export function renderContext(view) {
   const card = $("#context-card");
@@ -149,6 +168,7 @@ export function renderContext(view) {
       { class: "context-card__top" },
       h("span", { class: "context-card__name", testid: "customer-name" }, customerName(view)),
       vip ? h("span", { class: "badge badge--vip", testid: "vip-badge" }, "VIP") : null,
+      verifiedBadge(customer),
       channelBadge(conv.channel),
       h("span", { class: "context-card__ids", testid: "channel-user-id", title: "Id on " + (conv.channel || "the channel") },
         conv.channel_user_id || customer.channel_user_id || "")
