@@ -39,6 +39,13 @@ def _money(amount: float | None) -> str:
 # --- orders ---------------------------------------------------------------------------
 
 
+def order_not_found(number: Any, verified: int | None) -> str:
+    """The same words whether the order does not exist or is someone else's."""
+    if verified is not None:
+        return f"I couldn't find order {number} on your account."
+    return f"I couldn't find an order with the number {number}."
+
+
 class ValidateOrderNumberForm(VerifiesOwner, FormValidationAction):
     subject_slot = "order_number"
     thing = "order"
@@ -67,14 +74,9 @@ class ValidateOrderNumberForm(VerifiesOwner, FormValidationAction):
         order = backend.get_order(number)
         verified = verified_customer(tracker)
         if order is None or (verified is not None and order.customer_id != verified):
-            what = (
-                f"order {number} on your account"
-                if verified is not None
-                else f"an order with the number {number}"
-            )
             dispatcher.utter_message(
-                text=f"I couldn't find {what}. Please check the number in your confirmation "
-                'e-mail, or say "agent" and a colleague will look it up.'
+                text=f"{order_not_found(number, verified)} Please check the number in your "
+                'confirmation e-mail, or say "agent" and a colleague will look it up.'
             )
             return {"order_number": None}
         return {"order_number": number}
@@ -214,10 +216,9 @@ class ActionHandleOrderRequest(Action):
         order = backend.get_order(str(number)) if number else None
         verified = verified_customer(tracker)
         if order is None or (verified is not None and order.customer_id != verified):
-            what = "on your account " if verified is not None else ""
             dispatcher.utter_message(
-                text=f"I couldn't find an order {what}with the number {number}. Please check it "
-                "in your confirmation e-mail."
+                text=f"{order_not_found(number, verified)} Please check it in your confirmation "
+                "e-mail."
             )
             return [SlotSet("order_number", None)]
         if verified is None:

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from bot.app import create_app
 from bot.config import Settings
+from bot.core.identity import shop_user_hash
 from tests.helpers import listen
 
 AGENT_PASSWORD = "correct-horse-battery"
@@ -24,6 +25,18 @@ class Gateway:
     settings: Settings
 
 
+SHOP_SECRET = "test-shop-secret-0123456789"
+
+
+def shop_user(user_id: str, secret: str = SHOP_SECRET) -> dict[str, str]:
+    """What a shop's page passes to the widget for a signed-in customer (docs/widget.md)."""
+    return {"id": user_id, "hash": shop_user_hash(secret, user_id)}
+
+
+# Maya Patel, customer 1 of the demo backend (orders 1001 and 1005, device SN100234).
+MAYA = "1"
+
+
 def gateway_settings(tmp: Path, rasa_url: str, rasa_token: str | None, **extra: Any) -> Settings:
     return Settings.model_validate(
         {
@@ -31,6 +44,7 @@ def gateway_settings(tmp: Path, rasa_url: str, rasa_token: str | None, **extra: 
             "secret_key": "test-secret-key-0123456789abcdef",
             "rasa": {"urls": [rasa_url], "token": rasa_token, "timeout_seconds": 10},
             "demo_agent": {"username": "sam", "password": AGENT_PASSWORD, "display_name": "Sam"},
+            "identity": {"shop_secret": SHOP_SECRET},
             **extra,
         }
     )

@@ -113,10 +113,14 @@ class CustomerClient:
         self.frames = self.log.items
         self._reader: asyncio.Task[None] | None = None
 
-    async def connect(self, token: str | None = None) -> CustomerClient:
-        async with self.http.post(
-            f"{self.base_url}/webchat/session", json={"token": token or self.token}
-        ) as resp:
+    async def connect(
+        self, token: str | None = None, user: dict[str, str] | None = None
+    ) -> CustomerClient:
+        """``user``: the shop vouches for a signed-in customer (see gateway_fixtures.shop_user)."""
+        body: dict[str, Any] = {"token": token or self.token}
+        if user is not None:
+            body["user"] = user
+        async with self.http.post(f"{self.base_url}/webchat/session", json=body) as resp:
             assert resp.status == 200, await resp.text()
             body = await resp.json()
         self.token, self.conversation_id = body["token"], body["conversation_id"]

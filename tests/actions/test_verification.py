@@ -146,7 +146,7 @@ def test_cancelling_someone_elses_order_changes_nothing():
         actions.ActionHandleOrderRequest(),
         make_tracker({"order_number": "1004", "order_request": "cancel"}, verified=1),
     )
-    assert "couldn't find an order on your account with the number 1004" in texts(msgs)
+    assert "couldn't find order 1004 on your account" in texts(msgs)
     assert backend.get_order("1004").status == "processing"
     dispatcher = CollectingDispatcher()
     result = actions.ValidateOrderNumberForm().validate_order_number(

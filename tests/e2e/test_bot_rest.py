@@ -39,11 +39,53 @@ async def tracker(stack: devctl.Stack, sender: str) -> dict[str, Any]:
             return result
 
 
-async def test_order_status_comes_from_the_backend(rasa_stack: devctl.Stack) -> None:
-    replies = await say(rasa_stack, f"t-{uuid.uuid4()}", "where is my order 1001?")
-    text = joined(replies)
+ASK_SECOND_FACTOR = "what's the e-mail address or the postcode on your account?"
+
+
+async def test_order_status_comes_from_the_backend_once_the_order_is_proved_theirs(
+    rasa_stack: devctl.Stack,
+) -> None:
+    sender = f"t-{uuid.uuid4()}"
+    asked = joined(await say(rasa_stack, sender, "where is my order 1001?"))
+    assert ASK_SECOND_FACTOR in asked
+    assert "Aurora Speaker" not in asked and "JD014600003827" not in asked
+    text = joined(await say(rasa_stack, sender, "maya.patel@example.com"))
+    assert "Thanks, Maya, that matches our records." in text
     assert "Order 1001 (Aurora Speaker)" in text
     assert "JD014600003827" in text  # the seeded tracking number, not a canned answer
+    # Verified for this conversation: her other order without a second question, and
+    # someone else's order not at all.
+    text = joined(await say(rasa_stack, sender, "what about the refund for order 1005"))
+    assert "refund of $249.00 for order 1005" in text and ASK_SECOND_FACTOR not in text
+    text = joined(await say(rasa_stack, sender, "where is order 1002?"))
+    assert "couldn't find order 1002 on your account" in text
+    assert "Nova Phone" not in text and "1Z999AA10123456784" not in text
+
+
+async def test_a_wrong_answer_then_the_right_postcode(rasa_stack: devctl.Stack) -> None:
+    sender = f"t-{uuid.uuid4()}"
+    await say(rasa_stack, sender, "has order 1008 shipped")
+    text = joined(await say(rasa_stack, sender, "it's liam@example.com"))
+    assert "doesn't match" in text and "2 tries left" in text
+    assert ASK_SECOND_FACTOR in text  # asked again
+    text = joined(await say(rasa_stack, sender, "my postcode is D02 X285"))
+    assert "Thanks, Liam" in text and "Order 1008 (Sentry Doorbell) is out for delivery" in text
+
+
+async def test_three_wrong_answers_hand_over_without_showing_the_order(
+    rasa_stack: devctl.Stack,
+) -> None:
+    sender = f"t-{uuid.uuid4()}"
+    await say(rasa_stack, sender, "I want to cancel order 1004")
+    for answer in ("someone@example.com", "SW1A 1AA", "it's E2 8AA"):
+        replies = await say(rasa_stack, sender, answer)
+    text = joined(replies)
+    assert "couldn't confirm that this order is yours" in text
+    signals = [r["custom"]["handoff"] for r in replies if isinstance(r.get("custom"), dict)]
+    assert [s["reason"] for s in signals] == ["verification_failed"]
+    state = await tracker(rasa_stack, sender)
+    assert state["slots"]["verification_attempts"] == 3.0
+    assert state["slots"]["verified_customer"] is None
 
 
 async def test_unknown_order_number_is_explained(rasa_stack: devctl.Stack) -> None:

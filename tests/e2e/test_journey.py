@@ -131,9 +131,19 @@ async def test_full_journey_troubleshoot_handoff_agent_resolve_rating(
         ratings = await store.csat_for(customer.conversation_id)
         assert [r.rating for r in ratings] == [5]
 
-        # Back with the bot, which kept its slots and answers again.
-        back = await customer.say("where is my order 1001?", "Order 1001 (Aurora Speaker)")
+        # Back with the bot, which answers again: about an order only once the customer
+        # proves it is theirs (the e-mail on it), and then remembers who they are.
+        asked = await customer.say("where is my order 1001?", "e-mail address or the postcode")
+        assert asked["sender"] == "bot"
+        back = await customer.say("maya.patel@example.com", "Order 1001 (Aurora Speaker)")
         assert back["sender"] == "bot"
+        assert "Thanks, Maya, that matches our records." in customer.texts("bot")
+        conversation = await store.conversation(customer.conversation_id)
+        assert conversation is not None
+        verified = await store.customer(conversation.customer_id)
+        assert verified is not None
+        assert (verified.verified_id, verified.verified_by) == ("1", "second_factor")
+        assert verified.display_name == "Maya Patel" and not verified.vip
         handoffs = await store.handoffs_for_conversation(customer.conversation_id)
         assert handoffs[0].first_agent_reply_at is not None and handoffs[0].resolved_at
     finally:

@@ -17,7 +17,7 @@ from bot.config import Settings
 from bot.core.state import ConversationState
 from scripts import devctl
 from tests.fakes import serve
-from tests.gateway_fixtures import gateway_settings, running_gateway
+from tests.gateway_fixtures import MAYA, gateway_settings, running_gateway, shop_user
 from tests.helpers import CustomerClient, dead_port, forward
 
 pytestmark = pytest.mark.e2e
@@ -76,7 +76,8 @@ async def test_bot_answers_once_rasa_is_back(
         rasa={"urls": [switchable.url], "token": rasa_stack.token, "retry_seconds": 0.3},
     )
     async with running_gateway(settings) as gw:
-        customer = await CustomerClient(gw.url, http).connect()
+        # Signed in to the shop as Maya, so the bot answers about her order straight away.
+        customer = await CustomerClient(gw.url, http).connect(user=shop_user(MAYA))
         try:
             switchable.down = True
             await customer.say("where is my order 1001?", "technical problem")
@@ -104,14 +105,14 @@ async def test_message_stored_before_a_gateway_restart_is_answered_after_it(
     dead_rasa = f"http://127.0.0.1:{dead_port()}"
     first = gateway_settings(tmp_path, dead_rasa, None)
     async with running_gateway(first) as gw:
-        customer = await CustomerClient(gw.url, http).connect()
+        customer = await CustomerClient(gw.url, http).connect(user=shop_user(MAYA))
         await customer.say("where is my order 1001?", "technical problem")
         token = customer.token
         await customer.close()
     # The same database, now with a working Rasa: the restarted gateway picks the message up.
     second = gateway_settings(tmp_path, rasa_stack.rasa_url, rasa_stack.token)
     async with running_gateway(second) as gw:
-        back = await CustomerClient(gw.url, http).connect(token=token)
+        back = await CustomerClient(gw.url, http).connect(token=token, user=shop_user(MAYA))
         try:
             await back.wait_for(
                 lambda f: f.get("sender") == "bot" and "Order 1001 (Aurora Speaker)" in f["text"]
@@ -222,7 +223,7 @@ async def test_a_message_that_came_in_during_a_failed_turn_is_not_left_waiting(
             return await real_turn(*args, **kwargs)  # type: ignore[arg-type]
 
         monkeypatch.setattr(service.bot_turn, "_bot_turn", fail_once)
-        customer = await CustomerClient(gw.url, http).connect()
+        customer = await CustomerClient(gw.url, http).connect(user=shop_user(MAYA))
         try:
             await customer.send("where is my order 1001?")
             await asyncio.sleep(0.1)

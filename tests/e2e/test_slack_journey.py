@@ -127,8 +127,15 @@ async def test_slack_dm_journey_troubleshoot_handoff_agent_resolve_rating(
         store = gateway.app[STORE]
         assert [r.rating for r in await store.csat_for(conversation_id)] == [5]
 
-        # Back with the bot; top the measured webhooks up to MEASURED_EVENTS.
-        await customer.say("where is my order 1001?", "Order 1001 (Aurora Speaker)")
+        # Back with the bot, which asks for the postcode before it talks about an order; the
+        # Slack account then stays linked to the verified customer.
+        await customer.say("where is my order 1001?", "e-mail address or the postcode")
+        await customer.say("it's N1 9GU", "Order 1001 (Aurora Speaker)")
+        conversation = await store.conversation(conversation_id)
+        assert conversation is not None
+        person = await store.customer(conversation.customer_id)
+        assert person is not None and person.verified_id == "1"
+        # Top the measured webhooks up to MEASURED_EVENTS.
         small_talk = ["what are your opening hours?", "thanks", "hello"]
         while len(sender.timings_ms) < MEASURED_EVENTS:
             await customer.say(small_talk[len(sender.timings_ms) % 3], "")  # any answer

@@ -17,10 +17,13 @@ class ScriptedRasa:
         self,
         nlu: dict[str, tuple[str, float]],
         buttons: dict[str, list[dict[str, str]]] | None = None,
+        customs: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.nlu = nlu
         self.buttons = buttons or {}  # message text -> buttons of the answer
+        self.customs = customs or {}  # message text -> custom payload of the answer
         self.received: list[str] = []  # every message text, as the gateway sent it
+        self.metadata: list[dict[str, Any]] = []  # the metadata that came with each
         self.tracker_reads = 0
         self.url = ""
         self._runner: web.AppRunner | None = None
@@ -28,10 +31,13 @@ class ScriptedRasa:
     async def _webhook(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.received.append(body["message"])
+        self.metadata.append(body.get("metadata") or {})
         intent, confidence = self.nlu.get(body["message"], ("chitchat", 0.99))
         reply: dict[str, Any] = {"recipient_id": body["sender"], "text": "ok"}
         if body["message"] in self.buttons:
             reply["buttons"] = self.buttons[body["message"]]
+        if body["message"] in self.customs:
+            reply["custom"] = self.customs[body["message"]]
         return web.json_response(
             {
                 "messages": [reply],
