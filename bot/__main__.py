@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
-from bot.app import create_app
+from bot.app import create_app, server_options
 from bot.config import Settings, SettingsError, load_settings
 from bot.core.errors import DuplicateAgent
 from bot.logs import configure_logging
@@ -57,7 +57,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else settings.http.port
     print(f"gateway listening on http://{host}:{port} (console: /console)", flush=True)
     web.run_app(
-        create_app(settings), host=host, port=port, print=None, access_log_class=PathOnlyAccessLog
+        create_app(settings),
+        host=host,
+        port=port,
+        print=None,
+        access_log_class=PathOnlyAccessLog,
+        **server_options(settings),
     )
     return 0
 

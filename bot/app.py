@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,6 +26,7 @@ from bot.appkeys import (
 from bot.broker import create_broker
 from bot.config import Settings
 from bot.core.errors import DuplicateAgent
+from bot.http_errors import json_error
 from bot.http_headers import security_headers
 from bot.rasa_client import RasaClient
 from bot.store import Store
@@ -114,6 +116,26 @@ async def cors_for_widget(
     return response
 
 
+@web.middleware
+async def body_in_time(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Read a request's body before its handler, within http.body_timeout_seconds: a client
+    that trickles a body gets a 408, and one that goes away mid-body is a debug line."""
+    # (After this, ``can_read_body`` is False: handlers test ``body_exists``.)
+    if request.can_read_body:
+        try:
+            async with asyncio.timeout(request.app[SETTINGS].http.body_timeout_seconds):
+                await request.read()  # kept by the request: handlers read it from memory
+        except TimeoutError:
+            log.info("request body too slow", path=request.path)
+            return json_error(408, "request_timeout", "The request body did not arrive in time.")
+        except (ConnectionError, aiohttp.ClientPayloadError) as exc:
+            log.debug("request body aborted", path=request.path, error=type(exc).__name__)
+            return json_error(400, "bad_request", "The request body was cut off.")
+    return await handler(request)
+
+
 async def healthz(request: web.Request) -> web.Response:
     """Public and minimal: up or degraded. The details are for supervisors (console API)."""
     ok = await request.app[BROKER].ping()
@@ -129,8 +151,15 @@ async def _health_details(app: web.Application) -> dict[str, Any]:
     }
 
 
+def server_options(settings: Settings) -> dict[str, Any]:
+    """Options for the server that runs the app (``web.run_app``, ``web.AppRunner``)."""
+    # aiohttp closes a connection that sits this long without a whole request, from the moment
+    # it opens: a client that trickles its headers is cut off (there is no separate setting).
+    return {"keepalive_timeout": settings.http.idle_timeout_seconds}
+
+
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[cors_for_widget], client_max_size=256 * 1024)
+    app = web.Application(middlewares=[body_in_time, cors_for_widget], client_max_size=256 * 1024)
     app.on_response_prepare.append(security_headers)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_resources)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -33,6 +34,23 @@ class HttpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     public_url: str | None = None
+    # A connection that has not sent a whole request (headers) this long after it opened, or
+    # after its last answer, is closed; a request body must arrive within body_timeout.
+    idle_timeout_seconds: float = Field(15.0, gt=0)
+    body_timeout_seconds: float = Field(20.0, gt=0)
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client: the rate
+    # limits and the sign-in throttle then count the client, not the proxy.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
 
 
 class RasaSettings(_Section):

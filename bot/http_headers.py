@@ -7,6 +7,9 @@ MIME-sniffed; no referrer leaves; the ``Server`` header names no versions.
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Sequence
+
 from aiohttp import web
 
 SERVER_NAME = "csbot"
@@ -35,3 +38,30 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     if response.content_type == "text/html":
         headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+
+
+def client_address(request: web.BaseRequest, trusted_proxies: Sequence[str]) -> str:
+    """The client's address: the peer's, or, when the peer is a trusted reverse proxy, the
+    nearest address in X-Forwarded-For that is not one of the trusted proxies."""
+    peer = request.remote or "unknown"
+    if not trusted_proxies:
+        return peer
+    networks = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
+
+    def trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in networks)
+
+    if not trusted(peer):
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")]
+    for hop in reversed([h for h in hops if h]):
+        if not trusted(hop):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # a garbled header: count the proxy rather than trust it
+    return peer

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.app import create_app
+from bot.app import create_app, server_options
 from bot.config import Settings
 from bot.core.identity import shop_user_hash
 from tests.helpers import listen
@@ -53,7 +53,7 @@ def gateway_settings(tmp: Path, rasa_url: str, rasa_token: str | None, **extra: 
 @contextlib.asynccontextmanager
 async def running_gateway(settings: Settings) -> AsyncIterator[Gateway]:
     app = create_app(settings)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, **server_options(settings))
     await runner.setup()
     port = await listen(runner)
     try:

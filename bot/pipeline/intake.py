@@ -203,17 +203,27 @@ class Intake(Component):
         log.info("payload not offered; kept as text", channel=message.channel)
         return None
 
-    async def open_session(
-        self, channel: str, channel_user_id: str, verified_id: str | None = None
+    async def start_conversation(
+        self,
+        channel: str,
+        channel_user_id: str,
+        conversation_id: str,
+        verified_id: str | None = None,
     ) -> Conversation:
-        """A new conversation for a new visitor (web chat issues a token for it).
+        """The conversation a web chat token names, stored on its first message: the id was
+        handed out with the token, so a visitor who never writes leaves no rows behind.
 
         ``verified_id``: the shop vouched for this visitor as its customer (a checked signed
         user id); the conversation then joins that customer's history."""
+        existing = await self.store.conversation(conversation_id)
+        if existing is not None:
+            return existing
         customer = await self.store.find_or_create_customer(channel, channel_user_id, None)
         if verified_id is not None:
             customer = await self.store.verify_customer(customer.id, verified_id, "shop")
-        return await self.store.create_conversation(customer.id, channel, channel_user_id)
+        return await self.store.create_conversation(
+            customer.id, channel, channel_user_id, conversation_id
+        )
 
     async def conversation(self, conversation_id: str) -> Conversation | None:
         return await self.store.conversation(conversation_id)

@@ -72,11 +72,15 @@ async def _newest_conversation(
 
 
 async def _insert_conversation(
-    conn: Conn, customer_id: str, channel: str, channel_user_id: str
+    conn: Conn,
+    customer_id: str,
+    channel: str,
+    channel_user_id: str,
+    conversation_id: str | None = None,
 ) -> Conversation:
     now = utcnow()
     new = Conversation(
-        id=new_id(),
+        id=conversation_id or new_id(),
         customer_id=customer_id,
         channel=channel,
         channel_user_id=channel_user_id,
@@ -124,13 +128,28 @@ class ConversationsMixin(StoreEngine):
             return await _insert_conversation(conn, customer_id, channel, channel_user_id)
 
     async def create_conversation(
-        self, customer_id: str, channel: str, channel_user_id: str
+        self,
+        customer_id: str,
+        channel: str,
+        channel_user_id: str,
+        conversation_id: str | None = None,
     ) -> Conversation:
-        """A new conversation in state BOT, version 1. NotFound if the customer does not exist."""
-        async with self._tx(write=True) as conn:
-            if await customer_by_id(conn, customer_id) is None:
-                raise NotFound(f"no customer {customer_id}")
-            return await _insert_conversation(conn, customer_id, channel, channel_user_id)
+        """A new conversation in state BOT, version 1. NotFound if the customer does not exist.
+
+        ``conversation_id``: the id handed out before the conversation was stored (web chat
+        tokens); when a conversation with it exists already, that one is returned."""
+        try:
+            async with self._tx(write=True) as conn:
+                if await customer_by_id(conn, customer_id) is None:
+                    raise NotFound(f"no customer {customer_id}")
+                return await _insert_conversation(
+                    conn, customer_id, channel, channel_user_id, conversation_id
+                )
+        except IntegrityError:
+            existing = await self.conversation(conversation_id) if conversation_id else None
+            if existing is None:
+                raise
+            return existing
 
     async def conversation(self, conversation_id: str) -> Conversation | None:
         """The conversation with this id, or None."""

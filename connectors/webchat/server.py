@@ -27,6 +27,7 @@ from bot.core.signing import Signer
 from bot.core.tasks import cancel_and_wait
 from bot.core.types import InboundMessage, is_text
 from bot.http_errors import json_error
+from bot.http_headers import client_address
 from bot.pipeline.intake import AcceptStatus, Intake
 from connectors.base import UsesIntake
 from connectors.webchat.demo_shop import page_handler
@@ -92,7 +93,7 @@ class WebchatChannel(UsesIntake):
         next person on a shared browser never sees the last one's conversation.
         """
         try:
-            body = await request.json() if request.can_read_body else {}
+            body = await request.json() if request.body_exists else {}
         except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested absurdly deep
             return json_error(400, "bad_request", 'The body must be JSON, e.g. {"token": null}.')
         if not isinstance(body, dict):
@@ -105,22 +106,24 @@ class WebchatChannel(UsesIntake):
             return refused
         if token:
             data = self.visitor_from_token(token)
-            if data is None or await self.intake.conversation(data["c"]) is None:
+            if data is None:
                 return json_error(401, "invalid_token", "This chat session is not valid any more.")
             if data.get("u") == user_id:
                 return web.json_response(self._session(token, data["c"], user_id))
-        wait = await self.limits.new_session(request.remote or "unknown")
+        address = client_address(request, self.settings.http.trusted_proxies)
+        wait = await self.limits.new_session(address)
         if wait:
             response = json_error(
                 429, "rate_limited", "Too many new chats from your address; try again shortly."
             )
             response.headers["Retry-After"] = str(wait)
             return response
-        visitor = uuid.uuid4().hex
-        conversation = await self.intake.open_session(CHANNEL, visitor, verified_id=user_id)
-        claims = {"v": visitor, "c": conversation.id, **({"u": user_id} if user_id else {})}
+        # Nothing is stored yet: the conversation (and a new customer) is written with the
+        # visitor's first message, under the id the token names.
+        visitor, conversation_id = uuid.uuid4().hex, uuid.uuid4().hex
+        claims = {"v": visitor, "c": conversation_id, **({"u": user_id} if user_id else {})}
         token = self.signer.sign(claims, TOKEN_PURPOSE)
-        return web.json_response(self._session(token, conversation.id, user_id))
+        return web.json_response(self._session(token, conversation_id, user_id))
 
     @staticmethod
     def _session(token: str, conversation_id: str, user_id: str | None) -> dict[str, Any]:
@@ -161,7 +164,7 @@ class WebchatChannel(UsesIntake):
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         visitor = self.visitor_from_token(request.query.get("token"))
-        if visitor is None or await self.intake.conversation(visitor["c"]) is None:
+        if visitor is None:
             return json_error(401, "invalid_token", "A valid visitor token is required.")
         counts, key = self.limits.sockets, visitor["v"]
         if counts[key] >= self.limits.max_sockets:
@@ -173,7 +176,9 @@ class WebchatChannel(UsesIntake):
         try:
             await ws.prepare(request)
             self.sockets.add(ws)
-            await WebchatSocket(self.intake, ws, visitor["v"], visitor["c"], self.limits).run()
+            await WebchatSocket(
+                self.intake, ws, visitor["v"], visitor["c"], self.limits, visitor.get("u")
+            ).run()
         finally:
             self.sockets.discard(ws)
             counts[key] -= 1
@@ -192,9 +197,12 @@ class WebchatSocket:
         visitor: str,
         conv: str,
         limits: WebchatLimits,
+        verified_id: str | None = None,
     ) -> None:
         self.intake, self.limits = intake, limits
         self.ws, self.visitor, self.conversation_id = ws, visitor, conv
+        self.verified_id = verified_id  # the shop's id of a signed-in visitor
+        self.stored = False  # whether the conversation is in the store yet
 
     async def send(self, frame: Frame) -> None:
         if not self.ws.closed:
@@ -241,6 +249,11 @@ class WebchatSocket:
             payload=payload[:200] if payload else None,
         )
         # The widget has no echoes of its own and must hear about an empty message: no checks.
+        if not self.stored:
+            await self.intake.start_conversation(
+                CHANNEL, self.visitor, self.conversation_id, self.verified_id
+            )
+            self.stored = True
         result = await self.intake.accept(message, self.conversation_id, checks=())
         if result.status is AcceptStatus.REJECTED:
             await self.error(result.code or "bad_request", result.message or "", client_id)

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.core.types import is_text
+from bot.http_headers import client_address
 from handoff.auth import (
     LOGIN_CSRF_COOKIE,
     burn_password_check,
@@ -78,7 +79,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     password = _form_str(form, "password")
     next_path = safe_next(_form_str(form, "next"))
 
-    address = request.remote or "unknown"
+    address = client_address(request, ctx.settings.http.trusted_proxies)
     wait = await ctx.throttle.attempt(address, username)
     if wait:
         log.warning(

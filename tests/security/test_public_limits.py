@@ -47,8 +47,32 @@ async def test_new_sessions_per_address_are_limited(
     assert statuses == [200, 200, 200, 429]
     refused = await _new_session(http, gateway)
     assert 0 < int(refused.headers["Retry-After"]) <= 60
-    # Nothing was created for the refused ones.
-    assert len(await gateway.app[STORE].conversations_in_states(list(ConversationState))) == 3
+    # A session stores nothing until its first message, refused or not.
+    assert await gateway.app[STORE].conversations_in_states(list(ConversationState)) == []
+
+
+async def test_a_session_is_stored_with_its_first_message_only(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    store = gateway.app[STORE]
+    customer = await CustomerClient(gateway.url, http).connect()
+    try:
+        assert await store.conversation(customer.conversation_id or "") is None
+        await customer.send("hello")
+        await customer.wait_for(lambda f: f.get("type") == "ack")
+        stored = await store.conversation(customer.conversation_id or "")
+        assert stored is not None
+        # The same token later: the same conversation, with its history.
+        again = await CustomerClient(gateway.url, http).connect(token=customer.token)
+        try:
+            assert again.conversation_id == customer.conversation_id
+            await again.wait_for(lambda f: f.get("type") == "message" and f["text"] == "hello")
+        finally:
+            await again.close()
+    finally:
+        await customer.close()
+    people = {c.customer_id for c in await store.conversations_in_states(list(ConversationState))}
+    assert people == {stored.customer_id}
 
 
 async def test_messages_per_conversation_are_limited_and_not_stored(
@@ -115,3 +139,44 @@ async def _clear_session_counts() -> None:
             await client.delete(key)
     finally:
         await client.aclose()
+
+
+async def test_behind_a_trusted_proxy_the_forwarded_client_is_counted(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    settings = gateway_settings(
+        tmp_path,
+        f"http://127.0.0.1:{dead_port()}",
+        None,
+        limits=LIMITS,
+        http={"trusted_proxies": ["127.0.0.0/8"]},
+    )
+
+    async def status(forwarded: str) -> int:
+        headers = {"X-Forwarded-For": forwarded}
+        async with http.post(
+            f"{gw.url}/webchat/session", json={"token": None}, headers=headers
+        ) as resp:
+            return resp.status
+
+    async with running_gateway(settings) as gw:
+        # The client is the nearest untrusted hop; what it wrote itself further left is not.
+        one = [await status(f"{n}.9.9.9, 203.0.113.7") for n in range(1, 5)]
+        assert one == [200, 200, 200, 429]
+        assert await status("203.0.113.8") == 200  # another client behind the same proxy
+        assert await status("203.0.113.8, 127.0.0.5") == 200  # a chain of trusted proxies
+        # A garbled header counts against the proxy's own address, never as a free pass.
+        assert [await status("not-an-address") for _ in range(4)] == [200, 200, 200, 429]
+
+
+async def test_without_trusted_proxies_the_header_is_ignored(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    statuses = []
+    for n in range(4):
+        headers = {"X-Forwarded-For": f"198.51.100.{n}"}
+        async with http.post(
+            f"{gateway.url}/webchat/session", json={"token": None}, headers=headers
+        ) as resp:
+            statuses.append(resp.status)
+    assert statuses == [200, 200, 200, 429]

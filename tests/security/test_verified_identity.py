@@ -73,6 +73,12 @@ async def test_a_rightly_signed_shop_user_is_verified_and_keeps_one_history(
     store = gw.app[STORE]
     status, first = await session(gw, http, {"token": None, "user": shop_user(MAYA)})
     assert status == 200 and first["verified"] is True
+    assert await row_counts(gw) == (0, 0)  # stored with the first message
+    customer = await CustomerClient(gw.url, http).connect(first["token"], user=shop_user(MAYA))
+    try:
+        await customer.say("hello", "ok")
+    finally:
+        await customer.close()
     conversation = await store.conversation(first["conversation_id"])
     assert conversation is not None
     maya = await store.customer(conversation.customer_id)
@@ -84,6 +90,13 @@ async def test_a_rightly_signed_shop_user_is_verified_and_keeps_one_history(
     # Another browser, same shop user: a new conversation of the same customer.
     status, other_device = await session(gw, http, {"token": None, "user": shop_user(MAYA)})
     assert other_device["conversation_id"] != first["conversation_id"]
+    customer = await CustomerClient(gw.url, http).connect(
+        other_device["token"], user=shop_user(MAYA)
+    )
+    try:
+        await customer.say("hello again", "ok")
+    finally:
+        await customer.close()
     history = await store.conversations_for_customer(maya.id)
     assert {c.id for c in history} == {first["conversation_id"], other_device["conversation_id"]}
 
