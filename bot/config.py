@@ -117,7 +117,7 @@ class HoursSettings(_Section):
 class LimitSettings(_Section):
     max_message_chars: int = Field(4000, ge=1)
     # Public web chat: new sessions per client address, customer messages per conversation
-    # (both per minute, across replicas with Redis), open sockets per visitor (per process).
+    # (both per minute), open sockets per visitor; all across replicas with Redis.
     sessions_per_minute_per_address: int = Field(30, ge=1)
     messages_per_minute_per_conversation: int = Field(30, ge=1)
     sockets_per_visitor: int = Field(5, ge=1)

@@ -62,6 +62,25 @@ class HandoffStarter(Component):
         super().__init__(ctx)
         self.queue = queue
 
+    async def _keep_shop_facts(self, conversation: Conversation, facts: CustomerInfo) -> None:
+        """The bot's signal brought the shop's name and VIP flag for the verified customer (a
+        shop-signed visitor has only an id so far): keep them on the customer, so the console
+        and later handoffs know them too."""
+        if facts.verified_id is None or facts.verified_by is None:
+            return
+        stored = await self.store.customer(conversation.customer_id)
+        if stored is None or stored.verified_id != facts.verified_id:
+            return
+        if stored.vip == facts.vip and (stored.display_name or not facts.display_name):
+            return
+        await self.store.verify_customer(
+            stored.id,
+            facts.verified_id,
+            facts.verified_by,
+            name=None if stored.display_name else facts.display_name,
+            vip=facts.vip,
+        )
+
     async def queue_position(self, conversation_id: str) -> tuple[int, float]:
         return await self.queue.position(conversation_id)
 
@@ -91,6 +110,7 @@ class HandoffStarter(Component):
         )
         if source_agent is not None:
             packet = packet.model_copy(update={"source": "agent"})
+        await self._keep_shop_facts(conversation, packet.customer)
         conversation = await self.records.transition(
             conversation.id, event, team=packet.team, priority=packet.priority, handoff_due=None
         )

@@ -31,7 +31,7 @@ from bot.http_headers import client_address
 from bot.pipeline.intake import AcceptStatus, Intake
 from connectors.base import UsesIntake
 from connectors.webchat.demo_shop import page_handler
-from connectors.webchat.limits import WebchatLimits
+from connectors.webchat.limits import SLOT_RENEW_SECONDS, SocketSlots, WebchatLimits
 
 log = structlog.get_logger(__name__)
 
@@ -166,13 +166,14 @@ class WebchatChannel(UsesIntake):
         visitor = self.visitor_from_token(request.query.get("token"))
         if visitor is None:
             return json_error(401, "invalid_token", "A valid visitor token is required.")
-        counts, key = self.limits.sockets, visitor["v"]
-        if counts[key] >= self.limits.max_sockets:
+        slots, key = self.limits.sockets, visitor["v"]
+        slot = await slots.take(key)
+        if slot is None:
             return json_error(
                 429, "rate_limited", "Too many open chat windows; close one and try again."
             )
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
-        counts[key] += 1
+        renewer = asyncio.create_task(_renew_slot(slots, key, slot))
         try:
             await ws.prepare(request)
             self.sockets.add(ws)
@@ -181,9 +182,8 @@ class WebchatChannel(UsesIntake):
             ).run()
         finally:
             self.sockets.discard(ws)
-            counts[key] -= 1
-            if counts[key] <= 0:
-                del counts[key]
+            await cancel_and_wait(renewer)
+            await slots.release(key, slot)
         return ws
 
 
@@ -297,6 +297,13 @@ class WebchatSocket:
         finally:
             await cancel_and_wait(forwarder)
             await subscription.close()
+
+
+async def _renew_slot(slots: SocketSlots, visitor: str, slot: str) -> None:
+    """Keep an open socket's slot from lapsing (see connectors/webchat/limits.py)."""
+    while True:
+        await asyncio.sleep(SLOT_RENEW_SECONDS)
+        await slots.renew(visitor, slot)
 
 
 def _static(name: str, content_type: str) -> Any:

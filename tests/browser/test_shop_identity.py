@@ -8,15 +8,15 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from aiohttp import web
 from playwright.async_api import (
     Browser,
     ConsoleMessage,
+    Locator,
     Page,
     Response,
-    Route,
     async_playwright,
     expect,
 )
@@ -29,6 +29,7 @@ from tests.browser.test_widget_and_console import (
     customer_says,
 )
 from tests.gateway_fixtures import AGENT_PASSWORD, Gateway, gateway_settings, running_gateway
+from tests.helpers import listen
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -36,6 +37,12 @@ SHOP_SECRET = "browser-test-shop-secret-0123456789"
 SECOND_FACTOR = "To keep your details safe, please confirm it's yours"
 MAYA_ORDER = "Order 1001 (Aurora Speaker)"
 BOT_TIMEOUT = 30_000
+ZEROS = "0" * 64
+# Another shop's page that embeds the widget with a hash that is not the shop secret's.
+TAMPERED_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Another shop</title></head><body><h1>Another shop</h1>
+<script src="{gateway}/widget.js" data-user-id="1" data-user-hash="{hash}" async></script>
+</body></html>"""
 UI_TIMEOUT = 15_000
 
 
@@ -61,7 +68,7 @@ async def gateway(rasa_stack: devctl.Stack, tmp_path: Path) -> AsyncIterator[Gat
         yield gw
 
 
-def bot_says(page: Page, text: str) -> Any:
+def bot_says(page: Page, text: str) -> Locator:
     return page.locator("[data-testid=blw-msg][data-sender=bot]").filter(has_text=text)
 
 
@@ -96,7 +103,7 @@ async def console_login(browser: Browser, gateway: Gateway, errors: list[str]) -
     return console
 
 
-async def hand_off_and_claim(shop: Page, console: Page) -> Any:
+async def hand_off_and_claim(shop: Page, console: Page) -> Locator:
     """The customer asks for a person; the agent claims the conversation. The context card."""
     await customer_says(shop, "I want to talk to a person")
     await expect(shop.get_by_test_id("blw-queue")).to_be_visible(timeout=BOT_TIMEOUT)
@@ -168,30 +175,10 @@ async def test_signed_in_customer_gets_own_orders_and_a_verified_card(
     assert errors == [], errors
 
 
-async def test_signed_in_vip_is_flagged_on_the_card(gateway: Gateway, browser: Browser) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    errors: list[str] = []
-    console = await console_login(browser, gateway, errors)
-    shop = await new_page(browser, errors)
-    await shop.goto(gateway.url + "/")
-    await shop.get_by_test_id("sign-in").click()
-    await shop.get_by_test_id("sign-in-2").click()
-    await expect(shop.get_by_test_id("signed-in")).to_have_text("Hi, Jonas")
-    await open_widget(shop)
-
-    card = await hand_off_and_claim(shop, console)
-    await expect(card.get_by_test_id("vip-badge")).to_have_text("VIP")
-    await expect(card.get_by_test_id("verified-badge")).to_have_text(
-        "Verified · signed in to the shop"
-    )
-    await expect(card.get_by_test_id("ctx-priority")).to_contain_text("high")
-    await console.screenshot(path=str(SHOTS / "identity-console-card-vip.png"), full_page=True)
-    assert errors == [], errors
-
-
 async def test_sign_out_starts_a_new_unverified_conversation(
     gateway: Gateway, browser: Browser
 ) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
     shop = await new_page(browser, errors)
     sessions = session_answers(shop)
@@ -234,27 +221,40 @@ async def test_tampered_user_hash_is_refused_and_chat_stays_anonymous(
     console = await console_login(browser, gateway, errors)
     shop = await new_page(browser, errors)
     logged: list[ConsoleMessage] = []
-    shop.on("console", logged.append)
+    shop.on("console", lambda message: logged.append(message))
     sessions = session_answers(shop)
-    tampered: list[str] = []
+    # A page on another origin, as a shop embeds the widget, whose hash is not the secret's.
+    page = web.Application()
 
-    async def tamper(route: Route) -> None:
-        response = await route.fetch()
-        body, n = re.subn(
-            r'data-user-hash="[0-9a-f]{64}"',
-            'data-user-hash="' + "0" * 64 + '"',
-            await response.text(),
-        )
-        tampered.append(body)
-        assert n == 1, "the page did not carry a user hash to tamper with"
-        await route.fulfill(response=response, body=body)
+    async def tampered(_: web.Request) -> web.Response:
+        html = TAMPERED_PAGE.format(gateway=gateway.url, hash=ZEROS)
+        return web.Response(text=html, content_type="text/html")
 
-    await shop.route(lambda url: url.endswith("/?customer=1"), tamper)
-    await shop.goto(gateway.url + "/?customer=1")
-    assert len(tampered) == 1 and 'data-user-id="1"' in tampered[0]
-    await expect(shop.get_by_test_id("signed-in")).to_have_text("Hi, Maya")
-    await open_widget(shop)
+    page.router.add_get("/", tampered)
+    runner = web.AppRunner(page)
+    await runner.setup()
+    try:
+        port = await listen(runner)
+        await shop.goto(f"http://127.0.0.1:{port}/")
+        await check_tampered_page(shop, console, logged, sessions, errors)
+    finally:
+        await runner.cleanup()
+
+
+async def check_tampered_page(
+    shop: Page,
+    console: Page,
+    logged: list[ConsoleMessage],
+    sessions: list[Response],
+    errors: list[str],
+) -> None:
+    await shop.wait_for_function(
+        "() => Boolean(window.BrightlineChat && window.BrightlineChat.root)"
+    )
+    await shop.evaluate("window.BrightlineChat.open()")
+    await expect(shop.get_by_test_id("blw-panel")).to_be_visible()
     await ask_about_maya_order_unverified(shop)
+    await shop.screenshot(path=str(SHOTS / "identity-widget-tampered.png"))
 
     refusals = [m.text for m in logged if m.type == "error" and "refused" in m.text]
     assert len(refusals) == 1, [m.text for m in logged]
@@ -297,4 +297,25 @@ async def test_anonymous_customer_verifies_with_the_second_factor(
     await console.screenshot(
         path=str(SHOTS / "identity-console-card-second-factor.png"), full_page=True
     )
+    assert errors == [], errors
+
+
+async def test_signed_in_vip_is_flagged_on_the_card(gateway: Gateway, browser: Browser) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    console = await console_login(browser, gateway, errors)
+    shop = await new_page(browser, errors)
+    await shop.goto(gateway.url + "/")
+    await shop.get_by_test_id("sign-in").click()
+    await shop.get_by_test_id("sign-in-2").click()
+    await expect(shop.get_by_test_id("signed-in")).to_have_text("Hi, Jonas")
+    await open_widget(shop)
+
+    card = await hand_off_and_claim(shop, console)
+    await expect(card.get_by_test_id("verified-badge")).to_have_text(
+        "Verified · signed in to the shop"
+    )
+    await expect(card.get_by_test_id("ctx-priority")).to_contain_text("high")  # the bot knew
+    await console.screenshot(path=str(SHOTS / "identity-console-card-vip.png"), full_page=True)
+    await expect(card.get_by_test_id("vip-badge")).to_have_text("VIP")
     assert errors == [], errors

@@ -39,6 +39,7 @@ from bot.core.types import Direction, StoredMessage
 from bot.store import Store
 from handoff.auth import hash_password
 from scripts import devctl
+from tests.gateway_fixtures import SHOP_SECRET
 from tests.helpers import AgentClient, listen, redis_server_args
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,6 +129,8 @@ def write_gateway_config(path: Path, **overrides: Any) -> Path:
             "offer_human_after_seconds": 60,
         },
         "hours": {"always_open": True},
+        # Customers may come signed in to the shop (WidgetClient(user=shop_user(...))).
+        "identity": {"shop_secret": SHOP_SECRET},
         # These tests are crowds from one address on purpose: lift the abuse limits.
         "limits": UNLIMITED,
         "demo_agent": None,
@@ -533,10 +536,15 @@ class WidgetClient:
     """
 
     def __init__(
-        self, base_url: str, http: aiohttp.ClientSession, token: str | None = None
+        self,
+        base_url: str,
+        http: aiohttp.ClientSession,
+        token: str | None = None,
+        user: dict[str, str] | None = None,
     ) -> None:
         self.base_url, self.http = base_url, http
         self.token = token
+        self.user = user  # the shop vouches for a signed-in customer (gateway_fixtures.shop_user)
         self.conversation_id: str | None = None
         self.unacked: dict[str, Outgoing] = {}
         self.sent: list[Outgoing] = []  # everything typed, in order
@@ -589,8 +597,11 @@ class WidgetClient:
 
     async def _connect_once(self) -> None:
         timeout = aiohttp.ClientTimeout(total=5)
+        body: dict[str, Any] = {"token": self.token}
+        if self.user is not None:
+            body["user"] = self.user
         async with self.http.post(
-            f"{self.base_url}/webchat/session", json={"token": self.token}, timeout=timeout
+            f"{self.base_url}/webchat/session", json=body, timeout=timeout
         ) as resp:
             if resp.status != 200:
                 raise AssertionError(f"session refused: {resp.status} {await resp.text()}")

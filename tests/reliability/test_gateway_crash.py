@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 from scripts import devctl
+from tests.gateway_fixtures import MAYA, shop_user
 from tests.reliability.support import (
     Database,
     Gateways,
@@ -39,10 +40,19 @@ BURST = (4, 5, 6)  # typed back to back by every customer at once...
 KILL_AT_ACKS = CUSTOMERS * (BURST[0] - 1) + CUSTOMERS * len(BURST) // 2
 
 
+# Customers are signed in to the shop as Maya or Jonas, and ask about their own orders.
+SHOPPERS = {MAYA: ("1001", "1005"), "2": ("1002", "1006")}
+
+
+def shopper(customer: int) -> str:
+    return (MAYA, "2")[customer % 2]
+
+
 def question(customer: int, n: int) -> str:
-    """Message ``n`` of a customer: an order question the bot answers in one message that names
-    the order (the #c..m.. tag keeps NLU confident; a longer suffix makes it fall back)."""
-    return f"where is my order {1001 + (customer + n) % 8}? #c{customer}m{n}"
+    """Message ``n`` of a customer: a question about one of their orders, which the bot
+    answers in one message that names the order (the #c..m.. tag keeps NLU confident; a longer
+    suffix makes it fall back)."""
+    return f"where is my order {SHOPPERS[shopper(customer)][n % 2]}? #c{customer}m{n}"
 
 
 async def state_at_kill(
@@ -77,7 +87,10 @@ async def test_gateway_killed_during_load_loses_and_doubles_nothing(
         RASA_TOKEN=rasa_stack.token,
     )
     customers = await asyncio.gather(
-        *(WidgetClient(gateway.url, http).start() for _ in range(CUSTOMERS))
+        *(
+            WidgetClient(gateway.url, http, user=shop_user(shopper(index))).start()
+            for index in range(CUSTOMERS)
+        )
     )
 
     async def type_messages(index: int, customer: WidgetClient) -> None:

@@ -18,6 +18,7 @@ import pytest
 from bot.core.state import ConversationState
 from bot.core.types import HANDOFF_PAYLOAD
 from scripts import devctl
+from tests.gateway_fixtures import MAYA, shop_user
 from tests.reliability.support import (
     Database,
     GatewayProcess,
@@ -77,13 +78,14 @@ async def test_messages_wait_while_rasa_is_stopped_and_are_answered_in_order(
     database: Database,
     http: aiohttp.ClientSession,
 ) -> None:
-    customer = await WidgetClient(gateway.url, http).start()
+    # Signed in to the shop as Maya (orders 1001 and 1005): the bot answers at once.
+    customer = await WidgetClient(gateway.url, http, user=shop_user(MAYA)).start()
     try:
         await customer.send("where is my order 1001?")
         await customer.wait_for_text("bot", "Order 1001")
 
         await rasa_switch.stop()
-        waiting = ["where is my order 1002?", "where is my order 1003?", "where is my order 1004?"]
+        waiting = ["where is my order 1005?", "where is my order 1001?", "where is my order 1005?"]
         for text in waiting:
             await customer.send(text)
             await asyncio.sleep(0.3)
@@ -119,9 +121,9 @@ async def test_messages_wait_while_rasa_is_stopped_and_are_answered_in_order(
         assert [m.text for m in inbound(messages)] == ["where is my order 1001?", *waiting]
         assert order_numbers([m.text for m in outbound(messages, "bot")]) == [
             "1001",
-            "1002",
-            "1003",
-            "1004",
+            "1005",
+            "1001",
+            "1005",
         ]
         system = [m.text for m in outbound(messages, "system")]
         assert sum(TOLD in t for t in system) == 1, system
@@ -143,7 +145,7 @@ async def test_taking_the_offer_of_a_person_while_rasa_is_stopped(
     http: aiohttp.ClientSession,
 ) -> None:
     await database.add_agent("alex", "Alex")
-    customer = await WidgetClient(gateway.url, http).start()
+    customer = await WidgetClient(gateway.url, http, user=shop_user(MAYA)).start()
     agent = await logged_in(gateway.url, "alex")
     try:
         await customer.send("where is my order 1001?")

@@ -4,6 +4,7 @@ port, so stored messages are only the customer's and the gateway's notices."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator
@@ -180,3 +181,30 @@ async def test_without_trusted_proxies_the_header_is_ignored(
         ) as resp:
             statuses.append(resp.status)
     assert statuses == [200, 200, 200, 429]
+
+
+async def test_replicas_cap_a_visitors_sockets_together_through_redis(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    async with two_replicas(tmp_path) as (a, b):
+        await _clear_session_counts()
+        first = await CustomerClient(a.url, http).connect()
+        second = await CustomerClient(b.url, http).connect(token=first.token)
+        try:
+            for gw in (a, b):  # the third socket is refused on either replica
+                with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                    await CustomerClient(gw.url, http).connect(token=first.token)
+                assert refused.value.status == 429
+        finally:
+            await second.close()
+        # The socket closed on b frees its place for a socket on a.
+        for _ in range(50):
+            try:
+                third = await CustomerClient(a.url, http).connect(token=first.token)
+                break
+            except aiohttp.WSServerHandshakeError:
+                await asyncio.sleep(0.1)
+        else:
+            pytest.fail("the closed socket's slot was never released")
+        await third.close()
+        await first.close()

@@ -230,3 +230,26 @@ async def test_a_malformed_identity_payload_or_a_claim_in_a_signal_verifies_nobo
     assert handoff is not None and handoff.priority == "normal"
     card = handoff.packet["customer"]
     assert (card["verified_id"], card["vip"]) == (None, False)
+
+
+async def test_the_shops_facts_in_a_verified_customers_signal_are_kept(
+    gateway: tuple[Gateway, ScriptedRasa], http: aiohttp.ClientSession
+) -> None:
+    """A shop-signed visitor is only an id at first; the bot's handoff signal brings the name
+    and the VIP flag from the shop's records, and the customer keeps them."""
+    gw, _ = gateway
+    store = gw.app[STORE]
+    customer = await CustomerClient(gw.url, http).connect(user=shop_user("2"))
+    try:
+        await customer.say("i am a vip", "queue")
+        await gw.app[SERVICE].drain()
+    finally:
+        await customer.close()
+    conversation = await store.conversation(customer.conversation_id or "")
+    assert conversation is not None
+    handoff = await store.current_handoff(conversation.id)
+    assert handoff is not None and handoff.priority == "high"
+    jonas = await store.customer(conversation.customer_id)
+    assert jonas is not None
+    assert (jonas.verified_id, jonas.verified_by, jonas.vip) == ("2", "shop", True)
+    assert jonas.display_name == "Jonas Weber"
