@@ -249,7 +249,18 @@ def match_product(value: Any) -> str | None:
     return partial[0] if len(partial) == 1 else None
 
 
-def validate_serial(value: Any, dispatcher: CollectingDispatcher) -> backend.Device | None:
+def device_not_found(serial: str, on_account: bool) -> str:
+    """The same words whether the device is not registered or is someone else's."""
+    where = " on your account" if on_account else ""
+    return (
+        f"I couldn't find a registered device with the serial number {serial}{where}. Please "
+        "check the label underneath the device (SN followed by 6 digits)."
+    )
+
+
+def validate_serial(
+    value: Any, dispatcher: CollectingDispatcher, on_account: bool = False
+) -> backend.Device | None:
     serial = normalise_serial(value)
     if serial is None:
         dispatcher.utter_message(
@@ -259,10 +270,7 @@ def validate_serial(value: Any, dispatcher: CollectingDispatcher) -> backend.Dev
         return None
     device = backend.get_device(serial)
     if device is None:
-        dispatcher.utter_message(
-            text=f"I couldn't find a registered device with the serial number {serial}. Please "
-            "check the label underneath the device (SN followed by 6 digits)."
-        )
+        dispatcher.utter_message(text=device_not_found(serial, on_account))
     return device
 
 
@@ -274,13 +282,10 @@ def _device_owner(subject: Any) -> int | None:
 def _validate_owned_serial(
     value: Any, dispatcher: CollectingDispatcher, tracker: Tracker
 ) -> backend.Device | None:
-    device = validate_serial(value, dispatcher)
     verified = verified_customer(tracker)
+    device = validate_serial(value, dispatcher, on_account=verified is not None)
     if device is not None and verified is not None and device.customer_id != verified:
-        dispatcher.utter_message(
-            text=f"The device {device.serial} isn't registered to your account. Please check "
-            "the label underneath the device (SN followed by 6 digits)."
-        )
+        dispatcher.utter_message(text=device_not_found(device.serial, on_account=True))
         return None
     return device
 
@@ -339,9 +344,10 @@ class ValidateRepairForm(VerifiesOwner, FormValidationAction):
             return {"serial_number": None}
         product = tracker.get_slot("product")
         if product and device.product != product:
+            # Not which product it is: the customer has not proved the device is theirs yet.
             dispatcher.utter_message(
-                text=f"The serial number {device.serial} belongs to a {device.product}, not a "
-                f"{product}. Please check the label on your {product}."
+                text=f"The serial number {device.serial} doesn't belong to a {product}. Please "
+                f"check the label on your {product}."
             )
             return {"serial_number": None}
         return {"serial_number": device.serial}

@@ -8,6 +8,7 @@ estimates and return windows stay meaningful whenever the demo runs.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sqlite3
 from dataclasses import dataclass
@@ -17,13 +18,17 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = REPO_ROOT / "var" / "demo_backend.sqlite3"
 RETURN_WINDOW_DAYS = 30
-# Wrong second factors for one customer's orders and devices, across all conversations, after
-# which the bot stops checking answers for that customer for a day (an agent can still help).
+# Wrong second factors (see check_second_factor), counted over VERIFICATION_LOCK_HOURS across all
+# conversations: after MAX_VERIFICATION_FAILURES for one customer, postcodes are no longer
+# checked for them (their e-mail address still is, so a stranger cannot lock them out); after
+# MAX_ANSWER_FAILURES with one answer, whoever the order belongs to, that answer is refused (one
+# postcode tried against every order number gets nowhere).
 MAX_VERIFICATION_FAILURES = 6
+MAX_ANSWER_FAILURES = 5
 VERIFICATION_LOCK_HOURS = 24
 MAX_ANSWER_CHARS = 80
 # Bumped when the schema changes: an older database is re-seeded on first use.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def db_path() -> Path:
@@ -61,8 +66,11 @@ CREATE TABLE repairs (
     booked_on TEXT NOT NULL, pickup_on TEXT NOT NULL, under_warranty INTEGER NOT NULL
 );
 CREATE TABLE verification_failures (
-    customer_id INTEGER NOT NULL REFERENCES customers(id), failed_at TEXT NOT NULL
+    customer_id INTEGER NOT NULL REFERENCES customers(id), failed_at TEXT NOT NULL,
+    answer_key TEXT NOT NULL
 );
+CREATE INDEX verification_failures_customer ON verification_failures (customer_id, failed_at);
+CREATE INDEX verification_failures_answer ON verification_failures (answer_key, failed_at);
 """
 
 PRODUCTS = [
@@ -478,36 +486,69 @@ def _since(hours: int, now: datetime | None) -> str:
     return ((now or datetime.now(timezone.utc)) - timedelta(hours=hours)).isoformat()
 
 
-def verification_locked(customer_id: int, now: datetime | None = None) -> bool:
-    """Too many wrong answers for this customer lately: stop checking answers for a while."""
-    with connect() as con:
-        failures = con.execute(
-            "SELECT COUNT(*) FROM verification_failures WHERE customer_id = ? AND failed_at > ?",
-            (customer_id, _since(VERIFICATION_LOCK_HOURS, now)),
-        ).fetchone()[0]
-    return bool(failures >= MAX_VERIFICATION_FAILURES)
+def _answer_keys(kind: str, candidates: list[str]) -> list[str]:
+    """How a wrong answer is remembered: hashed, never the answer itself."""
+    return [hashlib.sha256(f"{kind}:{c}".encode()).hexdigest()[:24] for c in candidates]
 
 
-def check_second_factor(customer_id: int, answer: str, now: datetime | None = None) -> bool:
-    """Whether ``answer`` gives the customer's e-mail address or ends with their postcode; a
-    wrong answer counts towards :func:`verification_locked`. Spaces, dashes and letter case do
-    not matter. One answer is one guess: only its last postcode-like part is compared."""
+def _candidates(text: str) -> tuple[str, list[str]]:
+    """("email", [address]) when the answer has an @, else ("postcode", [the last part that
+    has a digit, and it with the part before it when that has a digit too]), normalised."""
+    words = text.split()
+    if "@" in text:
+        emails = [w.strip(".,;:!?<>()\"'").casefold() for w in words if "@" in w]
+        return "email", emails[-1:]
+    with_digit = [i for i, w in enumerate(words) if any(ch.isdigit() for ch in w)]
+    if not with_digit:
+        return "postcode", [_postcode(text)] if _postcode(text) else []
+    last = with_digit[-1]
+    found = [_postcode(words[last])]
+    if last > 0 and any(ch.isdigit() for ch in words[last - 1]):
+        found.append(_postcode(words[last - 1] + words[last]))
+    return "postcode", [c for c in found if c]
+
+
+def check_second_factor(customer_id: int, answer: str, now: datetime | None = None) -> str:
+    """Whether ``answer`` is the customer's e-mail address or postcode: "ok", "wrong", or
+    "postcode_locked" (too many wrong answers for this customer lately; the e-mail address is
+    still checked). Spaces, dashes and letter case do not matter; an answer is one kind of
+    guess (with an @ it is an e-mail address). A wrong answer is counted against the customer
+    and against the answer itself."""
     text = answer.strip()[:MAX_ANSWER_CHARS]
+    kind, candidates = _candidates(text)
+    keys = _answer_keys(kind, candidates)
+    since = _since(VERIFICATION_LOCK_HOURS, now)
     with connect() as con:
         row = con.execute(
             "SELECT email, postcode FROM customers WHERE id = ?", (customer_id,)
         ).fetchone()
         if row is None:
-            return False
-        emails = [w.strip(".,;:!?<>()\"'").casefold() for w in text.split() if "@" in w]
-        code = _postcode(row["postcode"])
-        if emails[-1:] == [row["email"].casefold()] or (code and _postcode(text).endswith(code)):
-            return True
-        con.execute(
-            "INSERT INTO verification_failures VALUES (?, ?)",
-            (customer_id, (now or datetime.now(timezone.utc)).isoformat()),
+            return "wrong"
+        if kind == "postcode":
+            failures = con.execute(
+                "SELECT COUNT(DISTINCT failed_at) FROM verification_failures "
+                "WHERE customer_id = ? AND failed_at > ?",
+                (customer_id, since),
+            ).fetchone()[0]
+            if failures >= MAX_VERIFICATION_FAILURES:
+                return "postcode_locked"
+        burnt = any(
+            con.execute(
+                "SELECT COUNT(*) FROM verification_failures WHERE answer_key = ? AND failed_at > ?",
+                (key, since),
+            ).fetchone()[0]
+            >= MAX_ANSWER_FAILURES
+            for key in keys
         )
-    return False
+        right = row["email"].casefold() if kind == "email" else _postcode(row["postcode"])
+        if not burnt and right in candidates:
+            return "ok"
+        at = (now or datetime.now(timezone.utc)).isoformat()
+        con.executemany(
+            "INSERT INTO verification_failures VALUES (?, ?, ?)",
+            [(customer_id, at, key) for key in keys or _answer_keys(kind, [""])],
+        )
+    return "wrong"
 
 
 def main() -> None:

@@ -78,13 +78,8 @@ class VerifiesOwner:
         owner = self.owner_of(subject) if subject else None
         if owner is None:
             return {ANSWER_SLOT: None}
-        if backend.verification_locked(owner):
-            dispatcher.utter_message(
-                text=f"I can't check the details of this {self.thing} online right now, sorry: "
-                "there have been too many wrong answers for it."
-            )
-            return {ANSWER_SLOT: None, ATTEMPTS_SLOT: float(identity.MAX_ATTEMPTS)}
-        if backend.check_second_factor(owner, str(value or "")):
+        result = backend.check_second_factor(owner, str(value or ""))
+        if result == "ok":
             customer = backend.get_customer(owner)
             assert customer is not None
             dispatcher.utter_message(
@@ -98,10 +93,18 @@ class VerifiesOwner:
                     }
                 },
             )
-            return {ANSWER_SLOT: None, VERIFIED_SLOT: identity.sign(tracker.sender_id, owner)}
+            return {
+                ANSWER_SLOT: None,
+                VERIFIED_SLOT: identity.sign(tracker.sender_id, owner),
+            }
         tried = identity.attempts(tracker) + 1
         left = identity.MAX_ATTEMPTS - tried
-        if left > 0:
+        if result == "postcode_locked" and left > 0:
+            dispatcher.utter_message(
+                text=f"I can't check a postcode for this {self.thing} online right now. Please "
+                "give the e-mail address on your account instead."
+            )
+        elif left > 0:
             dispatcher.utter_message(
                 text=f"That doesn't match the e-mail address or postcode we have for this "
                 f"{self.thing}. Please check it and try again ({left} "

@@ -122,8 +122,9 @@ async def body_in_time(
 ) -> web.StreamResponse:
     """Read a request's body before its handler, within http.body_timeout_seconds: a client
     that trickles a body gets a 408, and one that goes away mid-body is a debug line."""
-    # (After this, ``can_read_body`` is False: handlers test ``body_exists``.)
-    if request.can_read_body:
+    # (After this, ``can_read_body`` is False: handlers test ``body_exists``.) Multipart bodies
+    # are left to their handler: aiohttp parses those from the stream, not from a buffer.
+    if request.can_read_body and not request.content_type.startswith("multipart/"):
         try:
             async with asyncio.timeout(request.app[SETTINGS].http.body_timeout_seconds):
                 await request.read()  # kept by the request: handlers read it from memory

@@ -40,6 +40,23 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
         headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
 
 
+def _ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address from a header or the peer: "1.2.3.4", "1.2.3.4:5678", "[::1]:5678", "::1";
+    an IPv4-mapped IPv6 address as the IPv4 one."""
+    text = value.strip()
+    if text.startswith("["):
+        text = text[1 : text.find("]")] if "]" in text else text
+    elif text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
 def client_address(request: web.BaseRequest, trusted_proxies: Sequence[str]) -> str:
     """The client's address: the peer's, or, when the peer is a trusted reverse proxy, the
     nearest address in X-Forwarded-For that is not one of the trusted proxies."""
@@ -48,20 +65,16 @@ def client_address(request: web.BaseRequest, trusted_proxies: Sequence[str]) -> 
         return peer
     networks = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
 
-    def trusted(address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in net for net in networks)
+    def trusted(ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
+        return ip is not None and any(ip.version == n.version and ip in n for n in networks)
 
-    if not trusted(peer):
+    if not trusted(_ip(peer)):
         return peer
-    hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")]
-    for hop in reversed([h for h in hops if h]):
-        if not trusted(hop):
-            try:
-                return str(ipaddress.ip_address(hop))
-            except ValueError:
-                return peer  # a garbled header: count the proxy rather than trust it
+    hops = [h for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")]
+    for hop in reversed([h for h in hops if h.strip()]):
+        ip = _ip(hop)
+        if ip is None:
+            return peer  # a garbled header: count the proxy rather than trust it
+        if not trusted(ip):
+            return str(ip)
     return peer

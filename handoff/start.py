@@ -10,6 +10,8 @@ from typing import Any, cast
 
 import structlog
 
+from bot.core.clock import utcnow
+from bot.core.identity import verified_as
 from bot.core.models import Agent, Conversation
 from bot.core.policy import HandoffDecision
 from bot.core.state import ConversationEvent, ConversationState
@@ -23,8 +25,15 @@ log = structlog.get_logger(__name__)
 
 
 async def customer_info(store: Store, conversation: Conversation) -> CustomerInfo:
-    """Who the customer is: name, channel identities, VIP, earlier conversations."""
+    """Who the customer is: name, channel identities, VIP, earlier conversations, and whom
+    this conversation is verified as (bot/core/identity.py)."""
     customer = await store.customer(conversation.customer_id)
+    verified = verified_as(
+        conversation,
+        customer.verified_id if customer else None,
+        customer.verified_by if customer else None,
+        utcnow(),
+    )
     identities = await store.identities(conversation.customer_id)
     past = []
     for other in await store.conversations_for_customer(conversation.customer_id):
@@ -44,10 +53,10 @@ async def customer_info(store: Store, conversation: Conversation) -> CustomerInf
         display_name=customer.display_name if customer else None,
         channel=conversation.channel,
         channel_user_id=conversation.channel_user_id,
-        # VIP status counts only for a customer who proved who they are.
-        vip=bool(customer and customer.vip and customer.verified_id),
-        verified_id=customer.verified_id if customer else None,
-        verified_by=cast(Any, customer.verified_by) if customer else None,
+        # VIP status counts only for a customer who proved who they are, here.
+        vip=bool(customer and customer.vip and verified and verified[0] == customer.verified_id),
+        verified_id=verified[0] if verified else None,
+        verified_by=cast(Any, verified[1]) if verified else None,
         linked_identities=[
             LinkedIdentity(channel=i.channel, channel_user_id=i.channel_user_id) for i in identities
         ],

@@ -76,6 +76,10 @@ class Conversation:
     updated_at: datetime
     # A handoff a bot turn decided that has not started yet (normally None).
     handoff_due: dict[str, Any] | None = None
+    # Whom this conversation is verified as, how and when (bot/core/identity.py).
+    verified_id: str | None = None
+    verified_by: str | None = None
+    verified_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -183,8 +187,9 @@ class PendingTurn:
     customer_name: str | None
     pending: list[StoredMessage]
     recent: list[StoredMessage] = field(default_factory=list)
-    # The shop's id of the customer when verified (sent to the bot with every message).
+    # The shop's id of the customer when verified, and how (see bot/core/identity.py).
     customer_verified_id: str | None = None
+    customer_verified_by: str | None = None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,12 @@ from typing import Any
 import structlog
 
 from bot.core.errors import StaleVersion
-from bot.core.identity import IDENTITY_PAYLOAD, VERIFIED_METADATA_KEY, parse_identity
+from bot.core.identity import (
+    IDENTITY_PAYLOAD,
+    VERIFIED_METADATA_KEY,
+    parse_identity,
+    verified_as,
+)
 from bot.core.models import Conversation, MessageNlu, OutboundDraft, PendingTurn
 from bot.core.policy import Turn, decide
 from bot.core.ports import HandoffDesk
@@ -125,9 +130,12 @@ class BotTurn(Component):
             "customer_id": conversation.customer_id,
             "customer_name": turn.customer_name,
         }
-        if turn.customer_verified_id is not None:
+        verified = verified_as(
+            conversation, turn.customer_verified_id, turn.customer_verified_by, self.clock()
+        )
+        if verified is not None:
             # The only way the bot learns who the customer is (actions/identity.py).
-            metadata[VERIFIED_METADATA_KEY] = turn.customer_verified_id
+            metadata[VERIFIED_METADATA_KEY] = verified[0]
         text = message.payload or typed_text(message.text)
         try:
             answer = await self.rasa.turn(conversation.id, text, metadata)
@@ -224,6 +232,7 @@ class BotTurn(Component):
         if verified is None:
             log.warning("ignored a malformed identity payload", conversation_id=conversation.id)
             return
+        await self.store.verify_conversation(conversation.id, verified.customer_id, verified.method)
         customer = await self.store.verify_customer(
             conversation.customer_id,
             verified.customer_id,

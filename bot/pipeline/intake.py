@@ -221,9 +221,13 @@ class Intake(Component):
         customer = await self.store.find_or_create_customer(channel, channel_user_id, None)
         if verified_id is not None:
             customer = await self.store.verify_customer(customer.id, verified_id, "shop")
-        return await self.store.create_conversation(
+        conversation = await self.store.create_conversation(
             customer.id, channel, channel_user_id, conversation_id
         )
+        if verified_id is not None:
+            await self.store.verify_conversation(conversation.id, verified_id, "shop")
+            conversation = await self.records.get(conversation.id)
+        return conversation
 
     async def conversation(self, conversation_id: str) -> Conversation | None:
         return await self.store.conversation(conversation_id)

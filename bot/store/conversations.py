@@ -151,6 +151,20 @@ class ConversationsMixin(StoreEngine):
                 raise
             return existing
 
+    async def verify_conversation(
+        self, conversation_id: str, verified_id: str, verified_by: str
+    ) -> None:
+        """Record whom this conversation is verified as (not a change of its state: the
+        version stays). NotFound if there is no such conversation."""
+        async with self._tx(write=True) as conn:
+            result = await conn.execute(
+                conversations.update()
+                .where(conversations.c.id == conversation_id)
+                .values(verified_id=verified_id, verified_by=verified_by, verified_at=utcnow())
+            )
+            if not result.rowcount:
+                raise NotFound(f"no conversation {conversation_id}")
+
     async def conversation(self, conversation_id: str) -> Conversation | None:
         """The conversation with this id, or None."""
         return await self._one(SELECT_CONVERSATION, to_conversation, {"b_id": conversation_id})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.exc import IntegrityError
 
 from bot.core.clock import utcnow
@@ -15,6 +16,8 @@ from bot.store.rows import to_customer, to_identity
 from bot.store.schema import conversations, customers, identities, new_id
 
 __all__ = ["CustomersMixin", "customer_by_id"]
+
+log = structlog.get_logger(__name__)
 
 
 async def customer_by_id(conn: Conn, customer_id: str) -> Customer | None:
@@ -150,7 +153,7 @@ class CustomersMixin(StoreEngine):
         over to it, so there is one customer with one history. ``name`` and ``vip`` come from
         the shop and replace what the channel said. Returns the verified customer.
         """
-        for _attempt in range(2):
+        for _attempt in range(3):
             try:
                 async with self._tx(write=True) as conn:
                     return await _verify(
@@ -171,8 +174,14 @@ async def _verify(
     name: str | None,
     vip: bool | None,
 ) -> Customer:
-    if await customer_by_id(conn, customer_id) is None:
+    current = await customer_by_id(conn, customer_id)
+    if current is None:
         raise NotFound(f"no customer {customer_id}")
+    if current.verified_id is not None and current.verified_id != verified_id:
+        # Already proved to be someone else: a second person on the same channel identity (a
+        # shared family account?) is verified for their conversation only, never merged.
+        log.warning("customer already verified as someone else", customer_id=customer_id)
+        return current
     holder = await first(
         conn, sa.select(customers).where(customers.c.verified_id == verified_id), to_customer
     )

@@ -273,7 +273,12 @@ class MessagesMixin(StoreEngine):
                     conn, conversation_id, upto_seq=pending[0].seq, limit=recent_turns
                 )
             return PendingTurn(
-                conversation, row.customer_name, pending, recent, row.customer_verified_id
+                conversation,
+                row.customer_name,
+                pending,
+                recent,
+                row.customer_verified_id,
+                row.customer_verified_by,
             )
 
     async def recent_customer_turns(

@@ -182,6 +182,10 @@ conversations = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     # A handoff decided by a bot turn and not started yet (HandoffDecision as JSON); see 0003.
     sa.Column("handoff_due", JSONType),
+    # Whom this conversation is verified as (see 0005 and bot/core/identity.py).
+    sa.Column("verified_id", sa.String(255)),
+    sa.Column("verified_by", sa.String(32)),
+    sa.Column("verified_at", UTCDateTime),
     sa.Index(None, "channel", "channel_user_id", "created_at"),
     sa.Index(None, "state", "created_at"),
     # The sweep for due handoffs reads only the (normally zero) rows that have one.

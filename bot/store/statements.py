@@ -42,6 +42,7 @@ PENDING_CONVERSATION = (
         conversations,
         customers.c.display_name.label("customer_name"),
         customers.c.verified_id.label("customer_verified_id"),
+        customers.c.verified_by.label("customer_verified_by"),
     )
     .join(customers, customers.c.id == conversations.c.customer_id)
     .where(conversations.c.id == _b("id"))

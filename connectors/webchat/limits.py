@@ -10,7 +10,6 @@ over the limit is stored. When Redis is unreachable the limits let traffic throu
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections import Counter
 
@@ -27,13 +26,27 @@ log = logging.getLogger(__name__)
 # without releasing its slots loses them after SLOT_TTL_SECONDS.
 SLOT_TTL_SECONDS = 90
 SLOT_RENEW_SECONDS = 30
-_TAKE_SLOT = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
+# Times are Redis's own (TIME), so replicas with drifting clocks agree on when a slot lapses.
+_NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1000000 "
+_TAKE_SLOT = (
+    _NOW
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """
+)
+# Renewing re-adds a slot that Redis lost (a restart or a failover), so open sockets count again.
+_RENEW_SLOT = (
+    _NOW
+    + """
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+)
 
 
 class SocketSlots:
@@ -54,6 +67,7 @@ class SocketSlots:
             else None
         )
         self._take = self._redis.register_script(_TAKE_SLOT) if self._redis else None
+        self._renew = self._redis.register_script(_RENEW_SLOT) if self._redis else None
 
     @staticmethod
     def _key(visitor: str) -> str:
@@ -67,11 +81,9 @@ class SocketSlots:
                 return None
             self.local[visitor] += 1
             return slot
-        now = time.time()
         try:
             taken = await self._take(
-                keys=[self._key(visitor)],
-                args=[now, self.limit, now + SLOT_TTL_SECONDS, slot, SLOT_TTL_SECONDS],
+                keys=[self._key(visitor)], args=[self.limit, slot, SLOT_TTL_SECONDS]
             )
         except Exception as exc:
             log.warning("webchat socket slots unavailable, not limiting: %s", type(exc).__name__)
@@ -79,12 +91,10 @@ class SocketSlots:
         return slot if taken else None
 
     async def renew(self, visitor: str, slot: str) -> None:
-        if self._redis is None:
+        if self._renew is None:
             return
         try:
-            key = self._key(visitor)
-            await self._redis.zadd(key, {slot: time.time() + SLOT_TTL_SECONDS}, xx=True)
-            await self._redis.expire(key, SLOT_TTL_SECONDS)
+            await self._renew(keys=[self._key(visitor)], args=[slot, SLOT_TTL_SECONDS])
         except Exception as exc:
             log.debug("webchat socket slot not renewed: %s", type(exc).__name__)
 

@@ -149,7 +149,8 @@ def test_unknown_product_and_serial_mismatch_are_explained():
         "SN100234", d, make_tracker({"product": "Nova Phone"}), {}
     )
     assert result == {"serial_number": None}
-    assert "belongs to a Aurora Speaker" in texts(d.messages)
+    assert "doesn't belong to a Nova Phone" in texts(d.messages)
+    assert "Aurora Speaker" not in texts(d.messages)  # not whose or what it is
     d = CollectingDispatcher()
     assert validator.validate_serial_number("sn 999999", d, make_tracker(), {}) == {
         "serial_number": None

@@ -7,6 +7,7 @@ jonas.weber@example.com, postcode 10115); order 1004 to Liam (customer 4, postco
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -104,19 +105,48 @@ def test_wrong_answers_count_down_then_the_form_stops_asking():
     assert identity.verified_customer(locked) is None
 
 
-def test_too_many_wrong_answers_across_conversations_lock_the_customer_for_a_day():
+def test_wrong_postcodes_across_conversations_stop_postcode_checks_not_e_mail():
     form = actions.ValidateOrderNumberForm()
-    for _ in range(backend.MAX_VERIFICATION_FAILURES):
-        validate_answer(form, "wrong@example.com", answering({"order_number": "1002"}))
-    assert backend.verification_locked(2)
-    # Even the right answer is not checked now, and the form stops asking.
-    result, messages = validate_answer(
+    for n in range(backend.MAX_VERIFICATION_FAILURES):
+        validate_answer(form, f"SW1A {n}AA", answering({"order_number": "1002"}))
+    # Even the right postcode is not checked now; a stranger cannot lock Jonas out, though:
+    # his e-mail address still works.
+    result, messages = validate_answer(form, "10115", answering({"order_number": "1002"}))
+    assert identity.VERIFIED_SLOT not in result and result[identity.ATTEMPTS_SLOT] == 1.0
+    assert "Please give the e-mail address on your account instead." in texts(messages)
+    result, _ = validate_answer(
         form, "jonas.weber@example.com", answering({"order_number": "1002"})
     )
+    assert result[identity.VERIFIED_SLOT].startswith("2.")
+    # Other customers are not affected.
+    result, _ = validate_answer(form, "D02 X285", answering({"order_number": "1004"}))
+    assert result[identity.VERIFIED_SLOT].startswith("4.")
+
+
+def test_one_answer_tried_against_many_orders_is_refused_after_a_few():
+    """Spraying one postcode over every order number, a new conversation each time, finds
+    nobody: after MAX_ANSWER_FAILURES misses the answer is refused even where it is right."""
+    form = actions.ValidateOrderNumberForm()
+    others = ["1001", "1003", "1004", "1005", "1007", "1008"]  # not Jonas's orders
+    for number in others[: backend.MAX_ANSWER_FAILURES]:
+        result, _ = validate_answer(
+            form, "my postcode is 10115", answering({"order_number": number})
+        )
+        assert identity.VERIFIED_SLOT not in result
+    result, _ = validate_answer(form, "10115", answering({"order_number": "1002"}))
+    assert identity.VERIFIED_SLOT not in result  # Jonas's own postcode, but burnt by the spray
+    # Filler words or another token before it do not make it a new answer.
+    result, _ = validate_answer(form, "it's x1 10115", answering({"order_number": "1006"}))
     assert identity.VERIFIED_SLOT not in result
-    assert result[identity.ATTEMPTS_SLOT] == float(identity.MAX_ATTEMPTS)
-    assert "too many wrong answers" in texts(messages)
-    assert not backend.verification_locked(4)  # other customers are not affected
+
+
+def test_an_answer_is_one_kind_of_guess():
+    form = actions.ValidateOrderNumberForm()
+    # An e-mail address and the right postcode in one answer: read as an e-mail address only.
+    result, _ = validate_answer(
+        form, "wrong@example.com 10115", answering({"order_number": "1002"})
+    )
+    assert identity.VERIFIED_SLOT not in result
 
 
 def test_without_verification_the_order_is_not_shown_and_a_person_takes_over():
@@ -156,17 +186,42 @@ def test_cancelling_someone_elses_order_changes_nothing():
     assert "couldn't find order 1004 on your account" in texts(dispatcher.messages)
 
 
+def test_only_plain_digits_count_as_a_verified_id_in_the_metadata():
+    def with_metadata(value: Any) -> Tracker:
+        tracker = make_tracker()
+        tracker.latest_message["metadata"] = {"verified_customer_id": value}
+        return tracker
+
+    assert identity.verified_customer(with_metadata("2")) == 2
+    for bad in ("\u0661\u0660\u0660\u0662", "\u00b2", "2 ", "", None, True, 2.0, "1" * 13):
+        assert identity.verified_customer(with_metadata(bad)) is None
+
+
 def test_a_gateway_verified_customer_is_never_asked_for_the_second_factor():
     form = actions.ValidateOrderNumberForm()
     assert required(form, make_tracker(verified=2), ORDER_SLOTS) == ["order_number"]
     assert required(form, make_tracker(), ORDER_SLOTS) == ORDER_SLOTS
 
 
-def test_a_forged_or_copied_verified_slot_is_ignored():
+def test_a_forged_copied_or_stale_verified_slot_is_ignored():
     good = identity.sign("test-conversation", 2)
     assert identity.verified_customer(make_tracker({identity.VERIFIED_SLOT: good})) == 2
-    for forged in ("2", "2.", "2.00000000000000000000000000000000", "x.y", good + "0", 2):
+    _number, issued, mac = good.split(".")
+    forged_values = (
+        "2",
+        "2.",
+        f"2.{issued}.{'0' * 32}",
+        f"3.{issued}.{mac}",
+        "x.y.z",
+        good + "0",
+        2,
+        f"\u0662.{issued}.{mac}",  # an Arabic-Indic two
+    )
+    for forged in forged_values:
         assert identity.verified_customer(make_tracker({identity.VERIFIED_SLOT: forged})) is None
+    # A day later the conversation's verification has lapsed.
+    old = identity.sign("test-conversation", 2, now=time.time() - identity.VALID_SECONDS - 1)
+    assert identity.verified_customer(make_tracker({identity.VERIFIED_SLOT: old})) is None
     # Signed for another conversation: not valid in this one.
     other = identity.sign("another-conversation", 2)
     assert identity.verified_customer(make_tracker({identity.VERIFIED_SLOT: other})) is None
@@ -194,7 +249,10 @@ def test_devices_are_scoped_to_their_owner_too():
         "SN100234", dispatcher, make_tracker(verified=2), {}
     )
     assert result == {"serial_number": None}
-    assert "isn't registered to your account" in texts(dispatcher.messages)
+    # The same words as for a serial that does not exist: nothing about someone else's device.
+    assert "couldn't find a registered device with the serial number SN100234 on your account" in (
+        texts(dispatcher.messages)
+    )
     msgs, _ = run_action(actions.ActionCheckWarranty(), make_tracker({"serial_number": "SN100234"}))
     assert "under warranty" not in texts(msgs) and "couldn't confirm" in texts(msgs)
     before = backend.connect().execute("SELECT COUNT(*) FROM repairs").fetchone()[0]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import redis.asyncio as aioredis
 from bot.appkeys import STORE
 from bot.core.state import ConversationState
 from bot.core.types import SenderKind
+from connectors.webchat.limits import SocketSlots
 from tests.gateway_fixtures import Gateway, gateway_settings, running_gateway
 from tests.helpers import CustomerClient, dead_port
 
@@ -208,3 +210,22 @@ async def test_replicas_cap_a_visitors_sockets_together_through_redis(
             pytest.fail("the closed socket's slot was never released")
         await third.close()
         await first.close()
+
+
+async def test_an_open_sockets_slot_is_counted_again_after_redis_lost_it() -> None:
+    slots = SocketSlots(1, REDIS_URL)
+    client = aioredis.Redis.from_url(REDIS_URL)
+    visitor = f"visitor-{uuid.uuid4().hex}"
+    try:
+        slot = await slots.take(visitor)
+        assert slot is not None and await slots.take(visitor) is None
+        await client.delete(f"csbot-webchat:sockets:{visitor}")  # a Redis restart, say
+        await slots.renew(visitor, slot)  # what the open socket does every 30 s
+        assert await slots.take(visitor) is None  # counted again
+        await slots.release(visitor, slot)
+        other = await slots.take(visitor)
+        assert other is not None
+        await slots.release(visitor, other)
+    finally:
+        await client.aclose()
+        await slots.close()

@@ -11,9 +11,10 @@ import aiohttp
 import pytest
 import sqlalchemy as sa
 
-from bot.appkeys import SERVICE, STORE
+from bot.appkeys import SERVICE, STORE, WEBCHAT
 from bot.core.types import SenderKind
 from bot.store.schema import conversations, customers
+from connectors.webchat.server import TOKEN_PURPOSE
 from tests.fakes.rasa import ScriptedRasa
 from tests.gateway_fixtures import MAYA, Gateway, gateway_settings, running_gateway, shop_user
 from tests.helpers import CustomerClient
@@ -253,3 +254,30 @@ async def test_the_shops_facts_in_a_verified_customers_signal_are_kept(
     assert jonas is not None
     assert (jonas.verified_id, jonas.verified_by, jonas.vip) == ("2", "shop", True)
     assert jonas.display_name == "Jonas Weber"
+
+
+async def test_a_web_chat_verification_stays_with_its_conversation(
+    gateway: tuple[Gateway, ScriptedRasa], http: aiohttp.ClientSession
+) -> None:
+    """A browser may be someone else's next: another conversation on the same web visitor is
+    not verified by the last one's second factor (Telegram and Slack DMs are; see
+    tests/e2e/test_verification.py)."""
+    gw, rasa = gateway
+    store = gw.app[STORE]
+    first = await CustomerClient(gw.url, http).connect()
+    try:
+        await first.say("jonas.weber@example.com", "ok")
+        await gw.app[SERVICE].drain()
+    finally:
+        await first.close()
+    old = await store.conversation(first.conversation_id or "")
+    assert old is not None and old.verified_id == "2"
+    later = await store.create_conversation(old.customer_id, "webchat", old.channel_user_id)
+    token = gw.app[WEBCHAT].signer.sign({"v": old.channel_user_id, "c": later.id}, TOKEN_PURPOSE)
+    second = await CustomerClient(gw.url, http).connect(token=token)
+    try:
+        await second.say("where is my order?", "ok")
+    finally:
+        await second.close()
+    assert second.conversation_id == later.id
+    assert "verified_customer_id" not in rasa.metadata[-1]

@@ -18,6 +18,7 @@
 
   var TOKEN_KEY = 'brightline-chat-token';
   var UNACKED_KEY = 'brightline-chat-unacked';
+  var USER_KEY = 'brightline-chat-user'; // the shop user the stored chat belongs to ('' = none)
   var SEEN_KEY = 'brightline-chat-seen';
   var OPEN_KEY = 'brightline-chat-open'; // sessionStorage: panel stays open across page navigations
   var BACKOFF_MIN_MS = 500;
@@ -195,6 +196,18 @@
   var unacked = readJSON(UNACKED_KEY, []); // [{client_id, text, payload?}]
   if (!Array.isArray(unacked)) unacked = [];
   unacked = unacked.filter(function (m) { return m && typeof m.client_id === 'string' && typeof m.text === 'string'; });
+  // Another person on this browser (signed in as someone else, or signed out): the last
+  // person's chat and unsent messages are theirs, not this one's.
+  var userNow = opts.user ? opts.user.id : '';
+  if ((local.getItem(USER_KEY) || '') !== userNow) {
+    token = null;
+    unacked = [];
+    local.removeItem(TOKEN_KEY);
+    local.removeItem(UNACKED_KEY);
+    local.removeItem(SEEN_KEY);
+    if (userNow) local.setItem(USER_KEY, userNow);
+    else local.removeItem(USER_KEY);
+  }
 
   var bySeq = {}; // seq -> element
   var byClientId = {}; // client_id -> element (customer bubbles rendered locally or from the server)
