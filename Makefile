@@ -2,7 +2,7 @@
 PY ?= python3
 DEVCTL = $(PY) scripts/devctl.py
 
-.PHONY: setup train run test lint bench clean
+.PHONY: setup train run test test-bot lint bench clean
 
 setup:  ## create/update .venv-rasa (Python 3.10, Rasa) and .venv (gateway)
 	$(DEVCTL) setup
@@ -15,6 +15,9 @@ run:  ## start the Rasa server and the action server (Ctrl-C stops them)
 
 test:  ## validate data, run test stories, action tests and pytest
 	$(DEVCTL) test
+
+test-bot:  ## bot designers: validate data, train if needed, test stories, action tests, NLU report
+	$(DEVCTL) test-bot
 
 bench:  ## benchmarks (bench/run.py): prints a table, writes bench/results/<date>.json + .png
 	$(DEVCTL) setup

@@ -50,7 +50,7 @@ TEAM_BY_TOPIC = {"sound": "tech_support", "wifi": "tech_support"}
 
 
 def handoff_signal(tracker: Tracker, reason: str) -> dict[str, Any]:
-    """The handoff signal (docs/handoff-signal.md). Priority and the customer's facts come from
+    """The handoff signal (docs/bot-design.md, "The handoff signal"). Priority and the customer's facts come from
     the verified customer only: naming someone else's order number changes nothing."""
     topic = tracker.get_slot("troubleshoot_topic")
     order_number = tracker.get_slot("order_number")
@@ -98,7 +98,7 @@ def request_handoff(
 class ActionRequestHandoff(Action):
     """Asks the gateway to move the conversation to a person.
 
-    The signal is a custom payload ``{"handoff": {...}}`` (docs/handoff-signal.md). The gateway
+    The signal is a custom payload ``{"handoff": {...}}`` (docs/bot-design.md, "The handoff signal"). The gateway
     pauses the bot, builds the handoff packet from the tracker and queues the conversation.
     """
 

@@ -38,6 +38,7 @@ from typing import Any
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
 from rasa.core.tracker_store import InMemoryTrackerStore, RedisTrackerStore
+from rasa.shared.core.events import UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from sanic import Blueprint, response
 from sanic.request import Request
@@ -51,9 +52,19 @@ MAX_NOTES = 100_000
 _notes: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
 
+def newest_user_message(tracker: DialogueStateTracker) -> UserUttered | None:
+    """The newest message the customer sent, even when a fallback has reverted it:
+    ``tracker.latest_message`` then names the message before it, whose parse is not this one's.
+    """
+    for event in reversed(tracker.events):
+        if isinstance(event, UserUttered):
+            return event
+    return None
+
+
 def note_latest_parse(tracker: DialogueStateTracker) -> None:
     """Remember what NLU made of the conversation's newest message, and whether it's paused."""
-    latest = tracker.latest_message
+    latest = newest_user_message(tracker)
     intent = (latest.intent or {}) if latest is not None else {}
     _notes[tracker.sender_id] = {
         "message_id": latest.message_id if latest is not None else None,

@@ -164,12 +164,44 @@ def run_with_progress(
                 )
     elapsed = time.monotonic() - started
     if proc.returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
         raise SetupError(
-            f"{label} failed (exit {proc.returncode}) after {elapsed:.0f} s. "
-            f"Last lines of {_rel(log)}:\n{tail}"
+            f"{label} failed (exit {proc.returncode}) after {elapsed:.0f} s.\n"
+            + problem_report(log.read_text(errors="replace"), _rel(log))
         )
     say(f"{label}: done in {elapsed:.0f} s")
+
+
+# Lines of Rasa's (or pip's) output that name a problem, as opposed to progress and noise.
+_PROBLEM_RE = re.compile(
+    r"(error|warning|cannot|can't|could not|invalid|not found|missing|failed|exception|"
+    r"is not defined|does not exist|unknown|conflict)",
+    re.IGNORECASE,
+)
+_NOISE_RE = re.compile(
+    r"(DeprecationWarning|FutureWarning|PendingDeprecation|MovedIn20Warning|site-packages/"
+    r"(?!rasa/shared/utils/io)|warnings\.warn|^\s*(File|from|import|raise)\b|^\s*\^)"
+)
+
+
+def problem_lines(output: str, limit: int = 15) -> list[str]:
+    """The lines of ``output`` that name a problem (deduplicated, in order), for the screen."""
+    seen: dict[str, None] = {}
+    for raw in output.replace("\r", "\n").splitlines():
+        line = re.sub(r"\x1b\[[0-9;]*m", "", raw).strip()
+        if line and _PROBLEM_RE.search(line) and not _NOISE_RE.search(line):
+            seen.setdefault(line[:300], None)
+    return list(seen)[:limit]
+
+
+def problem_report(output: str, where: str) -> str:
+    """What a failed step prints: the lines that name the problem, then the last few lines."""
+    tail = [ln for ln in output.replace("\r", "\n").splitlines() if ln.strip()][-8:]
+    found = problem_lines(output)
+    parts = []
+    if found:
+        parts.append("The lines that name the problem:\n" + "\n".join(f"  {ln}" for ln in found))
+    parts.append(f"Last lines of {where}:\n" + "\n".join(tail))
+    return "\n".join(parts)
 
 
 def _last_line(log: Path) -> str:
@@ -241,8 +273,9 @@ def cache_dir() -> Path:
     return Path(base) / "models"
 
 
-def train(force: bool = False) -> Path:
-    """The model for the current data, trained only when data/domain/config changed."""
+def train(force: bool = False, validated: bool = False) -> Path:
+    """The model for the current data, trained only when data/domain/config changed, and only
+    after ``rasa data validate`` passes (unless the caller just ran it: ``validated``)."""
     digest = model_hash()
     model = MODELS / f"{digest}.tar.gz"
     if model.exists() and not force:
@@ -254,6 +287,8 @@ def train(force: bool = False) -> Path:
         shutil.copy2(cached, model)
         say(f"model {digest} restored from cache {cached}")
         return model
+    if not validated:
+        validate_data()
     say(f"training the Rasa model {digest} (data, domain or config changed; about 2 minutes)")
     run_with_progress(
         [
@@ -278,6 +313,30 @@ def train(force: bool = False) -> Path:
     except OSError as exc:  # a read-only cache only costs the next run a training
         print(f"    (could not cache the model: {exc})")
     return model
+
+
+def validate_data(root: Path = ROOT) -> None:
+    """``rasa data validate --fail-on-warnings`` (on the bot in ``root``), before any training:
+    a typo costs seconds, not a training run. The lines that name the problems are shown."""
+    say("validating the training data (rasa data validate)")
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(RASA_VENV / "bin" / "rasa"), "data", "validate", "--fail-on-warnings"],
+        cwd=root,
+        env={**os.environ, **rasa_env()},
+        capture_output=True,
+        text=True,
+    )
+    output = result.stdout + result.stderr
+    log = VAR / "logs" / "validate.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(output)
+    if result.returncode != 0:
+        raise SetupError(
+            "the training data has problems; fix them and run the command again "
+            "(nothing was trained).\n" + problem_report(output, _rel(log))
+        )
+    say(f"training data valid ({time.monotonic() - started:.0f} s)")
 
 
 # --- running Rasa and the action server ------------------------------------------------
@@ -609,16 +668,12 @@ def cmd_train(args: argparse.Namespace) -> None:
     train(force=args.force)
 
 
-def cmd_test(args: argparse.Namespace) -> None:
-    setup()
-    ensure_chromium()
-    model = train()
+def bot_checks(model: Path, nlu_report: bool = False) -> None:
+    """The bot designer's checks: the test stories, the action tests and, with ``nlu_report``,
+    the NLU report (intent accuracy, confusion matrix) on the training examples."""
     rasa = str(RASA_VENV / "bin" / "rasa")
-    started = time.monotonic()
-    say("validating the training data")
-    _run([rasa, "data", "validate", "--fail-on-warnings"], env=rasa_env())
-    say("end-to-end test stories (tests/stories), prediction errors fail the build")
     results = VAR / "test-results"
+    say("end-to-end test stories (tests/stories), prediction errors fail the build")
     _run(
         [
             rasa,
@@ -648,6 +703,77 @@ def cmd_test(args: argparse.Namespace) -> None:
         ],
         env=rasa_env(),
     )
+    if nlu_report:
+        say("NLU report on data/nlu.yml (var/test-results/nlu)")
+        _run(
+            [
+                rasa,
+                "test",
+                "nlu",
+                "--nlu",
+                "data/nlu.yml",
+                "--model",
+                str(model),
+                "--out",
+                str(results / "nlu"),
+            ],
+            env=rasa_env(),
+        )
+        print(nlu_summary(results / "nlu"), flush=True)
+
+
+def nlu_summary(folder: Path) -> str:
+    """Accuracy and the weakest intents from rasa test nlu's intent_report.json."""
+    report_path = folder / "intent_report.json"
+    if not report_path.exists():
+        return f"    (no {_rel(report_path)}: see the output above)"
+    report = json.loads(report_path.read_text())
+    intents = {
+        name: values
+        for name, values in report.items()
+        if isinstance(values, dict) and "f1-score" in values and name not in _REPORT_TOTALS
+    }
+    weakest = [
+        item
+        for item in sorted(intents.items(), key=lambda item: item[1]["f1-score"])[:3]
+        if item[1]["f1-score"] < 1.0
+    ]
+    lines = [
+        f"    intent accuracy {report.get('accuracy', 0):.3f} on the training examples of "
+        f"{len(intents)} intents"
+    ]
+    lines += [
+        f"    weakest: {name} (F1 {values['f1-score']:.2f}, {values.get('support', 0)} examples)"
+        for name, values in weakest
+    ] or ["    every intent recognises its own examples"]
+    lines.append(
+        f"    details: {_rel(report_path)}, {_rel(folder / 'intent_confusion_matrix.png')}, "
+        f"{_rel(folder / 'intent_errors.json')}"
+    )
+    return "\n".join(lines)
+
+
+_REPORT_TOTALS = frozenset({"accuracy", "macro avg", "weighted avg", "micro avg"})
+
+
+def cmd_test_bot(_: argparse.Namespace) -> None:
+    """Validation, training if needed, test stories, action tests and the NLU report: what a
+    bot designer runs after editing data/, domain.yml or config.yml (no gateway suites)."""
+    setup()
+    started = time.monotonic()
+    validate_data()
+    model = train(validated=True)
+    bot_checks(model, nlu_report=True)
+    say(f"bot checks passed in {time.monotonic() - started:.0f} s")
+
+
+def cmd_test(args: argparse.Namespace) -> None:
+    setup()
+    ensure_chromium()
+    started = time.monotonic()
+    validate_data()
+    model = train(validated=True)
+    bot_checks(model)
     say("gateway and end-to-end tests (tests/, in .venv)")
     _run(
         [str(GATEWAY_VENV / "bin" / "python"), "-m", "pytest", *args.pytest_args],
@@ -666,6 +792,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_train.add_argument("--force", action="store_true", help="train even if up to date")
     p_train.set_defaults(func=cmd_train)
     sub.add_parser("run", help="start the whole stack").set_defaults(func=cmd_run)
+    sub.add_parser(
+        "test-bot", help="the designer's checks: validation, stories, actions, NLU report"
+    ).set_defaults(func=cmd_test_bot)
     p_test = sub.add_parser("test", help="data validation, test stories, all tests")
     p_test.add_argument("pytest_args", nargs="*", help="extra arguments for the gateway pytest")
     p_test.set_defaults(func=cmd_test)

@@ -97,9 +97,11 @@ class BotTurn(Component):
             return True
         return await self._bot_turn(conversation, message, turn)
 
-    async def tracker(self, conversation_id: str) -> dict[str, Any] | None:
+    async def tracker(
+        self, conversation_id: str, with_events: bool = False
+    ) -> dict[str, Any] | None:
         try:
-            return await self.rasa.tracker(conversation_id)
+            return await self.rasa.tracker(conversation_id, with_events=with_events)
         except RasaUnavailable:
             return None
 
@@ -169,11 +171,11 @@ class BotTurn(Component):
         # gateway channel sends it along; from a plain REST channel it takes a tracker read.
         nlu = answer.nlu
         if nlu is None:
-            if tracker is None:  # (already read, after this turn, when it had no replies)
-                tracker = await self.tracker(conversation.id)
+            # (With the events: a fallback may have reverted the message, and then the
+            # tracker's latest_message is the one before it.)
+            tracker = await self.tracker(conversation.id, with_events=True)
             if tracker is not None:
-                intent = (tracker.get("latest_message") or {}).get("intent") or {}
-                nlu = Understood(intent.get("name"), intent.get("confidence"))
+                nlu = newest_user_parse(tracker)
         decision = decide(self.settings.handoff, replies, _recent_turns(turn, message, nlu))
         drafts = [
             OutboundDraft(SenderKind.BOT, reply.text or "", buttons=tuple(reply.buttons))
@@ -287,6 +289,17 @@ class BotTurn(Component):
             conversation.id, awaiting_csat=False, bot_cursor=message.seq
         )
         await self.outbound.system_message(conversation, "Thank you for your feedback!")
+
+
+def newest_user_parse(tracker: dict[str, Any]) -> Understood:
+    """What NLU made of the customer's newest message, from a tracker read with its events: the
+    newest ``user`` event (a core fallback reverts it, so ``latest_message`` may be older)."""
+    for event in reversed(tracker.get("events") or []):
+        if isinstance(event, dict) and event.get("event") == "user":
+            intent = (event.get("parse_data") or {}).get("intent") or {}
+            return Understood(intent.get("name"), intent.get("confidence"))
+    intent = (tracker.get("latest_message") or {}).get("intent") or {}
+    return Understood(intent.get("name"), intent.get("confidence"))
 
 
 def _recent_turns(turn: PendingTurn, message: StoredMessage, nlu: Understood | None) -> list[Turn]:

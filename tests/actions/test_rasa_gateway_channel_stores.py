@@ -11,7 +11,12 @@ import uuid
 import pytest
 import redis
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ConversationPaused, UserUttered
+from rasa.shared.core.events import (
+    ActionExecuted,
+    ConversationPaused,
+    UserUtteranceReverted,
+    UserUttered,
+)
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from rasa_addons import gateway_channel as channel
@@ -72,6 +77,30 @@ def test_the_redis_store_notes_it_too() -> None:
     finally:
         for key in client.keys(f"{prefix}*"):
             client.delete(key)
+
+
+def test_a_reverted_message_is_noted_with_its_own_parse() -> None:
+    """Rasa's core fallback (action_default_fallback) reverts the customer's message, so the
+    tracker's latest_message is the message before it; the note must still be the newest
+    message's own parse, which is what the gateway stores with that message."""
+    sender = f"revert-{uuid.uuid4().hex}"
+    tracker = DialogueStateTracker.from_events(
+        sender,
+        [
+            UserUttered("hi", {"name": "greet", "confidence": 0.99}, message_id="m-1"),
+            ActionExecuted("utter_greet"),
+            UserUttered(
+                "is 1008 on its way?", {"name": "inform", "confidence": 0.67}, message_id="m-2"
+            ),
+            ActionExecuted("action_default_fallback"),
+            UserUtteranceReverted(),
+        ],
+    )
+    assert tracker.latest_message is not None and tracker.latest_message.message_id == "m-1"
+    store = channel.GatewayInMemoryTrackerStore(Domain.empty())
+    asyncio.run(store.save(tracker))
+    note = channel._notes[sender]
+    assert (note["message_id"], note["intent"], note["confidence"]) == ("m-2", "inform", 0.67)
 
 
 def test_old_notes_are_dropped_beyond_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:

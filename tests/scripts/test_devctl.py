@@ -96,3 +96,56 @@ def test_failed_long_command_shows_the_log_tail(
             cwd=tmp_path,
         )
     assert "demo step failed (exit 3)" in str(err.value) and "boom" in str(err.value)
+
+
+def copy_of_the_bot(tmp_path: Path) -> Path:
+    """The bot's training files in a folder of their own, to break on purpose."""
+    bot = tmp_path / "bot"
+    bot.mkdir()
+    for name in ("domain.yml", "config.yml"):
+        (bot / name).write_text((devctl.ROOT / name).read_text())
+    (bot / "data").mkdir()
+    for path in (devctl.ROOT / "data").glob("*.yml"):
+        (bot / "data" / path.name).write_text(path.read_text())
+    return bot
+
+
+def test_a_typo_in_a_rule_is_found_before_training_and_named_on_screen(tmp_path: Path) -> None:
+    bot = copy_of_the_bot(tmp_path)
+    rules = bot / "data" / "rules.yml"
+    rules.write_text(
+        rules.read_text().replace(
+            "      - action: utter_password_reset", "      - action: utter_password_rest"
+        )
+    )
+    with pytest.raises(devctl.SetupError) as err:
+        devctl.validate_data(bot)
+    message = str(err.value)
+    assert "nothing was trained" in message
+    named = message.split("The lines that name the problem:")[1].split("Last lines of")[0]
+    assert "utter_password_rest" in named
+
+
+def test_the_shipped_bot_data_validates(tmp_path: Path) -> None:
+    devctl.validate_data(copy_of_the_bot(tmp_path))
+
+
+def test_problem_lines_pick_the_line_that_matters_out_of_a_long_listing() -> None:
+    listing = [f"  - action_{n}" for n in range(40)]
+    output = "\n".join(
+        [
+            "2026-11-28 01:00:00 INFO  rasa.validator - Validating intents...",
+            "/x/site-packages/rasa/core/foo.py:12: DeprecationWarning: old",
+            "  warnings.warn(",
+            "rasa.shared.exceptions.RasaException: Cannot access action 'utter_store_location',"
+            " as that name is not a registered action for this domain. Available actions are:",
+            *listing,
+        ]
+    )
+    found = devctl.problem_lines(output)
+    assert found == [
+        "rasa.shared.exceptions.RasaException: Cannot access action 'utter_store_location', as "
+        "that name is not a registered action for this domain. Available actions are:"
+    ]
+    report = devctl.problem_report(output, "var/logs/train.log")
+    assert report.index("Cannot access action") < report.index("Last lines of")
