@@ -50,8 +50,9 @@ TEAM_BY_TOPIC = {"sound": "tech_support", "wifi": "tech_support"}
 
 
 def handoff_signal(tracker: Tracker, reason: str) -> dict[str, Any]:
-    """The handoff signal (docs/bot-design.md, "The handoff signal"). Priority and the customer's facts come from
-    the verified customer only: naming someone else's order number changes nothing."""
+    """The handoff signal ("The handoff signal" in docs/bot-design.md). Priority and the
+    customer's facts come from the verified customer only: naming someone else's order number
+    changes nothing."""
     topic = tracker.get_slot("troubleshoot_topic")
     order_number = tracker.get_slot("order_number")
     verified = verified_customer(tracker)
@@ -98,8 +99,9 @@ def request_handoff(
 class ActionRequestHandoff(Action):
     """Asks the gateway to move the conversation to a person.
 
-    The signal is a custom payload ``{"handoff": {...}}`` (docs/bot-design.md, "The handoff signal"). The gateway
-    pauses the bot, builds the handoff packet from the tracker and queues the conversation.
+    The signal is a custom payload ``{"handoff": {...}}`` ("The handoff signal" in
+    docs/bot-design.md). The gateway pauses the bot, builds the handoff packet from the tracker
+    and queues the conversation.
     """
 
     def name(self) -> str:
