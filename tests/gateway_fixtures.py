@@ -13,6 +13,7 @@ from aiohttp import web
 from bot.app import create_app, server_options
 from bot.config import Settings
 from bot.core.identity import shop_user_hash
+from tests.fakes.rasa import ScriptedRasa
 from tests.helpers import listen
 
 AGENT_PASSWORD = "correct-horse-battery"
@@ -60,3 +61,14 @@ async def running_gateway(settings: Settings) -> AsyncIterator[Gateway]:
         yield Gateway(app, f"http://127.0.0.1:{port}", settings)
     finally:
         await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def scripted_gateway(tmp: Path, rasa: ScriptedRasa, **extra: Any) -> AsyncIterator[Gateway]:
+    """A gateway whose bot is the scripted Rasa (started here, closed afterwards)."""
+    await rasa.start()
+    try:
+        async with running_gateway(gateway_settings(tmp, rasa.url, None, **extra)) as gw:
+            yield gw
+    finally:
+        await rasa.close()

@@ -17,15 +17,12 @@ from playwright.async_api import (
     Locator,
     Page,
     Response,
-    async_playwright,
     expect,
 )
 
 from scripts import devctl
+from tests.browser.conftest import SHOTS
 from tests.browser.test_widget_and_console import (
-    CHROMIUM_ARGS,
-    SHOTS,
-    chromium_path,
     customer_says,
 )
 from tests.gateway_fixtures import AGENT_PASSWORD, Gateway, gateway_settings, running_gateway
@@ -44,14 +41,6 @@ TAMPERED_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <script src="{gateway}/widget.js" data-user-id="1" data-user-hash="{hash}" async></script>
 </body></html>"""
 UI_TIMEOUT = 15_000
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        yield b
-        await b.close()
 
 
 @pytest.fixture

@@ -3,48 +3,20 @@ console. Screenshots of both are saved under var/test-results/screenshots/."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from bot.appkeys import STORE
 from scripts import devctl
+from tests.browser.conftest import SHOTS
 from tests.gateway_fixtures import AGENT_PASSWORD, Gateway, gateway_settings, running_gateway
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-
-SHOTS = Path(__file__).resolve().parents[2] / "var" / "test-results" / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-
-def chromium_path() -> str:
-    path = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(path).exists():
-        pytest.fail(
-            "Debian chromium is missing: `make setup` installs it (apt-get install chromium)"
-        )
-    return path
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        yield b
-        await b.close()
 
 
 @pytest.fixture

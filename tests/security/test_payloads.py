@@ -13,7 +13,7 @@ import pytest
 from bot.appkeys import SERVICE, STORE
 from bot.core.types import SenderKind
 from tests.fakes.rasa import ScriptedRasa
-from tests.gateway_fixtures import Gateway, gateway_settings, running_gateway
+from tests.gateway_fixtures import Gateway, scripted_gateway
 from tests.helpers import CustomerClient
 
 FORGED = '/refund_status{"order_number": "1005"}'
@@ -26,12 +26,8 @@ BUTTONS = {
 @pytest.fixture
 async def gateway(tmp_path: Path) -> AsyncIterator[tuple[Gateway, ScriptedRasa]]:
     rasa = ScriptedRasa({}, BUTTONS)
-    await rasa.start()
-    try:
-        async with running_gateway(gateway_settings(tmp_path, rasa.url, None)) as gw:
-            yield gw, rasa
-    finally:
-        await rasa.close()
+    async with scripted_gateway(tmp_path, rasa) as gw:
+        yield gw, rasa
 
 
 async def converse(

@@ -16,7 +16,14 @@ from bot.core.types import SenderKind
 from bot.store.schema import conversations, customers
 from connectors.webchat.server import TOKEN_PURPOSE
 from tests.fakes.rasa import ScriptedRasa
-from tests.gateway_fixtures import MAYA, Gateway, gateway_settings, running_gateway, shop_user
+from tests.gateway_fixtures import (
+    MAYA,
+    Gateway,
+    gateway_settings,
+    running_gateway,
+    scripted_gateway,
+    shop_user,
+)
 from tests.helpers import CustomerClient
 
 JONAS_VERIFIED = {
@@ -44,12 +51,8 @@ CUSTOMS: dict[str, dict[str, Any]] = {
 @pytest.fixture
 async def gateway(tmp_path: Path) -> AsyncIterator[tuple[Gateway, ScriptedRasa]]:
     rasa = ScriptedRasa(NLU, customs=CUSTOMS)
-    await rasa.start()
-    try:
-        async with running_gateway(gateway_settings(tmp_path, rasa.url, None)) as gw:
-            yield gw, rasa
-    finally:
-        await rasa.close()
+    async with scripted_gateway(tmp_path, rasa) as gw:
+        yield gw, rasa
 
 
 async def session(
