@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -24,8 +24,6 @@ from actions.verification import VerifiesOwner, slot_before_this_turn
 
 ORDER_NUMBER_RE = re.compile(r"\d{4,6}")
 SERIAL_RE = re.compile(r"(?:SN)?\s*-?\s*(\d{6})", re.IGNORECASE)
-# Support hours, Monday=0. Times are the support centre's local time.
-SUPPORT_HOURS = {0: (8, 20), 1: (8, 20), 2: (8, 20), 3: (8, 20), 4: (8, 20), 5: (9, 17)}
 
 
 def _fmt(d: date | None) -> str:
@@ -443,26 +441,46 @@ class ActionTroubleshoot(Action):
 
 
 class ActionBusinessHours(Action):
+    """Opening hours and whether a person is there now, from the gateway's schedule (the
+    ``support_hours`` metadata of the message; ``hours:`` in gateway.yml), never a copy here."""
+
     def name(self) -> str:
         return "action_business_hours"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        now = datetime.now()
-        hours = SUPPORT_HOURS.get(now.weekday())
-        open_now = hours is not None and hours[0] <= now.hour < hours[1]
-        state = (
-            "Our team is available right now."
-            if open_now
-            else "Our team is offline right now; if you ask for a person, we'll reply as soon as "
-            "we open."
-        )
-        dispatcher.utter_message(
-            text="Our support team works Monday to Friday 8:00-20:00 and Saturday 9:00-17:00. "
-            f"{state} I'm here around the clock."
-        )
+        dispatcher.utter_message(text=business_hours_text(support_hours(tracker)))
         return []
+
+
+def support_hours(tracker: Tracker) -> dict[str, Any] | None:
+    metadata = (tracker.latest_message or {}).get("metadata") or {}
+    hours = metadata.get("support_hours") if isinstance(metadata, dict) else None
+    return hours if isinstance(hours, dict) else None
+
+
+def business_hours_text(hours: dict[str, Any] | None) -> str:
+    if hours is None:  # talking to Rasa without the gateway (rasa shell): no schedule to read
+        return (
+            "I can't see our team's schedule from here. If you ask for a person, someone will "
+            "reply as soon as they're available. I'm here around the clock."
+        )
+    if hours.get("always_open"):
+        return "Our support team is available around the clock, and so am I."
+    schedule = f"Our support team works {hours.get('schedule')} ({hours.get('timezone')} time)."
+    if hours.get("open_now"):
+        state = "They're available right now."
+    elif hours.get("opens"):
+        state = (
+            f"They're offline right now and open again {hours['opens']}; if you ask for a "
+            "person, they'll reply then."
+        )
+    else:
+        state = (
+            "They're offline right now; if you ask for a person, they'll reply when they're back."
+        )
+    return f"{schedule} {state} I'm here around the clock."
 
 
 class ActionFallback(Action):

@@ -6,8 +6,10 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -99,8 +101,20 @@ class HoursSettings(_Section):
 
     always_open: bool = True
     timezone: str = "UTC"
-    # weekday (mon..sun) -> "08:00-20:00"; a missing day is closed.
+    # weekday (mon..sun) -> "08:00-20:00"; a missing day is closed; "22:00-06:00" runs past
+    # midnight into the next morning.
     schedule: dict[str, str] = Field(default_factory=dict)
+    # Days the team is closed whatever the schedule says (YYYY-MM-DD).
+    holidays: list[date] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}, e.g. Europe/Berlin") from None
+        return value
 
     @field_validator("schedule")
     @classmethod
@@ -109,8 +123,10 @@ class HoursSettings(_Section):
         for day, span in value.items():
             if day not in days:
                 raise ValueError(f"unknown weekday {day!r}; use {sorted(days)}")
-            if not re.fullmatch(r"\d{2}:\d{2}-\d{2}:\d{2}", span):
+            if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", span):
                 raise ValueError(f"{day}: {span!r} is not like 08:00-20:00")
+            if span[:5] == span[6:]:
+                raise ValueError(f"{day}: {span!r} opens and closes at the same time")
         return value
 
 

@@ -105,6 +105,13 @@ class AgentDesk(Component):
         target = await self.store.agent(to_agent_id)
         if target is None:
             raise NotFound(f"unknown agent {to_agent_id}")
+        # Taking it over oneself (a supervisor) needs no check: the request is the proof.
+        if target.id != agent.id and f"agent:{target.id}" not in set(await self.broker.present()):
+            raise Conflict(
+                f"{target.display_name} is offline, so the customer would wait for nobody. "
+                "Choose someone who is online."
+            )
+        previous = await self.records.agent_name(conversation.assigned_agent_id)
 
         def still_allowed(current: Conversation) -> None:
             _check_assignee(current, agent)
@@ -121,8 +128,10 @@ class AgentDesk(Component):
         await self.store.audit(
             f"agent:{agent.id}", "transfer", conversation_id, {"to_agent": target.id}
         )
+        # "From" the person the customer was talking to, who may not be the one transferring
+        # (a supervisor moving a colleague's conversation).
         await self._agent_joined(
-            conversation, target, f"{target.display_name} is taking over from {agent.display_name}."
+            conversation, target, f"{target.display_name} is taking over from {previous}."
         )
         return conversation
 

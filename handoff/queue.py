@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -23,6 +22,7 @@ from bot.core.frames import (
     conversation_topic,
     queue_position_frame,
 )
+from bot.core.hours import open_now
 from bot.core.models import QueueRow
 from bot.core.state import ConversationState
 from bot.pipeline.context import Component, EngineContext
@@ -30,7 +30,6 @@ from bot.pipeline.context import Component, EngineContext
 log = structlog.get_logger(__name__)
 
 PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
-WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
 def queue_score(priority: str, since: datetime) -> float:
@@ -40,14 +39,7 @@ def queue_score(priority: str, since: datetime) -> float:
 
 def team_open(hours: HoursSettings, now: datetime) -> bool:
     """Whether the human team works at ``now`` (``hours:`` in gateway.yml)."""
-    if hours.always_open:
-        return True
-    local = now.astimezone(ZoneInfo(hours.timezone))
-    span = hours.schedule.get(WEEKDAYS[local.weekday()])
-    if not span:
-        return False
-    start, end = span.split("-")
-    return start <= local.strftime("%H:%M") < end
+    return open_now(hours, now)
 
 
 def format_wait(seconds: float) -> str:

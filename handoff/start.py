@@ -6,11 +6,14 @@ turn, the gateway's policy or an agent's take-over moves a conversation to a per
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, cast
 
 import structlog
 
+from bot.config import HoursSettings
 from bot.core.clock import utcnow
+from bot.core.hours import describe_opening, next_opening
 from bot.core.identity import verified_as
 from bot.core.models import Agent, Conversation
 from bot.core.policy import HandoffDecision
@@ -64,6 +67,20 @@ async def customer_info(store: Store, conversation: Conversation) -> CustomerInf
     )
 
 
+def offline_notice(hours: HoursSettings, now: datetime) -> str:
+    """What a customer who asks for a person outside opening hours is told."""
+    opens = next_opening(hours, now)
+    when = (
+        f"Our team opens again {describe_opening(opens, now)} ({hours.timezone} time)"
+        if opens
+        else "Our team is offline right now"
+    )
+    return (
+        f"{when}. Your conversation is saved, and a person will reply here as soon as we're "
+        "back. You can add anything else meanwhile."
+    )
+
+
 class HandoffStarter(Component):
     """Moves conversations to the human queue (or to a follow-up when the team is closed)."""
 
@@ -105,7 +122,8 @@ class HandoffStarter(Component):
         except RasaUnavailable as exc:
             # The gateway stops sending to the bot anyway; the pause only keeps Rasa quiet.
             log.warning("could not pause rasa", conversation_id=conversation.id, error=str(exc))
-        open_now = source_agent is not None or team_open(self.settings.hours, self.clock())
+        now = self.clock()
+        open_now = source_agent is not None or team_open(self.settings.hours, now)
         event = ConversationEvent.HANDOFF if open_now else ConversationEvent.NO_AGENT
         packet = build_packet(
             conversation_id=conversation.id,
@@ -156,9 +174,7 @@ class HandoffStarter(Component):
                 )
         else:
             await self.outbound.system_message(
-                conversation,
-                "Our team is offline right now. Your conversation is saved, and a person will "
-                "reply here as soon as we're back. You can add anything else meanwhile.",
+                conversation, offline_notice(self.settings.hours, now)
             )
         await self.outbound.publish_state(conversation)
         await self.queue.broadcast()

@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from bot.core.errors import StaleVersion
+from bot.core.hours import for_the_bot
 from bot.core.identity import (
     IDENTITY_PAYLOAD,
     VERIFIED_METADATA_KEY,
@@ -127,10 +128,12 @@ class BotTurn(Component):
     async def _bot_turn(
         self, conversation: Conversation, message: StoredMessage, turn: PendingTurn
     ) -> bool:
-        metadata = {
+        metadata: dict[str, Any] = {
             "channel": conversation.channel,
             "customer_id": conversation.customer_id,
             "customer_name": turn.customer_name,
+            # The team's hours, from gateway.yml: the bot keeps no copy (bot/core/hours.py).
+            "support_hours": for_the_bot(self.settings.hours, self.clock()),
         }
         verified = verified_as(
             conversation, turn.customer_verified_id, turn.customer_verified_by, self.clock()

@@ -304,3 +304,27 @@ def test_fallback_twice_in_a_row_sets_the_offer_flag():
         make_tracker(intent="nlu_fallback", events=[user("nlu_fallback"), user("nlu_fallback")]),
     )
     assert slot_events(events) == {"fallback_repeated": True}
+
+
+def test_opening_hours_come_from_the_gateways_schedule():
+    def asked(hours):
+        tracker = make_tracker(intent="business_hours")
+        if hours is not None:
+            tracker.latest_message["metadata"] = {"support_hours": hours}
+        return texts(run_action(actions.ActionBusinessHours(), tracker)[0])
+
+    closed = {
+        "open_now": False,
+        "always_open": False,
+        "schedule": "Monday to Friday 08:00-20:00",
+        "timezone": "Europe/Berlin",
+        "opens": "on Monday at 08:00",
+    }
+    text = asked(closed)
+    assert "Monday to Friday 08:00-20:00 (Europe/Berlin time)" in text
+    assert "open again on Monday at 08:00" in text
+    assert "available right now" in asked({**closed, "open_now": True, "opens": None})
+    assert "around the clock" in asked({"always_open": True, "open_now": True})
+    # Without the gateway (rasa shell) there is no schedule to read, and none is made up.
+    text = asked(None)
+    assert "can't see our team's schedule" in text and "08:00" not in text

@@ -4,6 +4,7 @@ Rasa is pointed at a closed port: an agent's take-over and everything after it n
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -99,6 +100,51 @@ async def test_bad_input_and_unknown_conversation(
         await kim.close()
 
 
+async def online(client: AgentClient, who: Agent) -> None:
+    """Open the agent's console socket and wait until the others see them online."""
+    await client.open_socket()
+    for _ in range(100):
+        status, agents = await client.api("GET", "/agents")
+        assert status == 200
+        if any(a["id"] == who.id and a["online"] for a in agents):
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"{who.username} never showed as online")
+
+
+async def test_a_supervisor_moving_a_colleagues_conversation_names_the_colleague(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    store = gateway.app[STORE]
+    await store.add_agent("ada", "Ada", hash_password(AGENT_PASSWORD), role="supervisor")
+    await store.add_agent("lee", "Lee", hash_password(AGENT_PASSWORD))
+    customer = await assigned_to_kim(gateway, http)
+    ada = await AgentClient(gateway.url).login("ada", AGENT_PASSWORD)
+    lee = await AgentClient(gateway.url).login("lee", AGENT_PASSWORD)
+    try:
+        cid = customer.conversation_id
+        await online(lee, await agent(gateway, "lee"))
+        status, _ = await ada.api(
+            "POST", f"/conversations/{cid}/transfer", {"agent_id": (await agent(gateway, "lee")).id}
+        )
+        assert status == 200
+        await customer.wait_for(lambda f: f.get("type") == "agent_joined" and f["name"] == "Lee")
+        # Taking it back herself: "Ada is taking over from Lee", never "from Ada".
+        status, _ = await ada.api(
+            "POST", f"/conversations/{cid}/transfer", {"agent_id": (await agent(gateway, "ada")).id}
+        )
+        assert status == 200
+        await customer.wait_for(lambda f: f.get("type") == "agent_joined" and f["name"] == "Ada")
+        notices = customer.texts("system")
+        assert "Lee is taking over from Kim." in notices
+        assert "Ada is taking over from Lee." in notices
+        assert not any("from Ada" in n for n in notices)
+    finally:
+        await customer.close()
+        await ada.close()
+        await lee.close()
+
+
 async def test_only_the_assignee_replies_and_transfer_hands_over(
     gateway: Gateway, http: aiohttp.ClientSession
 ) -> None:
@@ -114,11 +160,18 @@ async def test_only_the_assignee_replies_and_transfer_hands_over(
         status, _ = await kim.api("POST", f"/conversations/{cid}/claim")
         assert status == 409
         lee_agent = await agent(gateway, "lee")
+        # Lee is offline (no console open): nobody would answer the customer.
+        status, body = await kim.api(
+            "POST", f"/conversations/{cid}/transfer", {"agent_id": lee_agent.id}
+        )
+        assert status == 409 and "Lee is offline" in body["message"]
+        await online(lee, lee_agent)
         status, _ = await kim.api(
             "POST", f"/conversations/{cid}/transfer", {"agent_id": lee_agent.id}
         )
         assert status == 200
         await customer.wait_for(lambda f: f.get("type") == "agent_joined" and f["name"] == "Lee")
+        assert "Lee is taking over from Kim." in customer.texts("system")
         status, _ = await lee.api("POST", f"/conversations/{cid}/reply", {"text": "Lee here"})
         assert status == 200
         await customer.wait_for(lambda f: f.get("sender") == "agent" and f["text"] == "Lee here")

@@ -38,7 +38,10 @@ export function renderTransferOptions(page) {
   const options = [h("option", { value: "" }, candidates.length ? "Choose an agent…" : "No other agents")];
   for (const a of candidates) {
     const label = Number(a.id) === me.id ? "Me (" + a.display_name + ")" : a.display_name;
-    options.push(h("option", { value: String(a.id) }, label + " (" + (a.online ? "online" : "offline") + ")"));
+    // Offline agents are shown but cannot be chosen: nobody would answer the customer.
+    const self = Number(a.id) === me.id;
+    options.push(h("option", { value: String(a.id), disabled: !a.online && !self ? "" : null },
+      label + " (" + (a.online || self ? "online" : "offline") + ")"));
   }
   select.replaceChildren(...options);
   if (candidates.some(function (a) { return String(a.id) === previous; })) select.value = previous;

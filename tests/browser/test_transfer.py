@@ -1,0 +1,75 @@
+"""Transfers in the console, in Chromium: an offline colleague cannot be chosen, an online one
+can, and the customer is told who is taking over from whom."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from bot.appkeys import DESK, SERVICE, STORE
+from handoff.auth import hash_password
+from tests.browser.conftest import SHOTS
+from tests.gateway_fixtures import AGENT_PASSWORD, Gateway, gateway_settings, running_gateway
+from tests.helpers import CustomerClient, dead_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
+    """No bot needed: the conversation goes straight to Sam (the demo supervisor)."""
+    settings = gateway_settings(tmp_path, f"http://127.0.0.1:{dead_port()}", None)
+    async with running_gateway(settings) as gw:
+        for username, name in (("kim", "Kim"), ("lee", "Lee")):
+            await gw.app[STORE].add_agent(username, name, hash_password(AGENT_PASSWORD))
+        yield gw
+
+
+async def signed_in(browser: Browser, gateway: Gateway, username: str, path: str) -> Page:
+    page = await (await browser.new_context(viewport={"width": 1400, "height": 900})).new_page()
+    await page.goto(gateway.url + "/console/login")
+    await page.get_by_test_id("login-username").fill(username)
+    await page.get_by_test_id("login-password").fill(AGENT_PASSWORD)
+    await page.get_by_test_id("login-submit").click()
+    await page.wait_for_url("**/console")
+    await page.goto(gateway.url + path)
+    return page
+
+
+async def test_only_online_colleagues_can_be_chosen(
+    gateway: Gateway, browser: Browser, http: aiohttp.ClientSession
+) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    customer = await CustomerClient(gateway.url, http).connect()
+    try:
+        await customer.send("my router keeps dropping")
+        await customer.wait_for(lambda f: f.get("type") == "ack")
+        await gateway.app[SERVICE].drain()
+        cid = customer.conversation_id or ""
+        sam = await gateway.app[STORE].agent_by_username("sam")
+        assert sam is not None
+        await gateway.app[DESK].take_over(cid, sam)
+        # Kim has the console open (online); Lee has not (offline).
+        kim = await signed_in(browser, gateway, "kim", "/console")
+        await expect(kim.get_by_test_id("live-status")).to_have_text("Live", timeout=15_000)
+        page = await signed_in(browser, gateway, "sam", f"/console/conversations/{cid}")
+        select = page.get_by_test_id("transfer-select")
+        await expect(select).to_be_visible()
+        kim_option = select.locator("option", has_text="Kim (online)")
+        lee_option = select.locator("option", has_text="Lee (offline)")
+        await expect(kim_option).to_be_enabled(timeout=15_000)
+        await expect(lee_option).to_be_disabled()
+        await page.screenshot(path=str(SHOTS / "console-transfer-choices.png"), full_page=True)
+
+        await select.select_option(label="Kim (online)")
+        await page.get_by_test_id("transfer-button").click()
+        notice = await customer.wait_for(
+            lambda f: f.get("sender") == "system" and "taking over" in f["text"]
+        )
+        assert notice["text"] == "Kim is taking over from Sam."
+    finally:
+        await customer.close()
