@@ -17,7 +17,7 @@ from bot.core.hours import describe_opening, next_opening
 from bot.core.identity import verified_as
 from bot.core.models import Agent, Conversation
 from bot.core.policy import HandoffDecision
-from bot.core.state import ConversationEvent, ConversationState
+from bot.core.state import ConversationEvent, ConversationState, IllegalTransition
 from bot.pipeline.context import Component, EngineContext
 from bot.rasa_client import RasaUnavailable
 from bot.store import Store
@@ -109,6 +109,43 @@ class HandoffStarter(Component):
 
     async def queue_position(self, conversation_id: str) -> tuple[int, float]:
         return await self.queue.position(conversation_id)
+
+    async def reopen(self) -> int:
+        """The team is open: the follow-ups left outside hours join the queue, oldest handoff
+        first (their waiting time counts from then), and each customer is told their place.
+        Several replicas may run this at once: the compare-and-set lets one move each."""
+        now = self.clock()
+        if not team_open(self.settings.hours, now):
+            return 0
+        waiting = []
+        for conversation in await self.store.conversations_in_states(
+            [ConversationState.PENDING_FOLLOWUP]
+        ):
+            handoff = await self.store.current_handoff(conversation.id)
+            since = handoff.requested_at if handoff else conversation.updated_at
+            waiting.append((since, conversation))
+        moved = 0
+        for since, conversation in sorted(waiting, key=lambda item: item[0]):
+            try:
+                queued = await self.records.transition(
+                    conversation.id, ConversationEvent.TEAM_OPENS
+                )
+            except IllegalTransition:
+                continue  # claimed, or moved by another replica, meanwhile
+            await self.queue.enqueue(queued.id, queued.priority, since)
+            position, eta = await self.queue.position(queued.id)
+            await self.outbound.system_message(
+                queued,
+                f"We're open now. You're number {position} in the queue for a person (about "
+                f"{format_wait(eta)}); they'll see our conversation so far.",
+            )
+            await self.outbound.publish_state(queued)
+            await self.store.audit("system", "team_opens", queued.id, {"position": position})
+            moved += 1
+        if moved:
+            log.info("follow-ups queued at opening", count=moved)
+            await self.queue.broadcast()
+        return moved
 
     async def start(
         self,

@@ -40,3 +40,8 @@ class HandoffDesk(Protocol):
     async def queue_position(self, conversation_id: str) -> tuple[int, float]:
         """1-based position in the queue and the estimated wait in seconds."""
         ...
+
+    async def reopen(self) -> int:
+        """When the team is open, move the follow-ups that waited for it into the queue, in
+        the order they arrived; how many moved."""
+        ...

@@ -4,7 +4,8 @@
 BOT ──handoff──▶ QUEUED ──claim──▶ ASSIGNED ──resolve──▶ RESOLVED ──return_to_bot──▶ BOT
                    │ no_agent                 │ transfer (stays ASSIGNED)
                    ▼
-             PENDING_FOLLOWUP ──customer_returns──▶ BOT   (or ──claim──▶ ASSIGNED)
+             PENDING_FOLLOWUP ──customer_returns──▶ BOT   (or ──claim──▶ ASSIGNED,
+                                                            or ──team_opens──▶ QUEUED)
 ```
 """
 
@@ -29,6 +30,7 @@ class ConversationEvent(StrEnum):
     RESOLVE = "resolve"
     RETURN_TO_BOT = "return_to_bot"
     CUSTOMER_RETURNS = "customer_returns"
+    TEAM_OPENS = "team_opens"
 
 
 class IllegalTransition(ValueError):
@@ -48,6 +50,7 @@ TRANSITIONS: dict[tuple[ConversationState, ConversationEvent], ConversationState
     (S.QUEUED, E.NO_AGENT): S.PENDING_FOLLOWUP,
     (S.PENDING_FOLLOWUP, E.CLAIM): S.ASSIGNED,
     (S.PENDING_FOLLOWUP, E.CUSTOMER_RETURNS): S.BOT,
+    (S.PENDING_FOLLOWUP, E.TEAM_OPENS): S.QUEUED,
     (S.ASSIGNED, E.TRANSFER): S.ASSIGNED,
     (S.ASSIGNED, E.RESOLVE): S.RESOLVED,
     (S.RESOLVED, E.RETURN_TO_BOT): S.BOT,

@@ -180,6 +180,10 @@ class Scheduler(Component):
             except Exception:
                 log.exception("starting due handoffs failed")
             try:
+                await self.desk.reopen()  # follow-ups join the queue when the team opens
+            except Exception:
+                log.exception("queueing follow-ups at opening failed")
+            try:
                 for conversation_id in await self.store.pending_conversations():
                     if conversation_id not in self._processing:
                         self.process_soon(conversation_id)

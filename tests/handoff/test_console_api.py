@@ -295,3 +295,54 @@ async def test_session_body_that_is_not_utf8_is_a_400(
         headers={"Content-Type": "application/json"},
     ) as resp:
         assert resp.status == 400
+
+
+async def test_follow_ups_join_the_queue_in_arrival_order_when_the_team_opens(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    dead_rasa = f"http://127.0.0.1:{dead_port()}"
+    settings = gateway_settings(
+        tmp_path,
+        dead_rasa,
+        None,
+        hours={"always_open": False},
+        rasa={"urls": [dead_rasa], "retry_seconds": 0.2},
+    )
+    async with running_gateway(settings) as gw:
+        desk, store = gw.app[DESK], gw.app[STORE]
+        customers = []
+        try:
+            for text in ("first, after hours", "second, after hours"):
+                customer = await CustomerClient(gw.url, http).connect()
+                customers.append(customer)
+                await customer.send(text)
+                await customer.wait_for(lambda f: f.get("type") == "ack")
+                await gw.app[SERVICE].drain()
+                conversation = await store.conversation(customer.conversation_id or "")
+                assert conversation is not None
+                moved = await desk.starter.start(
+                    conversation, HandoffDecision(policy_reason="explicit_request"), None
+                )
+                assert moved.state.value == "pending_followup"
+            assert await desk.starter.reopen() == 0  # still closed: nothing moves
+
+            settings.hours.always_open = True  # the team opens
+            # Two replicas at once move each follow-up once (here: two calls in parallel, and
+            # the retry loop's own call).
+            counts = await asyncio.gather(desk.starter.reopen(), desk.starter.reopen())
+            for number, customer in enumerate(customers, start=1):
+                notice = await customer.wait_for(
+                    lambda f: f.get("sender") == "system" and "We're open now" in f["text"]
+                )
+                assert f"You're number {number} in the queue" in notice["text"]
+            await asyncio.sleep(0.5)  # a retry round: nothing moves twice
+            for customer in customers:
+                told = [t for t in customer.texts("system") if "We're open now" in t]
+                assert len(told) == 1
+            assert sum(counts) <= 2
+            queue = await desk.queue_snapshot()
+            assert [i["conversation_id"] for i in queue] == [c.conversation_id for c in customers]
+            assert {i["state"] for i in queue} == {"queued"}
+        finally:
+            for customer in customers:
+                await customer.close()
