@@ -197,7 +197,8 @@ class AgentDesk(Component):
         if handoff is None:
             handoffs = await self.store.handoffs_for_conversation(conversation_id)
             handoff = max(handoffs, key=lambda h: h.requested_at) if handoffs else None
-        info = await customer_info(self.store, conversation)
+        # The handoff the card shows is not "earlier"; every other one is.
+        info = await customer_info(self.store, conversation, handoff.id if handoff else None)
         return {
             "conversation": {
                 "id": conversation.id,

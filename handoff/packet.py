@@ -94,12 +94,17 @@ class LinkedIdentity(BaseModel):
 
 
 class PastConversation(BaseModel):
-    """An earlier conversation of the customer."""
+    """An earlier contact of the customer: a handoff (in another conversation or earlier in
+    this one) and how it ended, or a conversation that never reached a person."""
 
     conversation_id: str
-    started_at: datetime
-    state: str
+    started_at: datetime = Field(description="When the handoff was asked for (or the chat began)")
+    state: str = Field(description="The conversation's state now")
     reason: str | None = Field(default=None, description="Handoff reason, if it was handed off")
+    resolved_at: datetime | None = None
+    agent: str | None = Field(default=None, description="Who had it last")
+    rating: int | None = Field(default=None, description="The customer's rating, 1-5")
+    this_conversation: bool = Field(default=False, description="Earlier in this conversation")
 
 
 class CustomerInfo(BaseModel):

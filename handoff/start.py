@@ -27,9 +27,62 @@ from handoff.queue import HandoffQueue, format_wait, team_open
 log = structlog.get_logger(__name__)
 
 
-async def customer_info(store: Store, conversation: Conversation) -> CustomerInfo:
-    """Who the customer is: name, channel identities, VIP, earlier conversations, and whom
-    this conversation is verified as (bot/core/identity.py)."""
+MAX_HISTORY = 20
+
+
+async def _history(
+    store: Store, conversation: Conversation, current_handoff_id: int | None
+) -> list[PastConversation]:
+    """The customer's earlier contacts, newest first: each earlier handoff (in this
+    conversation too: a web chat or a Telegram chat goes on for months) with how it ended and
+    its rating, and each other conversation that never reached a person."""
+    names: dict[int, str] = {}
+
+    async def agent_name(agent_id: int | None) -> str | None:
+        if agent_id is None:
+            return None
+        if agent_id not in names:
+            agent = await store.agent(agent_id)
+            names[agent_id] = agent.display_name if agent else "another agent"
+        return names[agent_id]
+
+    entries: list[PastConversation] = []
+    for other in await store.conversations_for_customer(conversation.customer_id):
+        here = other.id == conversation.id
+        handoffs = [
+            h for h in await store.handoffs_for_conversation(other.id) if h.id != current_handoff_id
+        ]
+        if not handoffs and not here:
+            entries.append(
+                PastConversation(
+                    conversation_id=other.id, started_at=other.created_at, state=other.state.value
+                )
+            )
+            continue
+        ratings = {r.handoff_id: r.rating for r in await store.csat_for(other.id)}
+        for handoff in handoffs:
+            entries.append(
+                PastConversation(
+                    conversation_id=other.id,
+                    started_at=handoff.requested_at,
+                    state=other.state.value,
+                    reason=handoff.reason,
+                    resolved_at=handoff.resolved_at,
+                    agent=await agent_name(handoff.agent_id),
+                    rating=ratings.get(handoff.id),
+                    this_conversation=here,
+                )
+            )
+    entries.sort(key=lambda e: e.started_at, reverse=True)
+    return entries[:MAX_HISTORY]
+
+
+async def customer_info(
+    store: Store, conversation: Conversation, current_handoff_id: int | None = None
+) -> CustomerInfo:
+    """Who the customer is: name, channel identities, VIP, their earlier contacts (handoffs
+    other than ``current_handoff_id``, with how they ended), and whom this conversation is
+    verified as (bot/core/identity.py)."""
     customer = await store.customer(conversation.customer_id)
     verified = verified_as(
         conversation,
@@ -38,19 +91,7 @@ async def customer_info(store: Store, conversation: Conversation) -> CustomerInf
         utcnow(),
     )
     identities = await store.identities(conversation.customer_id)
-    past = []
-    for other in await store.conversations_for_customer(conversation.customer_id):
-        if other.id == conversation.id:
-            continue
-        handoffs = await store.handoffs_for_conversation(other.id)
-        past.append(
-            PastConversation(
-                conversation_id=other.id,
-                started_at=other.created_at,
-                state=other.state.value,
-                reason=handoffs[0].reason if handoffs else None,
-            )
-        )
+    past = await _history(store, conversation, current_handoff_id)
     return CustomerInfo(
         id=conversation.customer_id,
         display_name=customer.display_name if customer else None,

@@ -3,7 +3,7 @@ can, and the customer is told who is taking over from whom."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -18,6 +18,15 @@ from tests.helpers import CustomerClient, dead_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
+PAGE_ERRORS: list[str] = []  # uncaught script errors on any console page; checked by each test
+
+
+@pytest.fixture(autouse=True)
+def no_page_errors() -> Iterator[None]:
+    PAGE_ERRORS.clear()
+    yield
+    assert PAGE_ERRORS == []
+
 
 @pytest.fixture
 async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
@@ -31,6 +40,7 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
 
 async def signed_in(browser: Browser, gateway: Gateway, username: str, path: str) -> Page:
     page = await (await browser.new_context(viewport={"width": 1400, "height": 900})).new_page()
+    page.on("pageerror", lambda exc: PAGE_ERRORS.append(f"{username}: {exc}"))
     await page.goto(gateway.url + "/console/login")
     await page.get_by_test_id("login-username").fill(username)
     await page.get_by_test_id("login-password").fill(AGENT_PASSWORD)
@@ -71,5 +81,38 @@ async def test_only_online_colleagues_can_be_chosen(
             lambda f: f.get("sender") == "system" and "taking over" in f["text"]
         )
         assert notice["text"] == "Kim is taking over from Sam."
+    finally:
+        await customer.close()
+
+
+async def test_a_returning_customers_earlier_handoff_and_rating_are_on_the_card(
+    gateway: Gateway, browser: Browser, http: aiohttp.ClientSession
+) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    desk = gateway.app[DESK]
+    sam = await gateway.app[STORE].agent_by_username("sam")
+    assert sam is not None
+    customer = await CustomerClient(gateway.url, http).connect()
+    try:
+        await customer.send("my speaker crackles")
+        await customer.wait_for(lambda f: f.get("type") == "ack")
+        await gateway.app[SERVICE].drain()
+        cid = customer.conversation_id or ""
+        await desk.take_over(cid, sam)
+        await desk.resolve(cid, sam)
+        await customer.send("5", payload="csat:5")
+        await customer.wait_for(lambda f: "Thank you for your feedback" in f.get("text", ""))
+        await gateway.app[SERVICE].drain()
+        await desk.take_over(cid, sam)  # back a week later, in the same chat
+        page = await signed_in(browser, gateway, "sam", f"/console/conversations/{cid}")
+        entry = page.get_by_test_id("past-conversations").get_by_test_id("past-entry")
+        await expect(entry).to_have_count(1)
+        await expect(entry).to_contain_text("(this chat)")
+        await expect(entry).to_contain_text("resolved by Sam")
+        await expect(entry.get_by_test_id("past-rating")).to_contain_text("\u2605" * 5)
+        await expect(page.get_by_test_id("past-conversations")).not_to_contain_text(
+            "First conversation"
+        )
+        await page.screenshot(path=str(SHOTS / "console-card-history.png"), full_page=True)
     finally:
         await customer.close()

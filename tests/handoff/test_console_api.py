@@ -346,3 +346,30 @@ async def test_follow_ups_join_the_queue_in_arrival_order_when_the_team_opens(
         finally:
             for customer in customers:
                 await customer.close()
+
+
+async def test_the_card_shows_earlier_handoffs_of_the_same_chat_with_their_rating(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    """A Telegram chat or a widget goes on for months: a customer who comes back in the same
+    conversation is not a "first conversation"."""
+    desk = gateway.app[DESK]
+    customer = await assigned_to_kim(gateway, http)
+    kim = await agent(gateway, "kim")
+    try:
+        cid = customer.conversation_id or ""
+        await desk.resolve(cid, kim)
+        await customer.wait_for(lambda f: f.get("sender") == "system" and "rate" in f["text"])
+        await customer.send("4", payload="csat:4")
+        await customer.wait_for(lambda f: "Thank you for your feedback" in f.get("text", ""))
+        await gateway.app[SERVICE].drain()
+        await desk.take_over(cid, kim)  # the customer is back with another problem
+        view = await desk.conversation_view(cid)
+    finally:
+        await customer.close()
+    (earlier,) = view["customer"]["past_conversations"]
+    assert earlier["this_conversation"] is True and earlier["conversation_id"] == cid
+    assert earlier["agent"] == "Kim" and earlier["rating"] == 4
+    assert earlier["resolved_at"] is not None and earlier["reason"] == "agent_takeover"
+    # The handoff the card is about is not listed as "earlier".
+    assert view["packet"]["customer"]["past_conversations"][0]["rating"] == 4

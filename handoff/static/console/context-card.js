@@ -115,13 +115,20 @@ function pastSection(past) {
     "past-conversations",
     past.length
       ? h("ul", { class: "plain-list" }, past.map(function (p) {
+          const when = fmtTime(p.started_at) || String(p.conversation_id);
+          const ended = p.resolved_at
+            ? "resolved" + (p.agent ? " by " + p.agent : "")
+            : p.reason ? humanize(p.state) : "with the bot";
           return h(
             "li",
-            null,
-            h("a", { href: conversationUrl(p.conversation_id) }, fmtTime(p.started_at) || String(p.conversation_id)),
-            " · ",
-            humanize(p.state),
-            p.reason ? " · " + humanize(p.reason) : ""
+            { testid: "past-entry" },
+            p.this_conversation
+              ? h("span", { title: "Earlier in this conversation" }, when + " (this chat)")
+              : h("a", { href: conversationUrl(p.conversation_id) }, when),
+            p.reason ? " · " + humanize(p.reason) : "",
+            " · " + ended,
+            p.rating ? h("span", { class: "rating", testid: "past-rating", title: "The customer's rating" },
+              " · " + "\u2605".repeat(p.rating) + "\u2606".repeat(5 - p.rating)) : null
           );
         }))
       : h("p", { class: "muted" }, "First conversation.")
