@@ -50,19 +50,25 @@ async def signed_in(browser: Browser, gateway: Gateway, username: str, path: str
     return page
 
 
+async def with_sam(gateway: Gateway, http: aiohttp.ClientSession, text: str) -> CustomerClient:
+    """A web customer who wrote ``text``, taken over by Sam (the bot is down: no answer)."""
+    customer = await CustomerClient(gateway.url, http).connect()
+    await customer.send(text)
+    await customer.wait_for(lambda f: f.get("type") == "ack")
+    await gateway.app[SERVICE].drain()
+    sam = await gateway.app[STORE].agent_by_username("sam")
+    assert sam is not None
+    await gateway.app[DESK].take_over(customer.conversation_id or "", sam)
+    return customer
+
+
 async def test_only_online_colleagues_can_be_chosen(
     gateway: Gateway, browser: Browser, http: aiohttp.ClientSession
 ) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    customer = await CustomerClient(gateway.url, http).connect()
+    customer = await with_sam(gateway, http, "my router keeps dropping")
     try:
-        await customer.send("my router keeps dropping")
-        await customer.wait_for(lambda f: f.get("type") == "ack")
-        await gateway.app[SERVICE].drain()
         cid = customer.conversation_id or ""
-        sam = await gateway.app[STORE].agent_by_username("sam")
-        assert sam is not None
-        await gateway.app[DESK].take_over(cid, sam)
         # Kim has the console open (online); Lee has not (offline).
         kim = await signed_in(browser, gateway, "kim", "/console")
         await expect(kim.get_by_test_id("live-status")).to_have_text("Live", timeout=15_000)
@@ -92,13 +98,9 @@ async def test_a_returning_customers_earlier_handoff_and_rating_are_on_the_card(
     desk = gateway.app[DESK]
     sam = await gateway.app[STORE].agent_by_username("sam")
     assert sam is not None
-    customer = await CustomerClient(gateway.url, http).connect()
+    customer = await with_sam(gateway, http, "my speaker crackles")
     try:
-        await customer.send("my speaker crackles")
-        await customer.wait_for(lambda f: f.get("type") == "ack")
-        await gateway.app[SERVICE].drain()
         cid = customer.conversation_id or ""
-        await desk.take_over(cid, sam)
         await desk.resolve(cid, sam)
         await customer.send("5", payload="csat:5")
         await customer.wait_for(lambda f: "Thank you for your feedback" in f.get("text", ""))
