@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -28,6 +29,7 @@ from bot.config import Settings
 from bot.core.errors import DuplicateAgent
 from bot.http_errors import json_error
 from bot.http_headers import security_headers
+from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from bot.rasa_client import RasaClient
 from bot.store import Store
 from bot.wiring import build_engine
@@ -137,6 +139,20 @@ async def body_in_time(
     return await handler(request)
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus' scrape: this replica's counters, for the bearer of ``metrics.token``."""
+    token = request.app[SETTINGS].metrics.token
+    if not token:
+        return json_error(404, "not_found", "Metrics are off: set METRICS_TOKEN to turn them on.")
+    supplied = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(supplied.encode(), token.encode()):
+        response = json_error(401, "unauthenticated", "Send 'Authorization: Bearer <token>'.")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    body = request.app[ENGINE].metrics.exposition()
+    return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+
 async def healthz(request: web.Request) -> web.Response:
     """Public and minimal: up or degraded. The details are for supervisors (console API)."""
     ok = await request.app[BROKER].ping()
@@ -165,6 +181,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_resources)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     app.router.add_route("OPTIONS", "/webchat/session", healthz)  # answered by the middleware
     webchat = app[WEBCHAT] = WebchatChannel(settings)
     webchat.add_routes(app)

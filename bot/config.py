@@ -165,6 +165,20 @@ class IdentitySettings(_Section):
         return value
 
 
+class MetricsSettings(_Section):
+    """``GET /metrics`` (Prometheus) answers only a request with ``Authorization: Bearer
+    <token>``; an empty token turns the endpoint off (404)."""
+
+    token: str = ""
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: str) -> str:
+        if value and len(value) < 16:
+            raise ValueError("must be at least 16 characters (or empty: no /metrics)")
+        return value
+
+
 class TelegramSettings(_Section):
     """A Telegram bot. An empty token leaves the channel off."""
 
@@ -237,6 +251,7 @@ class Settings(_Section):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     channels: ChannelsSettings = Field(default_factory=ChannelsSettings)
     csat_prompt: str = (
         "Thanks for your patience! How did we do? Please rate this conversation "

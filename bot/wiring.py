@@ -15,6 +15,7 @@ from bot.broker import Broker
 from bot.config import Settings
 from bot.core.clock import utcnow
 from bot.core.ports import ChannelSender
+from bot.metrics import Metrics
 from bot.outbox import OutboxWorker
 from bot.pipeline.context import EngineContext
 from bot.pipeline.outbound import Outbound
@@ -37,6 +38,7 @@ class Engine:
     starter: HandoffStarter
     outbox: OutboxWorker
     senders: dict[str, ChannelSender]
+    metrics: Metrics
 
 
 def build_engine(
@@ -58,9 +60,10 @@ def build_engine(
         else OutboxWorker(store, channel_senders, poll_seconds=outbox_poll_seconds)
     )
     outbound = Outbound(store, broker, channel_senders, outbox.notify)
-    ctx = EngineContext(settings, store, broker, rasa, Records(store), outbound, clock)
+    metrics = Metrics()
+    ctx = EngineContext(settings, store, broker, rasa, Records(store), outbound, clock, metrics)
     queue = HandoffQueue(ctx)
     starter = HandoffStarter(ctx, queue)
     desk = AgentDesk(ctx, queue, starter)
     service = ConversationService(ctx, starter)
-    return Engine(service, desk, queue, starter, outbox, channel_senders)
+    return Engine(service, desk, queue, starter, outbox, channel_senders, metrics)

@@ -87,6 +87,7 @@ class AgentDesk(Component):
         message = await self.outbound.send(
             conversation, SenderKind.AGENT, text, sender_name=agent.display_name
         )
+        self.metrics.agent_replies.inc()
         handoff = await self.store.current_handoff(conversation_id)
         if handoff is not None and handoff.first_agent_reply_at is None:
             await self.store.update_handoff(handoff.id, first_agent_reply_at=message.created_at)
@@ -168,6 +169,7 @@ class AgentDesk(Component):
             buttons=[Button(title=str(n), payload=f"csat:{n}") for n in range(1, 6)],
             payload="csat_request",
         )
+        self.metrics.resolved.inc()
         await self.outbound.publish_state(conversation)
         await self.queue.broadcast()
         return conversation

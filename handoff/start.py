@@ -184,6 +184,7 @@ class HandoffStarter(Component):
             await self.store.audit("system", "team_opens", queued.id, {"position": position})
             moved += 1
         if moved:
+            self.metrics.requeued.inc(moved)
             log.info("follow-ups queued at opening", count=moved)
             await self.queue.broadcast()
         return moved
@@ -226,6 +227,7 @@ class HandoffStarter(Component):
             packet.team,
             packet.priority,
         )
+        self.metrics.handoffs.labels(packet.source, conversation.state.value).inc()
         await self.store.audit(
             f"agent:{source_agent.id}" if source_agent else "bot",
             "handoff",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from dataclasses import asdict
 from typing import Any
 
@@ -142,11 +143,14 @@ class BotTurn(Component):
             # The only way the bot learns who the customer is (actions/identity.py).
             metadata[VERIFIED_METADATA_KEY] = verified[0]
         text = message.payload or typed_text(message.text)
+        started = time.monotonic()
         try:
             answer = await self.rasa.turn(conversation.id, text, metadata)
         except RasaUnavailable as exc:
+            self.metrics.bot_turns.labels("rasa_unavailable").inc()
             await self._bot_unavailable(conversation, message, exc)
             return False
+        self.metrics.rasa_seconds.observe(time.monotonic() - started)
         tracker: dict[str, Any] | None = None
         paused = answer.paused
         if not answer.replies and paused is None:
@@ -219,6 +223,7 @@ class BotTurn(Component):
                 version = current.version
         assert fresh is not None
         conversation = fresh
+        self.metrics.bot_turns.labels("handoff" if decision else "answered").inc()
         await self.outbound.announce(conversation, stored)
         if decision is not None:
             # SQLite calls don't yield to the event loop: let the sockets send the replies
@@ -245,6 +250,7 @@ class BotTurn(Component):
             name=verified.name,
             vip=verified.vip,
         )
+        self.metrics.verified.labels(verified.method).inc()
         await self.store.audit(
             "bot",
             "verify_customer",
@@ -288,6 +294,7 @@ class BotTurn(Component):
         handoffs = await self.store.handoffs_for_conversation(conversation.id)
         latest = max(handoffs, key=lambda h: h.requested_at) if handoffs else None
         await self.store.add_csat(conversation.id, latest.id if latest else None, rating)
+        self.metrics.ratings.labels(str(rating)).inc()
         conversation = await self.records.update(
             conversation.id, awaiting_csat=False, bot_cursor=message.seq
         )

@@ -4,11 +4,12 @@ the composition root (bot/wiring.py), instead of the same eight constructor argu
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.broker import Broker
 from bot.config import Settings
+from bot.metrics import Metrics
 from bot.pipeline.outbound import Outbound
 from bot.pipeline.records import Records
 from bot.rasa_client import RasaClient
@@ -26,6 +27,7 @@ class EngineContext:
     records: Records
     outbound: Outbound
     clock: Callable[[], datetime]
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 class Component:
@@ -40,3 +42,4 @@ class Component:
             ctx.rasa,
         )
         self.records, self.outbound, self.clock = ctx.records, ctx.outbound, ctx.clock
+        self.metrics = ctx.metrics

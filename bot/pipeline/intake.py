@@ -188,6 +188,7 @@ class Intake(Component):
             return Accepted(existing, dup.existing, duplicate=True)
         except NotFound as exc:
             raise NotFound(f"unknown conversation {conversation_id}") from exc
+        self.metrics.messages_in.labels(message.channel).inc()
         await self.outbound.publish_message(conversation, stored)
         return Accepted(conversation, stored, duplicate=False)
 
@@ -221,6 +222,7 @@ class Intake(Component):
         customer = await self.store.find_or_create_customer(channel, channel_user_id, None)
         if verified_id is not None:
             customer = await self.store.verify_customer(customer.id, verified_id, "shop")
+            self.metrics.verified.labels("shop").inc()
         conversation = await self.store.create_conversation(
             customer.id, channel, channel_user_id, conversation_id
         )
