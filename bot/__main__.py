@@ -20,6 +20,7 @@ from bot.config import Settings, SettingsError, load_settings
 from bot.core.errors import DuplicateAgent
 from bot.logs import configure_logging
 from bot.store import Store
+from connectors.registry import channel_summary
 from handoff.auth import hash_password
 
 DEFAULT_CONFIG = Path("gateway.yml")
@@ -56,6 +57,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or settings.http.host
     port = args.port if args.port is not None else settings.http.port
     print(f"gateway listening on http://{host}:{port} (console: /console)", flush=True)
+    for channel, status in channel_summary(settings).items():
+        print(f"    channel {channel:<9} {status}", flush=True)
     web.run_app(
         create_app(settings),
         host=host,

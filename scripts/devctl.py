@@ -562,9 +562,12 @@ def start_gateway(stack: Stack, port: int, env: dict[str, str]) -> None:
                     f"the gateway did not answer {url} within 60 s; see var/run/gateway.log"
                 ) from None
             time.sleep(0.3)
-    say(f"gateway ready after {time.monotonic() - started:.0f} s")
-    for channel, status in (health.get("channels") or {}).items():
-        print(f"    channel {channel:<9} {status}", flush=True)
+    say(f"gateway ready after {time.monotonic() - started:.0f} s ({health.get('status')})")
+    # The gateway prints which channels are on (and why the others are off) when it starts.
+    log = stack.log_dir / "gateway.log"
+    for line in log.read_text(errors="replace").splitlines():
+        if line.strip().startswith("channel "):
+            print(f"    {line.strip()}", flush=True)
 
 
 def cmd_run(_: argparse.Namespace) -> None:
