@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
+from bot import chat
 from bot.app import create_app, server_options
 from bot.config import Settings, SettingsError, load_settings
 from bot.core.errors import DuplicateAgent
@@ -164,6 +165,16 @@ def cmd_agents_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_chat(args: argparse.Namespace) -> int:
+    user = None
+    if args.user_id or args.user_hash:
+        if not (args.user_id and args.user_hash):
+            print("error: --user-id and --user-hash go together", file=sys.stderr)
+            return 2
+        user = {"id": args.user_id, "hash": args.user_hash}
+    return asyncio.run(chat.run(args.url, sys.stdin, sys.stdout, user))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Brightline gateway")
     parser.add_argument("--config", type=Path, help="settings file (default: ./gateway.yml)")
@@ -194,6 +205,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     passwd.set_defaults(func=cmd_agents_passwd)
     agents.add_parser("list", help="list agents").set_defaults(func=cmd_agents_list)
+    talk = sub.add_parser(
+        "chat", help="chat with the running product from the terminal, as a web customer"
+    )
+    talk.add_argument("--url", default="http://127.0.0.1:8080", help="the gateway's address")
+    talk.add_argument("--user-id", help="a shop user id, signed in (needs --user-hash)")
+    talk.add_argument("--user-hash", help="HMAC-SHA256(shop secret, user id), hex")
+    talk.set_defaults(func=cmd_chat)
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args([*(argv or sys.argv[1:]), "serve"])
