@@ -2,7 +2,7 @@
 PY ?= python3
 DEVCTL = $(PY) scripts/devctl.py
 
-.PHONY: setup train run test test-bot lint bench clean
+.PHONY: setup train run test test-bot nlu-report lint bench clean
 
 setup:  ## create/update .venv-rasa (Python 3.10, Rasa) and .venv (gateway)
 	$(DEVCTL) setup
@@ -18,6 +18,9 @@ test:  ## validate data, run test stories, action tests and pytest
 
 test-bot:  ## bot designers: validate data, train if needed, test stories, action tests, NLU report
 	$(DEVCTL) test-bot
+
+nlu-report:  ## the NLU on the held-out set tests/nlu/test_set.yml -> docs/bot-quality.md
+	$(DEVCTL) nlu-report
 
 bench:  ## benchmarks (bench/run.py): prints a table, writes bench/results/<date>.json + .png
 	$(DEVCTL) setup

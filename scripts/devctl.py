@@ -25,6 +25,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
@@ -759,6 +760,123 @@ def nlu_summary(folder: Path) -> str:
 _REPORT_TOTALS = frozenset({"accuracy", "macro avg", "weighted avg", "micro avg"})
 
 
+HELD_OUT = ROOT / "tests" / "nlu" / "test_set.yml"
+QUALITY_DOC = ROOT / "docs" / "bot-quality.md"
+REJECTED = frozenset({"nlu_fallback", "out_of_scope"})
+HANDOFF_INTENTS = frozenset({"request_human", "complaint"})
+
+
+def nlu_figures(predictions: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures issue 14 sets targets for, from ``rasa test nlu --successes`` predictions
+    (each: the gold ``intent`` and ``intent_prediction.name``)."""
+    pairs = [(p["intent"], (p.get("intent_prediction") or {}).get("name")) for p in predictions]
+    in_scope = sorted({gold for gold, _ in pairs if gold not in REJECTED})
+    f1s = {}
+    for intent in in_scope:
+        tp = sum(1 for g, p in pairs if g == intent and p == intent)
+        fp = sum(1 for g, p in pairs if g != intent and p == intent)
+        fn = sum(1 for g, p in pairs if g == intent and p != intent)
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1s[intent] = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    oos = [p for g, p in pairs if g == "out_of_scope"]
+    ins = [p for g, p in pairs if g not in REJECTED]
+    human = [p for g, p in pairs if g == "request_human"]
+    ordinary = [p for g, p in pairs if g not in REJECTED | HANDOFF_INTENTS]
+    return {
+        "examples": len(pairs),
+        "macro_f1_in_scope": sum(f1s.values()) / len(f1s) if f1s else 0.0,
+        "per_intent_f1": f1s,
+        "out_of_scope_caught": sum(p in REJECTED for p in oos) / len(oos) if oos else 0.0,
+        "in_scope_wrongly_rejected": sum(p in REJECTED for p in ins) / len(ins) if ins else 0.0,
+        "request_human_recognised": sum(p == "request_human" for p in human) / len(human)
+        if human
+        else 0.0,
+        "ordinary_wrongly_handed_off": sum(p in HANDOFF_INTENTS for p in ordinary) / len(ordinary)
+        if ordinary
+        else 0.0,
+    }
+
+
+TARGETS = {
+    "macro_f1_in_scope": (">=", 0.93),
+    "out_of_scope_caught": (">=", 0.90),
+    "in_scope_wrongly_rejected": ("<=", 0.05),
+    "request_human_recognised": (">=", 0.97),
+    "ordinary_wrongly_handed_off": ("<=", 0.03),
+}
+
+
+def quality_markdown(figures: dict[str, Any], model: Path, when: str) -> str:
+    rows = []
+    for name, (op, target) in TARGETS.items():
+        value = figures[name]
+        met = value >= target if op == ">=" else value <= target
+        rows.append(
+            f"| {name.replace('_', ' ')} | {value:.3f} | {op} {target} | {'yes' if met else 'no'} |"
+        )
+    weakest = sorted(figures["per_intent_f1"].items(), key=lambda item: item[1])
+    intents = "\n".join(f"| {name} | {f1:.2f} |" for name, f1 in weakest)
+    return f"""# Bot quality
+
+Measured by `make nlu-report` on {when} with the model `{_rel(model)}`,
+on the held-out set
+`tests/nlu/test_set.yml` ({figures["examples"]} messages written from the intent descriptions
+only, never from the training examples: typos, long and indirect requests, and out-of-scope
+messages from many domains). The command rewrites this file; the full report, the confusion
+matrix and every miss are in `var/test-results/nlu-heldout/`.
+
+| figure | value | target | met |
+|---|---|---|---|
+{chr(10).join(rows)}
+
+"Rejected" means the NLU answered `nlu_fallback` (below the confidence threshold) or
+`out_of_scope`; "handed off" means `request_human` or `complaint`.
+
+## In-scope intents, weakest first (F1)
+
+| intent | F1 |
+|---|---|
+{intents}
+"""
+
+
+def cmd_nlu_report(_: argparse.Namespace) -> None:
+    """The NLU on the held-out set: figures on screen and in docs/bot-quality.md."""
+    setup()
+    if not HELD_OUT.exists():
+        raise SetupError(f"{_rel(HELD_OUT)} is missing: the held-out set is what this measures")
+    validate_data()
+    model = train(validated=True)
+    out = VAR / "test-results" / "nlu-heldout"
+    say(f"rasa test nlu on {_rel(HELD_OUT)} (about a minute)")
+    _run(
+        [
+            str(RASA_VENV / "bin" / "rasa"),
+            "test",
+            "nlu",
+            "--nlu",
+            str(HELD_OUT),
+            "--model",
+            str(model),
+            "--out",
+            str(out),
+            "--successes",
+        ],
+        env=rasa_env(),
+    )
+    predictions: list[dict[str, Any]] = []
+    for name in ("intent_successes.json", "intent_errors.json"):
+        path = out / name
+        if path.exists():
+            predictions += json.loads(path.read_text())
+    figures = nlu_figures(predictions)
+    QUALITY_DOC.write_text(quality_markdown(figures, model, time.strftime("%Y-%m-%d")))
+    for name in TARGETS:
+        print(f"    {name.replace('_', ' '):<30} {figures[name]:.3f}", flush=True)
+    say(f"figures written to {_rel(QUALITY_DOC)}")
+
+
 def cmd_test_bot(_: argparse.Namespace) -> None:
     """Validation, training if needed, test stories, action tests and the NLU report: what a
     bot designer runs after editing data/, domain.yml or config.yml (no gateway suites)."""
@@ -798,6 +916,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser(
         "test-bot", help="the designer's checks: validation, stories, actions, NLU report"
     ).set_defaults(func=cmd_test_bot)
+    sub.add_parser(
+        "nlu-report", help="the NLU on the held-out set (tests/nlu), into docs/bot-quality.md"
+    ).set_defaults(func=cmd_nlu_report)
     p_test = sub.add_parser("test", help="data validation, test stories, all tests")
     p_test.add_argument("pytest_args", nargs="*", help="extra arguments for the gateway pytest")
     p_test.set_defaults(func=cmd_test)

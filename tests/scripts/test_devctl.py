@@ -149,3 +149,29 @@ def test_problem_lines_pick_the_line_that_matters_out_of_a_long_listing() -> Non
     ]
     report = devctl.problem_report(output, "var/logs/train.log")
     assert report.index("Cannot access action") < report.index("Last lines of")
+
+
+def test_nlu_figures_count_rejections_handoffs_and_macro_f1() -> None:
+    def p(gold: str, predicted: str) -> dict[str, object]:
+        return {"intent": gold, "intent_prediction": {"name": predicted, "confidence": 0.9}}
+
+    predictions = [
+        p("greet", "greet"),
+        p("greet", "nlu_fallback"),  # in scope, wrongly rejected
+        p("order_status", "order_status"),
+        p("order_status", "complaint"),  # ordinary, wrongly handed off
+        p("request_human", "request_human"),
+        p("out_of_scope", "out_of_scope"),
+        p("out_of_scope", "nlu_fallback"),
+        p("out_of_scope", "greet"),  # a confident wrong answer
+    ]
+    got = devctl.nlu_figures(predictions)
+    assert got["examples"] == 8
+    assert got["out_of_scope_caught"] == pytest.approx(2 / 3)
+    assert got["in_scope_wrongly_rejected"] == pytest.approx(1 / 5)
+    assert got["ordinary_wrongly_handed_off"] == pytest.approx(1 / 4)
+    assert got["request_human_recognised"] == 1.0
+    # greet: precision 1/2 (one OOS message taken for it), recall 1/2 -> F1 0.5
+    assert got["per_intent_f1"]["greet"] == pytest.approx(0.5)
+    text = devctl.quality_markdown(got, devctl.ROOT / "models" / "m.tar.gz", "2026-11-28")
+    assert "| out of scope caught | 0.667 | >= 0.9 | no |" in text
