@@ -79,8 +79,10 @@ class Outbound:
     async def publish_message(self, conversation: Conversation, message: StoredMessage) -> None:
         await self.publish(conversation_topic(conversation.id), message_frame(message))
         # The caller's copy of the conversation is current enough: it was read (or written)
-        # right before this message was stored.
-        if conversation.state in HUMAN_STATES:
+        # right before this message was stored. A conversation that was ever with a person
+        # (it has a team) stays live in the console after it goes back to the bot: the
+        # rating, and whatever the customer asks the bot next, show up there too.
+        if conversation.state in HUMAN_STATES or conversation.team is not None:
             await self.publish(CONSOLE_TOPIC, console_message_frame(conversation.id, message))
 
     async def publish_state(self, conversation: Conversation) -> None:

@@ -118,3 +118,24 @@ async def test_a_returning_customers_earlier_handoff_and_rating_are_on_the_card(
         await page.screenshot(path=str(SHOTS / "console-card-history.png"), full_page=True)
     finally:
         await customer.close()
+
+
+async def test_the_transcript_stays_live_after_resolve(
+    gateway: Gateway, browser: Browser, http: aiohttp.ClientSession
+) -> None:
+    customer = await with_sam(gateway, http, "the doorbell rings twice")
+    try:
+        cid = customer.conversation_id or ""
+        page = await signed_in(browser, gateway, "sam", f"/console/conversations/{cid}")
+        await expect(page.get_by_test_id("live-status")).to_have_text("Live", timeout=15_000)
+        sam = await gateway.app[STORE].agent_by_username("sam")
+        assert sam is not None
+        await gateway.app[DESK].resolve(cid, sam)
+        await customer.send("5", payload="csat:5")
+        transcript = page.get_by_test_id("transcript")
+        await expect(transcript).to_contain_text("Thank you for your feedback!", timeout=15_000)
+        # No state changes from here on: only the live message events can bring this in.
+        await customer.send("and thanks again")
+        await expect(transcript).to_contain_text("and thanks again", timeout=10_000)
+    finally:
+        await customer.close()

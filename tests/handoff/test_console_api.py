@@ -5,8 +5,9 @@ Rasa is pointed at a closed port: an agent's take-over and everything after it n
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -373,3 +374,32 @@ async def test_the_card_shows_earlier_handoffs_of_the_same_chat_with_their_ratin
     assert earlier["resolved_at"] is not None and earlier["reason"] == "agent_takeover"
     # The handoff the card is about is not listed as "earlier".
     assert view["packet"]["customer"]["past_conversations"][0]["rating"] == 4
+
+
+async def test_the_console_keeps_seeing_a_conversation_after_it_is_resolved(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    """An agent with the conversation open sees the rating and what the customer tells the
+    bot next, live, not only after a reload."""
+    customer = await assigned_to_kim(gateway, http)
+    kim = await AgentClient(gateway.url).login("kim", AGENT_PASSWORD)
+    try:
+        await kim.open_socket()
+        cid = customer.conversation_id or ""
+        await gateway.app[DESK].resolve(cid, await agent(gateway, "kim"))
+        await customer.send("4", payload="csat:4")
+        await customer.send("thanks, all good now")
+
+        def live(text: str) -> Callable[[dict[str, Any]], bool]:
+            return lambda f: (
+                f.get("type") == "message"
+                and f.get("conversation_id") == cid
+                and f["message"]["text"] == text
+            )
+
+        await kim.wait_event(live("4"), timeout=10)
+        await kim.wait_event(live("Thank you for your feedback!"), timeout=10)
+        await kim.wait_event(live("thanks, all good now"), timeout=10)
+    finally:
+        await customer.close()
+        await kim.close()
