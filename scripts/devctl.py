@@ -313,7 +313,35 @@ def train(force: bool = False, validated: bool = False) -> Path:
         shutil.copy2(model, cached)
     except OSError as exc:  # a read-only cache only costs the next run a training
         print(f"    (could not cache the model: {exc})")
+    removed = prune_models(MODELS, KEEP_MODELS, keep=model) + prune_models(
+        cached.parent, KEEP_CACHED_MODELS, keep=cached
+    )
+    if removed:
+        say(
+            f"removed {len(removed)} older model(s); models/ keeps the newest {KEEP_MODELS}, "
+            f"the cache {KEEP_CACHED_MODELS}"
+        )
     return model
+
+
+# Trained models kept (newest first by modification time); each is ~25 MB.
+KEEP_MODELS = 3
+KEEP_CACHED_MODELS = 5
+
+
+def prune_models(folder: Path, keep_count: int, keep: Path | None = None) -> list[Path]:
+    """Delete all but the newest ``keep_count`` models in ``folder`` (never ``keep``)."""
+    models = sorted(folder.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime, reverse=True)
+    removed = []
+    for path in models[keep_count:]:
+        if keep is not None and path.resolve() == keep.resolve():
+            continue
+        try:
+            path.unlink()
+            removed.append(path)
+        except OSError:
+            pass  # someone else's file, or already gone: not worth failing a training for
+    return removed
 
 
 def validate_data(root: Path = ROOT) -> None:

@@ -175,3 +175,20 @@ def test_nlu_figures_count_rejections_handoffs_and_macro_f1() -> None:
     assert got["per_intent_f1"]["greet"] == pytest.approx(0.5)
     text = devctl.quality_markdown(got, devctl.ROOT / "models" / "m.tar.gz", "2026-11-28")
     assert "| out of scope caught | 0.667 | >= 0.9 | no |" in text
+
+
+def test_old_models_are_pruned_but_never_the_one_in_use(tmp_path: Path) -> None:
+    import os
+
+    paths = []
+    for n in range(6):
+        path = tmp_path / f"model{n}.tar.gz"
+        path.write_bytes(b"x")
+        os.utime(path, (1_000_000 + n, 1_000_000 + n))  # model5 is the newest
+        paths.append(path)
+    (tmp_path / "notes.txt").write_text("not a model")
+    in_use = paths[0]  # the oldest, but the one the data hash names
+    removed = devctl.prune_models(tmp_path, 3, keep=in_use)
+    assert sorted(p.name for p in removed) == ["model1.tar.gz", "model2.tar.gz"]
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["model0.tar.gz", "model3.tar.gz", "model4.tar.gz", "model5.tar.gz", "notes.txt"]
