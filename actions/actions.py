@@ -20,7 +20,7 @@ from actions.handoff import (
 )
 from actions.identity import verified_customer
 from actions.troubleshooting import STEPS, TOPIC_BY_INTENT, next_step
-from actions.verification import VerifiesOwner, slot_before_this_turn
+from actions.verification import VerifiesOwner
 
 ORDER_NUMBER_RE = re.compile(r"\d{4,6}")
 SERIAL_RE = re.compile(r"(?:SN)?\s*-?\s*(\d{6})", re.IGNORECASE)
@@ -58,7 +58,7 @@ class ValidateOrderNumberForm(VerifiesOwner, FormValidationAction):
     def validate_order_number(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        kept = self.kept_subject(value, tracker)
+        kept = self.kept(tracker)
         if kept is not None:
             return kept
         match = ORDER_NUMBER_RE.search(str(value or ""))
@@ -301,7 +301,7 @@ class ValidateWarrantyForm(VerifiesOwner, FormValidationAction):
     def validate_serial_number(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        kept = self.kept_subject(value, tracker)
+        kept = self.kept(tracker)
         if kept is not None:
             return kept
         device = _validate_owned_serial(value, dispatcher, tracker)
@@ -321,8 +321,9 @@ class ValidateRepairForm(VerifiesOwner, FormValidationAction):
     def validate_product(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        if self.answering(tracker):
-            return {"product": slot_before_this_turn(tracker, "product")}
+        kept = self.kept(tracker, "product")
+        if kept is not None:
+            return kept
         name = match_product(value)
         if name is None:
             dispatcher.utter_message(
@@ -334,7 +335,7 @@ class ValidateRepairForm(VerifiesOwner, FormValidationAction):
     def validate_serial_number(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        kept = self.kept_subject(value, tracker)
+        kept = self.kept(tracker)
         if kept is not None:
             return kept
         device = _validate_owned_serial(value, dispatcher, tracker)

@@ -60,21 +60,24 @@ class VerifiesOwner:
     def answering(self, tracker: Tracker) -> bool:
         return bool(tracker.get_slot("requested_slot") == ANSWER_SLOT)
 
-    def kept_subject(self, value: Any, tracker: Tracker) -> dict[str, Any] | None:
+    def kept(self, tracker: Tracker, slot: str = "") -> dict[str, Any] | None:
         """While the customer answers the second factor (a postcode like 10115 looks like an
-        order number), the order or device asked about stays the one from before."""
+        order number), ``slot`` (default: the order or device asked about) keeps its value
+        from before this message; None when they are not answering it."""
         if not self.answering(tracker):
             return None
-        return {self.subject_slot: slot_before_this_turn(tracker, self.subject_slot)}
+        slot = slot or self.subject_slot
+        return {slot: slot_before_this_turn(tracker, slot)}
+
+    def subject(self, tracker: Tracker) -> Any:
+        """The order number or serial number the second factor is for."""
+        kept = self.kept(tracker)
+        return kept[self.subject_slot] if kept is not None else tracker.get_slot(self.subject_slot)
 
     def validate_verification_answer(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
-        subject = (
-            slot_before_this_turn(tracker, self.subject_slot)
-            if self.answering(tracker)
-            else tracker.get_slot(self.subject_slot)
-        )
+        subject = self.subject(tracker)
         owner = self.owner_of(subject) if subject else None
         if owner is None:
             return {ANSWER_SLOT: None}

@@ -28,6 +28,18 @@ class SettingsError(ValueError):
     """The settings file is missing, unreadable or invalid; the message names the key."""
 
 
+def secret_length(minimum: int, when_empty: str) -> Any:
+    """A validator for an optional secret: empty turns its feature off, else ``minimum``
+    characters at least."""
+
+    def check(value: str) -> str:
+        if value and len(value) < minimum:
+            raise ValueError(f"must be at least {minimum} characters (or empty: {when_empty})")
+        return value
+
+    return check
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -157,12 +169,7 @@ class IdentitySettings(_Section):
     # so never turn this on for a public gateway (`make run` turns it on).
     demo_sign_in: bool = False
 
-    @field_validator("shop_secret")
-    @classmethod
-    def _long_enough(cls, value: str) -> str:
-        if value and len(value) < 16:
-            raise ValueError("must be at least 16 characters (or empty: no shop identity)")
-        return value
+    _shop_secret_length = field_validator("shop_secret")(secret_length(16, "no shop identity"))
 
 
 class MetricsSettings(_Section):
@@ -171,12 +178,7 @@ class MetricsSettings(_Section):
 
     token: str = ""
 
-    @field_validator("token")
-    @classmethod
-    def _long_enough(cls, value: str) -> str:
-        if value and len(value) < 16:
-            raise ValueError("must be at least 16 characters (or empty: no /metrics)")
-        return value
+    _token_length = field_validator("token")(secret_length(16, "no /metrics"))
 
 
 class TelegramSettings(_Section):
@@ -231,12 +233,7 @@ class DemoAgentSettings(_Section):
     password: str = ""
     display_name: str = "Sam (demo agent)"
 
-    @field_validator("password")
-    @classmethod
-    def _check_password(cls, value: str) -> str:
-        if value and len(value) < 10:
-            raise ValueError("must be at least 10 characters (or empty: no demo agent)")
-        return value
+    _password_length = field_validator("password")(secret_length(10, "no demo agent"))
 
 
 class Settings(_Section):

@@ -7,6 +7,7 @@ MIME-sniffed; no referrer leaves; the ``Server`` header names no versions.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Sequence
 
@@ -57,13 +58,19 @@ def _ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return ip
 
 
+@functools.cache
+def _networks(proxies: tuple[str, ...]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The settings' proxies, parsed once (they were checked when the settings loaded)."""
+    return [ipaddress.ip_network(p, strict=False) for p in proxies]
+
+
 def client_address(request: web.BaseRequest, trusted_proxies: Sequence[str]) -> str:
     """The client's address: the peer's, or, when the peer is a trusted reverse proxy, the
     nearest address in X-Forwarded-For that is not one of the trusted proxies."""
     peer = request.remote or "unknown"
     if not trusted_proxies:
         return peer
-    networks = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
+    networks = _networks(tuple(trusted_proxies))
 
     def trusted(ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
         return ip is not None and any(ip.version == n.version and ip in n for n in networks)

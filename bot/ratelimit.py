@@ -72,6 +72,12 @@ class Counters:
     def _unavailable(self, exc: Exception) -> None:
         log.warning("%s unavailable, not limiting: %s", self.name, type(exc).__name__)
 
+    @property
+    def pool(self) -> aioredis.ConnectionPool | None:
+        """The Redis connections (with their timeouts), for other counts kept beside these;
+        None without Redis. Closed by :meth:`close`."""
+        return self._pool
+
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.aclose()

@@ -14,7 +14,6 @@ from typing import Any
 
 import structlog
 
-from bot.config import HoursSettings
 from bot.core.frames import (
     CONSOLE_TOPIC,
     QUEUE,
@@ -22,7 +21,6 @@ from bot.core.frames import (
     conversation_topic,
     queue_position_frame,
 )
-from bot.core.hours import open_now
 from bot.core.models import QueueRow
 from bot.core.state import ConversationState
 from bot.pipeline.context import Component, EngineContext
@@ -35,11 +33,6 @@ PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
 def queue_score(priority: str, since: datetime) -> float:
     """Order in the queue: priority first, then who waited longest."""
     return PRIORITY_RANK.get(priority, 2) * 1e10 + since.timestamp()
-
-
-def team_open(hours: HoursSettings, now: datetime) -> bool:
-    """Whether the human team works at ``now`` (``hours:`` in gateway.yml)."""
-    return open_now(hours, now)
 
 
 def format_wait(seconds: float) -> str:

@@ -13,7 +13,7 @@ import structlog
 
 from bot.config import HoursSettings
 from bot.core.clock import utcnow
-from bot.core.hours import describe_opening, next_opening
+from bot.core.hours import describe_opening, next_opening, open_now
 from bot.core.identity import verified_as
 from bot.core.models import Agent, Conversation
 from bot.core.policy import HandoffDecision
@@ -22,7 +22,7 @@ from bot.pipeline.context import Component, EngineContext
 from bot.rasa_client import RasaUnavailable
 from bot.store import Store
 from handoff.packet import CustomerInfo, LinkedIdentity, PastConversation, build_packet
-from handoff.queue import HandoffQueue, format_wait, team_open
+from handoff.queue import HandoffQueue, format_wait
 
 log = structlog.get_logger(__name__)
 
@@ -156,7 +156,7 @@ class HandoffStarter(Component):
         first (their waiting time counts from then), and each customer is told their place.
         Several replicas may run this at once: the compare-and-set lets one move each."""
         now = self.clock()
-        if not team_open(self.settings.hours, now):
+        if not open_now(self.settings.hours, now):
             return 0
         waiting = []
         for conversation in await self.store.conversations_in_states(
@@ -202,8 +202,8 @@ class HandoffStarter(Component):
             # The gateway stops sending to the bot anyway; the pause only keeps Rasa quiet.
             log.warning("could not pause rasa", conversation_id=conversation.id, error=str(exc))
         now = self.clock()
-        open_now = source_agent is not None or team_open(self.settings.hours, now)
-        event = ConversationEvent.HANDOFF if open_now else ConversationEvent.NO_AGENT
+        team_works = source_agent is not None or open_now(self.settings.hours, now)
+        event = ConversationEvent.HANDOFF if team_works else ConversationEvent.NO_AGENT
         packet = build_packet(
             conversation_id=conversation.id,
             customer=await customer_info(self.store, conversation),

@@ -129,15 +129,16 @@ class BotTurn(Component):
     async def _bot_turn(
         self, conversation: Conversation, message: StoredMessage, turn: PendingTurn
     ) -> bool:
+        now = self.clock()
         metadata: dict[str, Any] = {
             "channel": conversation.channel,
             "customer_id": conversation.customer_id,
             "customer_name": turn.customer_name,
             # The team's hours, from gateway.yml: the bot keeps no copy (bot/core/hours.py).
-            "support_hours": for_the_bot(self.settings.hours, self.clock()),
+            "support_hours": for_the_bot(self.settings.hours, now),
         }
         verified = verified_as(
-            conversation, turn.customer_verified_id, turn.customer_verified_by, self.clock()
+            conversation, turn.customer_verified_id, turn.customer_verified_by, now
         )
         if verified is not None:
             # The only way the bot learns who the customer is (actions/identity.py).
@@ -154,7 +155,8 @@ class BotTurn(Component):
         tracker: dict[str, Any] | None = None
         paused = answer.paused
         if not answer.replies and paused is None:
-            tracker = await self.tracker(conversation.id)
+            # (With the events: the NLU below is read from this same tracker.)
+            tracker = await self.tracker(conversation.id, with_events=True)
             paused = bool(tracker and tracker.get("paused"))
         if not answer.replies and paused:
             # A person handed the conversation back but Rasa missed the resume: resume now and
@@ -178,9 +180,11 @@ class BotTurn(Component):
         # gateway channel sends it along; from a plain REST channel it takes a tracker read.
         nlu = answer.nlu
         if nlu is None:
-            # (With the events: a fallback may have reverted the message, and then the
-            # tracker's latest_message is the one before it.)
-            tracker = await self.tracker(conversation.id, with_events=True)
+            # With the events: a fallback may have reverted the message, and then the
+            # tracker's latest_message is the one before it. (Already read, after this turn,
+            # when it had no replies.)
+            if tracker is None:
+                tracker = await self.tracker(conversation.id, with_events=True)
             if tracker is not None:
                 nlu = newest_user_parse(tracker)
         decision = decide(self.settings.handoff, replies, _recent_turns(turn, message, nlu))

@@ -223,13 +223,13 @@ class Intake(Component):
         if verified_id is not None:
             customer = await self.store.verify_customer(customer.id, verified_id, "shop")
             self.metrics.verified.labels("shop").inc()
-        conversation = await self.store.create_conversation(
-            customer.id, channel, channel_user_id, conversation_id
+        return await self.store.create_conversation(
+            customer.id,
+            channel,
+            channel_user_id,
+            conversation_id,
+            verified=(verified_id, "shop") if verified_id is not None else None,
         )
-        if verified_id is not None:
-            await self.store.verify_conversation(conversation.id, verified_id, "shop")
-            conversation = await self.records.get(conversation.id)
-        return conversation
 
     async def conversation(self, conversation_id: str) -> Conversation | None:
         return await self.store.conversation(conversation_id)

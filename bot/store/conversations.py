@@ -77,8 +77,10 @@ async def _insert_conversation(
     channel: str,
     channel_user_id: str,
     conversation_id: str | None = None,
+    verified: tuple[str, str] | None = None,
 ) -> Conversation:
     now = utcnow()
+    verified_id, verified_by = verified if verified else (None, None)
     new = Conversation(
         id=conversation_id or new_id(),
         customer_id=customer_id,
@@ -93,6 +95,9 @@ async def _insert_conversation(
         bot_cursor=0,
         created_at=now,
         updated_at=now,
+        verified_id=verified_id,
+        verified_by=verified_by,
+        verified_at=now if verified else None,
     )
     values = dataclasses.asdict(new) | {"state": new.state.value, "last_seq": 0}
     await conn.execute(conversations.insert().values(**values))
@@ -133,17 +138,19 @@ class ConversationsMixin(StoreEngine):
         channel: str,
         channel_user_id: str,
         conversation_id: str | None = None,
+        verified: tuple[str, str] | None = None,
     ) -> Conversation:
         """A new conversation in state BOT, version 1. NotFound if the customer does not exist.
 
         ``conversation_id``: the id handed out before the conversation was stored (web chat
-        tokens); when a conversation with it exists already, that one is returned."""
+        tokens); when a conversation with it exists already, that one is returned.
+        ``verified``: (the shop's id, how) the conversation is verified as from its start."""
         try:
             async with self._tx(write=True) as conn:
                 if await customer_by_id(conn, customer_id) is None:
                     raise NotFound(f"no customer {customer_id}")
                 return await _insert_conversation(
-                    conn, customer_id, channel, channel_user_id, conversation_id
+                    conn, customer_id, channel, channel_user_id, conversation_id, verified
                 )
         except IntegrityError:
             existing = await self.conversation(conversation_id) if conversation_id else None

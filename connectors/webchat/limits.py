@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from limits import parse
 
 from bot.config import LimitSettings
-from bot.ratelimit import REDIS_TIMEOUT_SECONDS, Counters
+from bot.ratelimit import Counters
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +54,11 @@ class SocketSlots:
     (checked and taken in one script, so two replicas cannot both take the last slot), else in
     this process. If Redis cannot be reached, sockets are let in (logged)."""
 
-    def __init__(self, limit: int, redis_url: str | None) -> None:
+    def __init__(self, limit: int, pool: aioredis.ConnectionPool | None) -> None:
+        """``pool``: the Redis connections to count in (the rate-limit counters'), or None."""
         self.limit = limit
         self.local: Counter[str] = Counter()
-        self._redis = (
-            aioredis.Redis.from_url(
-                redis_url,
-                socket_timeout=REDIS_TIMEOUT_SECONDS,
-                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-            )
-            if redis_url
-            else None
-        )
+        self._redis = aioredis.Redis(connection_pool=pool) if pool is not None else None
         self._take = self._redis.register_script(_TAKE_SLOT) if self._redis else None
         self._renew = self._redis.register_script(_RENEW_SLOT) if self._redis else None
 
@@ -109,10 +102,6 @@ class SocketSlots:
         except Exception as exc:
             log.debug("webchat socket slot not released: %s", type(exc).__name__)
 
-    async def close(self) -> None:
-        if self._redis is not None:
-            await self._redis.aclose()
-
 
 class WebchatLimits:
     """The three public limits."""
@@ -121,7 +110,7 @@ class WebchatLimits:
         self._counters = Counters(redis_url, "csbot-webchat", "webchat limits")
         self._sessions = parse(f"{settings.sessions_per_minute_per_address}/minute")
         self._messages = parse(f"{settings.messages_per_minute_per_conversation}/minute")
-        self.sockets = SocketSlots(settings.sockets_per_visitor, redis_url)
+        self.sockets = SocketSlots(settings.sockets_per_visitor, self._counters.pool)
 
     async def new_session(self, address: str) -> int:
         return await self._counters.hit(self._sessions, "session", address)
@@ -130,5 +119,4 @@ class WebchatLimits:
         return await self._counters.hit(self._messages, "message", conversation_id)
 
     async def close(self) -> None:
-        await self._counters.close()
-        await self.sockets.close()
+        await self._counters.close()  # (the socket slots' Redis connections too)

@@ -213,7 +213,8 @@ async def test_replicas_cap_a_visitors_sockets_together_through_redis(
 
 
 async def test_an_open_sockets_slot_is_counted_again_after_redis_lost_it() -> None:
-    slots = SocketSlots(1, REDIS_URL)
+    pool = aioredis.ConnectionPool.from_url(REDIS_URL)
+    slots = SocketSlots(1, pool)
     client = aioredis.Redis.from_url(REDIS_URL)
     visitor = f"visitor-{uuid.uuid4().hex}"
     try:
@@ -228,4 +229,4 @@ async def test_an_open_sockets_slot_is_counted_again_after_redis_lost_it() -> No
         await slots.release(visitor, other)
     finally:
         await client.aclose()
-        await slots.close()
+        await pool.aclose()
