@@ -19,6 +19,7 @@ from bot import chat
 from bot.app import create_app, server_options
 from bot.config import Settings, SettingsError, load_settings
 from bot.core.errors import DuplicateAgent
+from bot.core.models import Agent
 from bot.logs import configure_logging
 from bot.store import Store
 from connectors.registry import channel_summary
@@ -115,13 +116,75 @@ async def _add_agent(settings: Settings, args: argparse.Namespace, password: str
             args.name or args.username,
             hash_password(password),
             role=args.role,
-            teams=args.team or [],
+            teams=_names(args.team) or [settings.queue.default_team],
+            skills=_names(args.skill),
+            languages=_names(args.language),
+            capacity=args.capacity if args.capacity is not None else 3,
         )
         return f"agent {agent.username} (id {agent.id}, {agent.role}) added"
 
 
+def _names(values: list[str] | None) -> list[str]:
+    """Repeated or comma-separated names, lower case, sorted, once each."""
+    return sorted({n.strip().lower() for v in values or [] for n in v.split(",") if n.strip()})
+
+
+def _unknown_teams(settings: Settings, teams: list[str]) -> str | None:
+    unknown = [t for t in teams if not settings.queue.knows(t)]
+    if not unknown:
+        return None
+    known = ", ".join(t.name for t in settings.queue.teams)
+    return f"error: unknown team {unknown[0]!r}; the teams in gateway.yml are: {known}"
+
+
+async def _set_agent(settings: Settings, args: argparse.Namespace) -> str | None:
+    changes: dict[str, object] = {}
+    for key, values in (("teams", args.team), ("skills", args.skill), ("languages", args.language)):
+        if values is not None:
+            changes[key] = _names(values)
+    if args.capacity is not None:
+        changes["capacity"] = args.capacity
+    if args.availability is not None:
+        changes["availability"] = args.availability
+    async with _migrated_store(settings) as store:
+        agent = await store.agent_by_username(args.username)
+        if agent is None:
+            return None
+        if not changes:
+            return _describe_agent(agent)
+        return _describe_agent(await store.update_agent(agent.id, **changes))
+
+
+def _describe_agent(a: Agent) -> str:
+    return (
+        f"{a.username}: teams {', '.join(a.teams) or '-'}; skills {', '.join(a.skills) or '-'}; "
+        f"languages {', '.join(a.languages) or 'any'}; capacity {a.capacity}; {a.availability}"
+    )
+
+
+def cmd_agents_set(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    problem = _unknown_teams(settings, _names(args.team))
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    if args.capacity is not None and not 0 <= args.capacity <= 100:
+        print("error: --capacity must be from 0 to 100", file=sys.stderr)
+        return 2
+    done = asyncio.run(_set_agent(settings, args))
+    if done is None:
+        print(f"error: there is no agent named {args.username!r}", file=sys.stderr)
+        return 1
+    print(done)
+    return 0
+
+
 def cmd_agents_add(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    problem = _unknown_teams(settings, _names(args.team))
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     password = _read_password(args)
     try:
         print(asyncio.run(_add_agent(settings, args, password)))
@@ -154,7 +217,8 @@ def cmd_agents_passwd(args: argparse.Namespace) -> int:
 async def _list_agents(settings: Settings) -> list[str]:
     async with _migrated_store(settings) as store:
         return [
-            f"{a.id:>4}  {a.username:<20} {a.role:<10} {a.display_name}"
+            f"{a.id:>4}  {a.username:<20} {a.role:<10} {a.display_name:<20} "
+            f"{','.join(a.teams) or '-':<24} cap {a.capacity:<3} {a.availability}"
             for a in await store.agents()
         ]
 
@@ -193,9 +257,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     add.add_argument("username")
     add.add_argument("--name", help="display name shown to customers")
     add.add_argument("--role", choices=["agent", "supervisor"], default="agent")
-    add.add_argument("--team", action="append", help="team name (repeatable)")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     add.set_defaults(func=cmd_agents_add)
+    change = agents.add_parser(
+        "set", help="set an agent's teams, skills, languages, capacity or availability"
+    )
+    change.add_argument("username")
+    change.add_argument(
+        "--availability", choices=["online", "away", "offline"], help="as the console's switch"
+    )
+    change.set_defaults(func=cmd_agents_set)
+    for command in (add, change):
+        command.add_argument(
+            "--team", action="append", help="team name (repeatable, or comma-separated)"
+        )
+        command.add_argument("--skill", action="append", help="skill (repeatable)")
+        command.add_argument(
+            "--language", action="append", help="language code, e.g. de (none: any)"
+        )
+        command.add_argument(
+            "--capacity", type=int, help="conversations pushed at once (default 3)"
+        )
     passwd = agents.add_parser(
         "passwd", help="set an agent's new password (ends all their console sessions)"
     )

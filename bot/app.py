@@ -95,7 +95,11 @@ async def _ensure_demo_agent(settings: Settings, store: Store) -> None:
     if await store.agent_by_username(demo.username) is None:
         try:
             await store.add_agent(
-                demo.username, demo.display_name, hash_password(demo.password), role="supervisor"
+                demo.username,
+                demo.display_name,
+                hash_password(demo.password),
+                role="supervisor",
+                teams=[team.name for team in settings.queue.teams],
             )
         except DuplicateAgent:
             return  # another replica starting at the same time created it

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -90,22 +90,8 @@ class HandoffPolicySettings(_Section):
     keywords: list[str] = Field(default_factory=lambda: ["lawyer", "chargeback", "data breach"])
 
 
-class TeamSettings(_Section):
-    name: str
-    display_name: str | None = None
-
-
-class QueueSettings(_Section):
-    default_team: str = "general"
-    teams: list[TeamSettings] = Field(
-        default_factory=lambda: [
-            TeamSettings(name="general", display_name="Customer care"),
-            TeamSettings(name="orders", display_name="Orders and delivery"),
-            TeamSettings(name="tech_support", display_name="Technical support"),
-        ]
-    )
-    # Used for the first wait estimates, until real handoffs give a measured average.
-    average_handle_seconds: float = Field(240.0, gt=0)
+PRIORITIES = ("urgent", "high", "normal", "low")
+_NAME = r"^[a-z][a-z0-9_]{0,63}$"
 
 
 class HoursSettings(_Section):
@@ -140,6 +126,120 @@ class HoursSettings(_Section):
             if span[:5] == span[6:]:
                 raise ValueError(f"{day}: {span!r} opens and closes at the same time")
         return value
+
+
+class TeamSettings(_Section):
+    """A team: its queue, how conversations reach its agents, its hours and its next tier."""
+
+    name: str = Field(pattern=_NAME)
+    display_name: str | None = None
+    # pull: agents claim from the queue; push: the gateway assigns to the least busy agent
+    # who is online and has room (ties: the one idle longest).
+    assignment: Literal["pull", "push"] = "pull"
+    # The team's own opening hours; none: the gateway's ``hours:``.
+    hours: HoursSettings | None = None
+    # Where an SLA breach escalates to (the next tier), if anywhere.
+    escalate_to: str | None = None
+
+    @property
+    def title(self) -> str:
+        return self.display_name or self.name.replace("_", " ").capitalize()
+
+
+class RoutingRule(_Section):
+    """Sends a handoff to ``team`` when every condition given matches (an empty list matches
+    anything); the first matching rule wins."""
+
+    team: str
+    intents: list[str] = Field(default_factory=list)
+    products: list[str] = Field(default_factory=list)
+    languages: list[str] = Field(default_factory=list)
+    channels: list[str] = Field(default_factory=list)
+    vip: bool | None = None
+    # Only agents with all of these skills get the conversation pushed or offered.
+    skills: list[str] = Field(default_factory=list)
+    priority: Literal["urgent", "high", "normal", "low"] | None = None
+
+
+class QueueSettings(_Section):
+    default_team: str = "general"
+    teams: list[TeamSettings] = Field(
+        default_factory=lambda: [
+            TeamSettings(name="general", display_name="Customer care"),
+            TeamSettings(name="orders", display_name="Orders and delivery"),
+            TeamSettings(name="tech_support", display_name="Technical support"),
+        ]
+    )
+    routing: list[RoutingRule] = Field(default_factory=list)
+    # Used for the first wait estimates, until real handoffs give a measured average.
+    average_handle_seconds: float = Field(240.0, gt=0)
+    # An agent whose console has been gone this long counts as away (no pushes, no transfers).
+    away_after_seconds: float = Field(60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _known_teams(self) -> QueueSettings:
+        names = [team.name for team in self.teams]
+        if len(set(names)) != len(names):
+            raise ValueError(f"teams: a team name is listed twice in {names}")
+        known = set(names)
+        if self.default_team not in known:
+            raise ValueError(f"default_team {self.default_team!r} is not one of the teams {names}")
+        for index, rule in enumerate(self.routing):
+            if rule.team not in known:
+                raise ValueError(f"routing[{index}]: unknown team {rule.team!r}; teams: {names}")
+        for team in self.teams:
+            if team.escalate_to is not None and team.escalate_to not in known:
+                raise ValueError(
+                    f"teams: {team.name} escalates to unknown team {team.escalate_to!r}"
+                )
+        for team in self.teams:  # the tiers must end somewhere
+            seen, current = {team.name}, team.escalate_to
+            while current is not None:
+                if current in seen:
+                    raise ValueError(f"teams: escalation from {team.name} runs in a circle")
+                seen.add(current)
+                current = self.team(current).escalate_to
+        return self
+
+    def team(self, name: str | None) -> TeamSettings:
+        """The team called ``name``; the default team for None or an unknown name."""
+        for team in self.teams:
+            if team.name == name:
+                return team
+        return next(team for team in self.teams if team.name == self.default_team)
+
+    def knows(self, name: object) -> bool:
+        return any(team.name == name for team in self.teams)
+
+
+WarningAction = Literal["notify", "raise_priority"]
+BreachAction = Literal["notify", "raise_priority", "escalate"]
+_WARN: tuple[WarningAction, ...] = ("notify",)
+_BREACH: tuple[BreachAction, ...] = ("notify", "raise_priority", "escalate")
+
+
+class SlaPolicy(_Section):
+    """Service-level targets for the conversations of some teams and priorities (empty lists:
+    all); the first policy that matches a conversation applies. Minutes are counted in the
+    team's opening hours when ``business_hours``, around the clock otherwise."""
+
+    teams: list[str] = Field(default_factory=list)
+    priorities: list[Literal["urgent", "high", "normal", "low"]] = Field(default_factory=list)
+    # Handoff to the first agent reply; each customer message waiting for an agent's reply;
+    # handoff to resolve. None: no target.
+    first_response_minutes: float | None = Field(None, gt=0)
+    next_response_minutes: float | None = Field(None, gt=0)
+    resolution_minutes: float | None = Field(None, gt=0)
+    business_hours: bool = True
+    # The warning comes at this share of a target.
+    warn_at: float = Field(0.8, gt=0, lt=1)
+    on_warning: list[WarningAction] = Field(default_factory=lambda: list(_WARN))
+    on_breach: list[BreachAction] = Field(default_factory=lambda: list(_BREACH))
+
+    def applies(self, team: str | None, priority: str) -> bool:
+        return (not self.teams or team in self.teams) and (
+            not self.priorities or priority in self.priorities
+        )
 
 
 class LimitSettings(_Section):
@@ -245,6 +345,7 @@ class Settings(_Section):
     handoff: HandoffPolicySettings = Field(default_factory=HandoffPolicySettings)
     queue: QueueSettings = Field(default_factory=QueueSettings)
     hours: HoursSettings = Field(default_factory=HoursSettings)
+    sla: list[SlaPolicy] = Field(default_factory=list)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
@@ -257,6 +358,18 @@ class Settings(_Section):
     demo_agent: DemoAgentSettings | None = None
     log_format: str = Field("console", pattern="^(console|json)$")
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _sla_teams_known(self) -> Settings:
+        for index, policy in enumerate(self.sla):
+            for team in policy.teams:
+                if not self.queue.knows(team):
+                    raise ValueError(f"sla[{index}]: unknown team {team!r}")
+        return self
+
+    def sla_policy(self, team: str | None, priority: str) -> SlaPolicy | None:
+        """The SLA policy of a conversation of ``team`` and ``priority``, if any."""
+        return next((p for p in self.sla if p.applies(team, priority)), None)
 
 
 def substitute_env(value: Any, env: Mapping[str, str], where: str = "") -> Any:

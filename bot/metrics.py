@@ -60,6 +60,16 @@ class Metrics:
         self.requeued = Counter(
             "csbot_followups_requeued", "Follow-ups moved to the queue at opening", registry=r
         )
+        self.transfers = Counter(
+            "csbot_transfers_to_team",
+            "Conversations agents sent back to a team's queue",
+            registry=r,
+        )
+        self.pushed = Counter(
+            "csbot_pushed",
+            "Conversations the gateway assigned to an agent (push teams)",
+            registry=r,
+        )
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format."""

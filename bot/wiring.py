@@ -25,6 +25,8 @@ from bot.service import ConversationService
 from bot.store import Store
 from handoff.desk import AgentDesk
 from handoff.queue import HandoffQueue
+from handoff.routing import Router
+from handoff.sla import SlaKeeper
 from handoff.start import HandoffStarter
 
 
@@ -63,7 +65,9 @@ def build_engine(
     metrics = Metrics()
     ctx = EngineContext(settings, store, broker, rasa, Records(store), outbound, clock, metrics)
     queue = HandoffQueue(ctx)
-    starter = HandoffStarter(ctx, queue)
-    desk = AgentDesk(ctx, queue, starter)
+    router = Router(ctx, queue)
+    starter = HandoffStarter(ctx, queue, router, SlaKeeper(ctx, queue, router))
+    desk = AgentDesk(ctx, queue, starter, router)
+    router.on_assigned = desk.announce_assignment
     service = ConversationService(ctx, starter)
     return Engine(service, desk, queue, starter, outbox, channel_senders, metrics)

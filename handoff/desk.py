@@ -24,12 +24,14 @@ from bot.core.frames import (
 )
 from bot.core.models import Agent, Conversation, Note
 from bot.core.policy import HandoffDecision
-from bot.core.state import ConversationEvent, ConversationState, IllegalTransition
+from bot.core.state import ConversationEvent, ConversationState
 from bot.core.types import Button, Direction, SenderKind, StoredMessage, is_text
 from bot.pipeline.context import Component, EngineContext
 from bot.rasa_client import RasaUnavailable
-from handoff.queue import HandoffQueue
-from handoff.start import HandoffStarter, customer_info
+from bot.store.agents import AVAILABILITY
+from handoff.queue import HandoffQueue, queue_line
+from handoff.routing import Router, availability
+from handoff.start import QUEUE_STATUS, HandoffStarter, customer_info
 
 log = structlog.get_logger(__name__)
 
@@ -37,9 +39,15 @@ log = structlog.get_logger(__name__)
 class AgentDesk(Component):
     """Agent actions and console read models."""
 
-    def __init__(self, ctx: EngineContext, queue: HandoffQueue, starter: HandoffStarter) -> None:
+    def __init__(
+        self,
+        ctx: EngineContext,
+        queue: HandoffQueue,
+        starter: HandoffStarter,
+        router: Router,
+    ) -> None:
         super().__init__(ctx)
-        self.queue, self.starter = queue, starter
+        self.queue, self.starter, self.router = queue, starter, router
 
     async def take_over(self, conversation_id: str, agent: Agent) -> Conversation:
         """An agent takes a live bot conversation: the bot stops, the agent is assigned."""
@@ -56,27 +64,11 @@ class AgentDesk(Component):
         return await self.claim(conversation_id, agent)
 
     async def claim(self, conversation_id: str, agent: Agent) -> Conversation:
-        conversation = await self.records.get(conversation_id)
-        if conversation.state is ConversationState.QUEUED:
-            # The queue entry is only an index; the compare-and-set below decides who wins
-            # (an entry lost in a broker restart must not make the conversation unclaimable).
-            await self.queue.remove(conversation_id)
-        try:
-            conversation = await self.records.transition(
-                conversation_id, ConversationEvent.CLAIM, assigned_agent_id=agent.id
-            )
-        except IllegalTransition:
-            current = await self.records.get(conversation_id)
-            if current.state is ConversationState.ASSIGNED:
-                who = await self.records.agent_name(current.assigned_agent_id)
-                raise Conflict(f"{who} already took this conversation.") from None
-            raise
-        await self._handoff_changes(conversation_id, assigned_at=self.clock(), agent_id=agent.id)
+        conversation = await self.router.assign(conversation_id, agent)
         await self.store.audit(f"agent:{agent.id}", "claim", conversation_id)
+        team = self.settings.queue.team(conversation.team).title
         await self._agent_joined(
-            conversation,
-            agent,
-            f"{agent.display_name} from our support team joined the conversation.",
+            conversation, agent, f"{agent.display_name} from {team} joined the conversation."
         )
         return conversation
 
@@ -89,8 +81,10 @@ class AgentDesk(Component):
         )
         self.metrics.agent_replies.inc()
         handoff = await self.store.current_handoff(conversation_id)
-        if handoff is not None and handoff.first_agent_reply_at is None:
-            await self.store.update_handoff(handoff.id, first_agent_reply_at=message.created_at)
+        if handoff is not None:
+            if handoff.first_agent_reply_at is None:
+                await self.store.update_handoff(handoff.id, first_agent_reply_at=message.created_at)
+            await self.starter.sla.agent_replied(handoff, self.clock())
         return message
 
     async def add_note(self, conversation_id: str, agent: Agent, text: str) -> Note:
@@ -107,11 +101,13 @@ class AgentDesk(Component):
         if target is None:
             raise NotFound(f"unknown agent {to_agent_id}")
         # Taking it over oneself (a supervisor) needs no check: the request is the proof.
-        if target.id != agent.id and f"agent:{target.id}" not in set(await self.broker.present()):
-            raise Conflict(
-                f"{target.display_name} is offline, so the customer would wait for nobody. "
-                "Choose someone who is online."
-            )
+        if target.id != agent.id:
+            status = availability(target, set(await self.broker.present()))
+            if status != "online":
+                raise Conflict(
+                    f"{target.display_name} is {status}, so the customer would wait for "
+                    "nobody. Choose someone who is online, or send it to a team's queue."
+                )
         previous = await self.records.agent_name(conversation.assigned_agent_id)
 
         def still_allowed(current: Conversation) -> None:
@@ -125,6 +121,7 @@ class AgentDesk(Component):
             check=still_allowed,
             assigned_agent_id=target.id,
         )
+        await self.store.mark_assigned(target.id, self.clock())
         await self._handoff_changes(conversation_id, agent_id=target.id)
         await self.store.audit(
             f"agent:{agent.id}", "transfer", conversation_id, {"to_agent": target.id}
@@ -134,7 +131,50 @@ class AgentDesk(Component):
         await self._agent_joined(
             conversation, target, f"{target.display_name} is taking over from {previous}."
         )
+        if await self.router.drain([conversation.team] if conversation.team else None):
+            await self.queue.broadcast()
         return conversation
+
+    async def transfer_to_team(
+        self, conversation_id: str, agent: Agent, team: str | None
+    ) -> Conversation:
+        """Back into a queue: ``team``'s (None: the conversation's own team). It keeps its
+        place in time (it waits from its handoff, not from now), and a push team assigns it
+        at once when someone has room."""
+        conversation = await self.records.get(conversation_id)
+        _check_assignee(conversation, agent)
+        target = self.settings.queue.team(team or conversation.team)
+        if team is not None and not self.settings.queue.knows(team):
+            raise NotFound(f"unknown team {team}")
+        conversation = await self.records.transition(
+            conversation_id,
+            ConversationEvent.REQUEUE,
+            check=lambda current: _check_assignee(current, agent),
+            assigned_agent_id=None,
+            team=target.name,
+        )
+        handoff = await self.store.current_handoff(conversation_id)
+        since = handoff.requested_at if handoff else self.clock()
+        if handoff is not None:
+            await self.store.update_handoff(handoff.id, team=target.name)
+        await self.queue.enqueue(conversation_id, conversation.priority, since, target.name)
+        await self.store.audit(
+            f"agent:{agent.id}", "transfer", conversation_id, {"to_team": target.name}
+        )
+        self.metrics.transfers.inc()
+        await self.router.drain([target.name])
+        current = await self.records.get(conversation_id)
+        if current.state is ConversationState.QUEUED:
+            position, eta = await self.queue.position(conversation_id)
+            await self.outbound.system_message(
+                current,
+                f"I've passed you to {target.title}, who will see our conversation so far. "
+                + queue_line(position, eta),
+                payload=QUEUE_STATUS,
+            )
+            await self.outbound.publish_state(current)
+        await self.queue.broadcast()
+        return current
 
     async def resolve(self, conversation_id: str, agent: Agent) -> Conversation:
         """Close the human part: the bot resumes (slots kept) and asks for a rating."""
@@ -155,7 +195,10 @@ class AgentDesk(Component):
             awaiting_csat=True,
             bot_cursor=last_inbound,
         )
+        handoff = await self.store.current_handoff(conversation_id)
         await self._handoff_changes(conversation_id, resolved_at=self.clock())
+        if handoff is not None:
+            await self.starter.sla.resolved(handoff, self.clock())
         await self.store.audit(f"agent:{agent.id}", "resolve", conversation_id)
         try:
             await self.rasa.resume(conversation.id)
@@ -171,6 +214,7 @@ class AgentDesk(Component):
         )
         self.metrics.resolved.inc()
         await self.outbound.publish_state(conversation)
+        await self.router.drain()  # the agent has room again
         await self.queue.broadcast()
         return conversation
 
@@ -179,14 +223,27 @@ class AgentDesk(Component):
         if handoff is not None:
             await self.store.update_handoff(handoff.id, **changes)
 
-    async def _agent_joined(self, conversation: Conversation, agent: Agent, notice: str) -> None:
+    async def announce_assignment(self, conversation: Conversation, agent: Agent) -> None:
+        """The router pushed ``conversation`` to ``agent``: tell the customer and the consoles."""
+        team = self.settings.queue.team(conversation.team).title
+        await self._agent_joined(
+            conversation,
+            agent,
+            f"{agent.display_name} from {team} joined the conversation.",
+            broadcast=False,  # the router's caller broadcasts once, after all its pushes
+        )
+
+    async def _agent_joined(
+        self, conversation: Conversation, agent: Agent, notice: str, broadcast: bool = True
+    ) -> None:
         """Tell the customer who has them now, and every console what changed."""
         await self.outbound.system_message(conversation, notice)
         await self.outbound.publish(
             conversation_topic(conversation.id), agent_joined_frame(agent.display_name)
         )
         await self.outbound.publish_state(conversation)
-        await self.queue.broadcast()
+        if broadcast:
+            await self.queue.broadcast()
 
     # --- views and directory -------------------------------------------------------------
 
@@ -240,16 +297,67 @@ class AgentDesk(Component):
         await self.store.end_sessions(agent_id)
 
     async def agents_with_presence(self) -> list[dict[str, Any]]:
-        online = set(await self.broker.present())
+        """Every agent with their teams, availability (as routing sees it) and load."""
+        present = set(await self.broker.present())
+        loads = await self.store.open_assignments()
         return [
             {
                 "id": a.id,
                 "display_name": a.display_name,
                 "username": a.username,
-                "online": f"agent:{a.id}" in online,
+                "role": a.role,
+                "teams": a.teams,
+                "skills": a.skills,
+                "languages": a.languages,
+                "capacity": a.capacity,
+                "open": loads.get(a.id, 0),
+                "availability": availability(a, present),
+                "online": availability(a, present) == "online",
             }
             for a in await self.store.agents()
         ]
+
+    def knows_team(self, name: str) -> bool:
+        return self.settings.queue.knows(name)
+
+    def teams(self) -> list[dict[str, Any]]:
+        return [
+            {"name": t.name, "title": t.title, "assignment": t.assignment}
+            for t in self.settings.queue.teams
+        ]
+
+    async def set_availability(self, agent: Agent, value: object) -> Agent:
+        """The agent's own switch: online (pushes may come), away or offline (none)."""
+        if value not in AVAILABILITY:
+            raise BadMessage(
+                "bad_availability", f"Availability must be one of {', '.join(AVAILABILITY)}."
+            )
+        updated = await self.store.update_agent(agent.id, availability=str(value))
+        await self.store.audit(f"agent:{agent.id}", "availability", None, {"to": value})
+        if value == "online":
+            await self.router.drain(updated.teams)
+        await self.queue.broadcast()
+        return updated
+
+    async def console_opened(self, agent: Agent) -> None:
+        """The agent's console is back: push teams may have waited for their room."""
+        if agent.availability == "online" and await self.router.drain(agent.teams):
+            await self.queue.broadcast()
+
+    async def update_agent(self, supervisor: Agent, agent_id: int, **changes: Any) -> Agent:
+        """A supervisor changes an agent's teams, skills, languages or capacity."""
+        if supervisor.role != "supervisor":
+            raise Conflict("Only supervisors can change agents.")
+        unknown_teams = [t for t in changes.get("teams", []) if not self.settings.queue.knows(t)]
+        if unknown_teams:
+            raise BadMessage("unknown_team", f"There is no team {unknown_teams[0]!r}.")
+        updated = await self.store.update_agent(agent_id, **changes)
+        await self.store.audit(
+            f"agent:{supervisor.id}", "update_agent", None, {"agent": agent_id, **changes}
+        )
+        await self.router.drain(updated.teams)
+        await self.queue.broadcast()
+        return updated
 
     async def subscribe_console(self) -> Subscription:
         """Every console event (queue, messages of human conversations, notes, states)."""

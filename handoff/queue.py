@@ -1,10 +1,12 @@
-"""The queue of conversations waiting for a person: order, positions, wait estimates, and the
-view every console and waiting customer is kept up to date with.
+"""The teams' queues of conversations waiting for a person: order, positions, wait estimates,
+and the view every console and waiting customer is kept up to date with.
 
-The broker queue is only an index (priority first, then time), rebuilt from SQL at start; the
-SQL compare-and-set decides who gets a conversation. The wait estimate is position times the
-average handling time divided by the agents online, the average measured from resolved
-handoffs once there are three.
+Each team has its own broker queue, only an index (priority first, then time) rebuilt from SQL
+at start; the SQL compare-and-set decides who gets a conversation. The wait estimate is the
+position times the team's average handling time (measured from its resolved handoffs once there
+are three) divided by the team's agents online; with nobody online it is unknown, and the
+customer is told so rather than given a number. The customer's chat line and the widget's bar
+are both :func:`queue_line` of the same figures.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from bot.core.frames import (
     conversation_topic,
     queue_position_frame,
 )
-from bot.core.models import QueueRow
+from bot.core.clock import iso
+from bot.core.models import Agent, QueueRow, SlaClock
 from bot.core.state import ConversationState
 from bot.pipeline.context import Component, EngineContext
 
@@ -42,70 +45,113 @@ def format_wait(seconds: float) -> str:
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
+def queue_line(position: int, eta: float | None) -> str:
+    """What a waiting customer reads about their place, in the chat and in the widget's bar."""
+    wait = (
+        f"about {format_wait(eta)}"
+        if eta is not None
+        else "nobody from the team is online right now, so we can't estimate the wait"
+    )
+    return f"You're number {position} in the queue for a person ({wait})."
+
+
+def works_for(agent: Agent, team: str | None, default_team: str) -> bool:
+    """Whether the agent is one of the team's (an agent in no team works the default one)."""
+    return team in agent.teams if agent.teams else team == default_team
+
+
+def team_queue(team: str | None) -> str:
+    """The broker queue of a team."""
+    return f"{QUEUE}:{team or 'general'}"
+
+
 class HandoffQueue(Component):
     """Waiting conversations, their positions and the queue views."""
 
     def __init__(self, ctx: EngineContext) -> None:
         super().__init__(ctx)
 
-    async def enqueue(self, conversation_id: str, priority: str, since: datetime) -> None:
-        await self.broker.enqueue(QUEUE, conversation_id, queue_score(priority, since))
+    async def enqueue(
+        self, conversation_id: str, priority: str, since: datetime, team: str | None
+    ) -> None:
+        await self.broker.enqueue(team_queue(team), conversation_id, queue_score(priority, since))
 
-    async def remove(self, conversation_id: str) -> None:
-        await self.broker.remove(QUEUE, conversation_id)
+    async def remove(self, conversation_id: str, team: str | None) -> None:
+        await self.broker.remove(team_queue(team), conversation_id)
+
+    async def items(self, team: str | None) -> list[str]:
+        """A team's waiting conversations in queue order."""
+        return await self.broker.queue_items(team_queue(team))
+
+    def _teams(self) -> list[str]:
+        return [team.name for team in self.settings.queue.teams]
 
     async def rebuild(self) -> int:
-        """Put every QUEUED conversation (SQL is the truth) back into the broker's queue: after
+        """Put every QUEUED conversation (SQL is the truth) back into its team's queue: after
         an in-process broker restarts, or a crash between a handoff and its enqueue."""
         queued = await self.store.conversations_in_states([ConversationState.QUEUED])
-        present = set(await self.broker.queue_items(QUEUE))
+        present = {item for team in self._teams() for item in await self.items(team)}
         added = 0
         for conversation in queued:
             if conversation.id in present:
                 continue
             handoff = await self.store.current_handoff(conversation.id)
             since = handoff.requested_at if handoff else conversation.updated_at
-            await self.enqueue(conversation.id, conversation.priority, since)
+            await self.enqueue(conversation.id, conversation.priority, since, conversation.team)
             added += 1
         if added:
             log.info("queue rebuilt", conversations=added)
         return added
 
-    async def position(self, conversation_id: str) -> tuple[int, float]:
-        """1-based position and estimated wait in seconds."""
-        position = await self.broker.position(QUEUE, conversation_id) or 1
-        return position, position * await self._seconds_per_position()
+    async def position(self, conversation_id: str) -> tuple[int, float | None]:
+        """1-based position in the team's queue and the estimated wait in seconds (None:
+        nobody of the team is online, so it cannot be known)."""
+        conversation = await self.store.conversation(conversation_id)
+        team = conversation.team if conversation else None
+        position = await self.broker.position(team_queue(team), conversation_id) or 1
+        per_position = await self._seconds_per_position(team)
+        return position, None if per_position is None else position * per_position
 
-    async def _seconds_per_position(self) -> float:
+    async def _seconds_per_position(self, team: str | None) -> float | None:
         durations = [
             (h.resolved_at - h.assigned_at).total_seconds()
-            for h in await self.store.recent_handoffs(50)
-            if h.resolved_at and h.assigned_at
-        ]
+            for h in await self.store.recent_handoffs(200)
+            if h.resolved_at and h.assigned_at and h.team == team
+        ][:50]
         per_agent = (
             sum(durations) / len(durations)
             if len(durations) >= 3
             else self.settings.queue.average_handle_seconds
         )
-        agents = sum(1 for m in await self.broker.present() if m.startswith("agent:"))
-        return per_agent / max(1, agents)
+        present = set(await self.broker.present())
+        online = sum(
+            1
+            for agent in await self.store.agents()
+            if works_for(agent, team, self.settings.queue.default_team)
+            and agent.availability == "online"
+            and f"agent:{agent.id}" in present
+        )
+        return per_agent / online if online else None
 
     async def broadcast(self) -> None:
         """Send the queue to every console and each waiting customer their new position."""
         await self.outbound.publish(CONSOLE_TOPIC, console_queue_frame(await self.snapshot()))
-        per_position = await self._seconds_per_position()
-        for position, conversation_id in enumerate(await self.broker.queue_items(QUEUE), start=1):
-            await self.outbound.publish(
-                conversation_topic(conversation_id),
-                queue_position_frame(position, position * per_position),
-            )
+        for team in self._teams():
+            per_position = await self._seconds_per_position(team)
+            for position, conversation_id in enumerate(await self.items(team), start=1):
+                eta = None if per_position is None else position * per_position
+                await self.outbound.publish(
+                    conversation_topic(conversation_id),
+                    queue_position_frame(position, eta, queue_line(position, eta)),
+                )
 
     async def snapshot(self) -> list[dict[str, Any]]:
         """The console's queue view: waiting conversations in queue order (follow-ups after
         them), then the assigned ones. One SQL query, however long the queue."""
         now = self.clock()
-        ordered = await self.broker.queue_items(QUEUE)
-        rank = {cid: i for i, cid in enumerate(ordered)}
+        rank: dict[str, int] = {}
+        for team in self._teams():
+            rank.update({cid: i for i, cid in enumerate(await self.items(team))})
         rows = await self.store.queue_rows(
             [
                 ConversationState.QUEUED,
@@ -114,17 +160,42 @@ class HandoffQueue(Component):
             ]
         )
 
-        def order(row: QueueRow) -> tuple[int, int]:
+        def order(row: QueueRow) -> tuple[int, float, int]:
             state = row.conversation.state
             if state is ConversationState.ASSIGNED:
-                return (2, 0)
+                return (2, 0, 0)
+            since = row.handoff_requested_at or row.conversation.updated_at
             return (
                 0 if state is ConversationState.QUEUED else 1,
+                queue_score(row.conversation.priority, since),
                 rank.get(row.conversation.id, 1 << 30),
             )
 
+        clocks: dict[str, SlaClock] = {}
+        for clock in await self.store.running_clocks([row.conversation.id for row in rows]):
+            nearest = clocks.get(clock.conversation_id)
+            if nearest is None or clock.due_at < nearest.due_at:
+                clocks[clock.conversation_id] = clock
         # sorted() is stable: conversations of equal rank keep their creation order.
-        return [_queue_item(row, rank, now) for row in sorted(rows, key=order)]
+        return [
+            {**_queue_item(row, rank, now), **sla_view(clocks.get(row.conversation.id), now)}
+            for row in sorted(rows, key=order)
+        ]
+
+
+def sla_view(clock: SlaClock | None, now: datetime) -> dict[str, Any]:
+    """The nearest SLA deadline of a conversation, as the console shows it."""
+    if clock is None:
+        return {"sla": None}
+    state = "breached" if clock.breached_at else "warning" if clock.warned_at else "ok"
+    return {
+        "sla": {
+            "kind": clock.kind,
+            "state": state,
+            "due_at": iso(clock.due_at),
+            "seconds_left": round((clock.due_at - now).total_seconds()),
+        }
+    }
 
 
 def _queue_item(row: QueueRow, rank: dict[str, int], now: datetime) -> dict[str, Any]:

@@ -6,6 +6,7 @@ turn, the gateway's policy or an agent's take-over moves a conversation to a per
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, cast
 
@@ -21,10 +22,22 @@ from bot.core.state import ConversationEvent, ConversationState, IllegalTransiti
 from bot.pipeline.context import Component, EngineContext
 from bot.rasa_client import RasaUnavailable
 from bot.store import Store
-from handoff.packet import CustomerInfo, LinkedIdentity, PastConversation, build_packet
-from handoff.queue import HandoffQueue, format_wait
+from handoff.packet import (
+    CustomerInfo,
+    HandoffPacket,
+    LinkedIdentity,
+    PastConversation,
+    build_packet,
+)
+from handoff.queue import PRIORITY_RANK, HandoffQueue, queue_line
+from handoff.routing import Router, route
+from handoff.sla import SlaKeeper
 
 log = structlog.get_logger(__name__)
+
+# The payload of the chat line that says where a customer stands in the queue: the widget
+# keeps that line up to date in place, with the same text as its queue bar.
+QUEUE_STATUS = "queue_status"
 
 
 MAX_HISTORY = 20
@@ -125,9 +138,15 @@ def offline_notice(hours: HoursSettings, now: datetime) -> str:
 class HandoffStarter(Component):
     """Moves conversations to the human queue (or to a follow-up when the team is closed)."""
 
-    def __init__(self, ctx: EngineContext, queue: HandoffQueue) -> None:
+    def __init__(
+        self, ctx: EngineContext, queue: HandoffQueue, router: Router, sla: SlaKeeper
+    ) -> None:
         super().__init__(ctx)
-        self.queue = queue
+        self.queue, self.router, self.sla = queue, router, sla
+
+    def hours(self, team: str | None) -> HoursSettings:
+        """The team's opening hours: its own, or the gateway's."""
+        return self.settings.queue.team(team).hours or self.settings.hours
 
     async def _keep_shop_facts(self, conversation: Conversation, facts: CustomerInfo) -> None:
         """The bot's signal brought the shop's name and VIP flag for the verified customer (a
@@ -148,24 +167,37 @@ class HandoffStarter(Component):
             vip=facts.vip,
         )
 
-    async def queue_position(self, conversation_id: str) -> tuple[int, float]:
-        return await self.queue.position(conversation_id)
+    async def queue_position(self, conversation_id: str) -> tuple[int, float | None, str]:
+        position, eta = await self.queue.position(conversation_id)
+        return position, eta, queue_line(position, eta)
+
+    async def sweep(self) -> None:
+        """The scheduler's periodic call: follow-ups at opening, pushes that wait for an
+        agent with room (a missed event, or a lock another replica held), SLA clocks due."""
+        await self.reopen()
+        if await self.router.drain():
+            await self.queue.broadcast()
+        await self.sla.sweep()
+
+    async def customer_waiting(self, conversation: Conversation) -> None:
+        """A customer wrote to a person: the next-response clock may start."""
+        await self.sla.customer_waiting(conversation, self.clock())
 
     async def reopen(self) -> int:
         """The team is open: the follow-ups left outside hours join the queue, oldest handoff
         first (their waiting time counts from then), and each customer is told their place.
         Several replicas may run this at once: the compare-and-set lets one move each."""
         now = self.clock()
-        if not open_now(self.settings.hours, now):
-            return 0
         waiting = []
         for conversation in await self.store.conversations_in_states(
             [ConversationState.PENDING_FOLLOWUP]
         ):
+            if not open_now(self.hours(conversation.team), now):
+                continue
             handoff = await self.store.current_handoff(conversation.id)
             since = handoff.requested_at if handoff else conversation.updated_at
             waiting.append((since, conversation))
-        moved = 0
+        moved: list[Conversation] = []
         for since, conversation in sorted(waiting, key=lambda item: item[0]):
             try:
                 queued = await self.records.transition(
@@ -173,21 +205,28 @@ class HandoffStarter(Component):
                 )
             except IllegalTransition:
                 continue  # claimed, or moved by another replica, meanwhile
-            await self.queue.enqueue(queued.id, queued.priority, since)
+            await self.queue.enqueue(queued.id, queued.priority, since, queued.team)
+            await self.store.audit("system", "team_opens", queued.id)
+            moved.append(queued)
+        if not moved:
+            return 0
+        self.metrics.requeued.inc(len(moved))
+        log.info("follow-ups queued at opening", count=len(moved))
+        # Push teams hand them out at once; the rest learn their place.
+        await self.router.drain({c.team for c in moved if c.team})
+        for queued in moved:
+            current = await self.records.get(queued.id)
+            if current.state is not ConversationState.QUEUED:
+                continue
             position, eta = await self.queue.position(queued.id)
             await self.outbound.system_message(
-                queued,
-                f"We're open now. You're number {position} in the queue for a person (about "
-                f"{format_wait(eta)}); they'll see our conversation so far.",
+                current,
+                f"We're open now. {queue_line(position, eta)} They'll see our conversation so far.",
+                payload=QUEUE_STATUS,
             )
-            await self.outbound.publish_state(queued)
-            await self.store.audit("system", "team_opens", queued.id, {"position": position})
-            moved += 1
-        if moved:
-            self.metrics.requeued.inc(moved)
-            log.info("follow-ups queued at opening", count=moved)
-            await self.queue.broadcast()
-        return moved
+            await self.outbound.publish_state(current)
+        await self.queue.broadcast()
+        return len(moved)
 
     async def start(
         self,
@@ -202,8 +241,6 @@ class HandoffStarter(Component):
             # The gateway stops sending to the bot anyway; the pause only keeps Rasa quiet.
             log.warning("could not pause rasa", conversation_id=conversation.id, error=str(exc))
         now = self.clock()
-        team_works = source_agent is not None or open_now(self.settings.hours, now)
-        event = ConversationEvent.HANDOFF if team_works else ConversationEvent.NO_AGENT
         packet = build_packet(
             conversation_id=conversation.id,
             customer=await customer_info(self.store, conversation),
@@ -212,13 +249,34 @@ class HandoffStarter(Component):
             signal=decision.signal,
             policy_reason=decision.policy_reason,
             default_team=self.settings.queue.default_team,
-            now=self.clock(),
+            now=now,
         )
-        if source_agent is not None:
-            packet = packet.model_copy(update={"source": "agent"})
+        chosen = route(
+            self.settings.queue,
+            (decision.signal or {}).get("team"),
+            routing_facts(packet, conversation, tracker),
+        )
+        priority: str = packet.priority
+        if chosen.priority and PRIORITY_RANK[chosen.priority] < PRIORITY_RANK[priority]:
+            priority = chosen.priority  # a rule may raise the priority, never lower it
+        packet = packet.model_copy(
+            update={
+                "team": chosen.team,
+                "priority": priority,
+                **({"source": "agent"} if source_agent is not None else {}),
+            }
+        )
+        team_works = source_agent is not None or open_now(self.hours(chosen.team), now)
+        event = ConversationEvent.HANDOFF if team_works else ConversationEvent.NO_AGENT
         await self._keep_shop_facts(conversation, packet.customer)
         conversation = await self.records.transition(
-            conversation.id, event, team=packet.team, priority=packet.priority, handoff_due=None
+            conversation.id,
+            event,
+            team=packet.team,
+            priority=packet.priority,
+            handoff_due=None,
+            language=routing_language(tracker),
+            required_skills=list(chosen.skills) or None,
         )
         handoff = await self.store.create_handoff(
             conversation.id,
@@ -227,12 +285,19 @@ class HandoffStarter(Component):
             packet.team,
             packet.priority,
         )
+        await self.sla.handed_off(conversation, handoff, now)
         self.metrics.handoffs.labels(packet.source, conversation.state.value).inc()
         await self.store.audit(
             f"agent:{source_agent.id}" if source_agent else "bot",
             "handoff",
             conversation.id,
-            {"reason": packet.reason, "state": conversation.state.value, "handoff": handoff.id},
+            {
+                "reason": packet.reason,
+                "state": conversation.state.value,
+                "handoff": handoff.id,
+                "team": packet.team,
+                "rule": chosen.rule,
+            },
         )
         log.info(
             "handoff",
@@ -243,19 +308,47 @@ class HandoffStarter(Component):
             state=conversation.state.value,
         )
         if conversation.state is ConversationState.QUEUED:
-            await self.queue.enqueue(conversation.id, packet.priority, self.clock())
+            await self.queue.enqueue(conversation.id, packet.priority, now, packet.team)
             if source_agent is None:
+                await self.router.drain([packet.team])
+                conversation = await self.records.get(conversation.id)
+            if conversation.state is ConversationState.QUEUED and source_agent is None:
                 position, eta = await self.queue.position(conversation.id)
                 await self.outbound.system_message(
                     conversation,
-                    f"You're number {position} in the queue for a person "
-                    f"(about {format_wait(eta)}). They'll see our conversation so far, so "
+                    f"{queue_line(position, eta)} They'll see our conversation so far, so "
                     "you won't need to repeat anything. You can keep typing here meanwhile.",
+                    payload=QUEUE_STATUS,
                 )
         else:
             await self.outbound.system_message(
-                conversation, offline_notice(self.settings.hours, now)
+                conversation, offline_notice(self.hours(packet.team), now)
             )
         await self.outbound.publish_state(conversation)
         await self.queue.broadcast()
         return conversation
+
+
+def routing_language(tracker: Mapping[str, Any] | None) -> str | None:
+    """The customer's language, when the bot knows it (a ``language`` slot)."""
+    slots = (tracker or {}).get("slots")
+    value = slots.get("language") if isinstance(slots, Mapping) else None
+    return value.lower()[:16] if isinstance(value, str) and value else None
+
+
+def routing_facts(
+    packet: HandoffPacket, conversation: Conversation, tracker: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """What routing rules can match on."""
+    intent = next(
+        (e.intent for e in reversed(packet.transcript) if e.sender == "customer" and e.intent),
+        None,
+    )
+    product = packet.facts.get("product") or packet.slots.get("product")
+    return {
+        "intent": intent,
+        "product": product if isinstance(product, str) else None,
+        "language": routing_language(tracker),
+        "channel": conversation.channel,
+        "vip": packet.customer.vip,
+    }

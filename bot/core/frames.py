@@ -41,8 +41,15 @@ def state_frame(state: ConversationState) -> Frame:
     return {"type": "state", "state": state.value}
 
 
-def queue_position_frame(position: int, eta_seconds: float) -> Frame:
-    return {"type": "queue", "position": position, "eta_seconds": round(eta_seconds)}
+def queue_position_frame(position: int, eta_seconds: float | None, text: str) -> Frame:
+    """Where a waiting customer stands; ``eta_seconds`` None when it cannot be known, ``text``
+    the same sentence as the chat line (handoff/queue.py ``queue_line``)."""
+    return {
+        "type": "queue",
+        "position": position,
+        "eta_seconds": None if eta_seconds is None else round(eta_seconds),
+        "text": text,
+    }
 
 
 def agent_joined_frame(name: str) -> Frame:

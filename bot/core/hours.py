@@ -67,6 +67,28 @@ def next_opening(hours: HoursSettings, now: datetime) -> datetime | None:
     return None
 
 
+def add_open_time(hours: HoursSettings, start: datetime, seconds: float) -> datetime:
+    """When ``seconds`` of opening time have passed after ``start``: an SLA target in business
+    hours (closed nights, weekends and holidays do not count). Around the clock for an
+    always-open team; a team that never opens in the next year counts calendar time."""
+    if hours.always_open or seconds <= 0:
+        return start + timedelta(seconds=max(0.0, seconds))
+    zone = ZoneInfo(hours.timezone)
+    first = start.astimezone(zone).date() - timedelta(days=1)
+    remaining = timedelta(seconds=seconds)
+    cursor = start
+    for offset in range(370):
+        for opens, closes in _intervals(hours, first + timedelta(days=offset), zone):
+            if closes <= cursor:
+                continue
+            begin = max(opens, cursor)
+            if begin + remaining <= closes:
+                return begin + remaining
+            remaining -= closes - begin
+            cursor = closes
+    return start + timedelta(seconds=seconds)
+
+
 def describe_schedule(hours: HoursSettings) -> str:
     """The week in words: "Monday to Friday 08:00-20:00, Saturday 09:00-17:00"."""
     if hours.always_open:

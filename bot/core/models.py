@@ -80,6 +80,9 @@ class Conversation:
     verified_id: str | None = None
     verified_by: str | None = None
     verified_at: datetime | None = None
+    # What the routing rule asked of the agent (handoff/routing.py).
+    language: str | None = None
+    required_skills: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,31 @@ class Agent:
     created_at: datetime
     # Console sessions issued under an older version are over (logout, password change).
     session_version: int = 0
+    # Routing: what the agent can take (skills, languages), how many conversations may be
+    # pushed to them at once, and whether they want any (online / away / offline).
+    skills: list[str] = field(default_factory=list)
+    languages: list[str] = field(default_factory=list)
+    capacity: int = 3
+    availability: str = "online"
+    last_assigned_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SlaClock:
+    """A service-level clock of a handoff (first_response, next_response or resolution)."""
+
+    id: int
+    conversation_id: str
+    handoff_id: int
+    kind: str
+    team: str
+    started_at: datetime
+    warn_at: datetime
+    due_at: datetime
+    next_check_at: datetime | None
+    warned_at: datetime | None = None
+    breached_at: datetime | None = None
+    stopped_at: datetime | None = None
 
 
 @dataclass(frozen=True)

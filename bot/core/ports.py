@@ -37,11 +37,17 @@ class HandoffDesk(Protocol):
         """Pause the bot, build and store the packet, queue the conversation, tell everyone."""
         ...
 
-    async def queue_position(self, conversation_id: str) -> tuple[int, float]:
-        """1-based position in the queue and the estimated wait in seconds."""
+    async def queue_position(self, conversation_id: str) -> tuple[int, float | None, str]:
+        """1-based position in the team's queue, the estimated wait in seconds (None when it
+        cannot be known) and the sentence the customer reads about both."""
         ...
 
-    async def reopen(self) -> int:
-        """When the team is open, move the follow-ups that waited for it into the queue, in
-        the order they arrived; how many moved."""
+    async def customer_waiting(self, conversation: Conversation) -> None:
+        """A customer message arrived for a person (queued or assigned): service-level
+        clocks may start."""
+        ...
+
+    async def sweep(self) -> None:
+        """The periodic duties of the human side: follow-ups join the queue when their team
+        opens, push teams hand out what waits, SLA clocks are checked."""
         ...

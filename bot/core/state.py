@@ -2,7 +2,8 @@
 
 ```
 BOT ──handoff──▶ QUEUED ──claim──▶ ASSIGNED ──resolve──▶ RESOLVED ──return_to_bot──▶ BOT
-                   │ no_agent                 │ transfer (stays ASSIGNED)
+                   │ no_agent   ▲             │ transfer (stays ASSIGNED)
+                   │            └──requeue────┘ (to a team's queue)
                    ▼
              PENDING_FOLLOWUP ──customer_returns──▶ BOT   (or ──claim──▶ ASSIGNED,
                                                             or ──team_opens──▶ QUEUED)
@@ -31,6 +32,7 @@ class ConversationEvent(StrEnum):
     RETURN_TO_BOT = "return_to_bot"
     CUSTOMER_RETURNS = "customer_returns"
     TEAM_OPENS = "team_opens"
+    REQUEUE = "requeue"
 
 
 class IllegalTransition(ValueError):
@@ -52,6 +54,7 @@ TRANSITIONS: dict[tuple[ConversationState, ConversationEvent], ConversationState
     (S.PENDING_FOLLOWUP, E.CUSTOMER_RETURNS): S.BOT,
     (S.PENDING_FOLLOWUP, E.TEAM_OPENS): S.QUEUED,
     (S.ASSIGNED, E.TRANSFER): S.ASSIGNED,
+    (S.ASSIGNED, E.REQUEUE): S.QUEUED,
     (S.ASSIGNED, E.RESOLVE): S.RESOLVED,
     (S.RESOLVED, E.RETURN_TO_BOT): S.BOT,
 }

@@ -190,6 +190,8 @@ class Intake(Component):
             raise NotFound(f"unknown conversation {conversation_id}") from exc
         self.metrics.messages_in.labels(message.channel).inc()
         await self.outbound.publish_message(conversation, stored)
+        if conversation.state in HUMAN_STATES:
+            await self.desk.customer_waiting(conversation)
         return Accepted(conversation, stored, duplicate=False)
 
     async def _allowed_payload(self, message: InboundMessage, conversation_id: str) -> str | None:
@@ -249,8 +251,7 @@ class Intake(Component):
             return frames
         frames.append(state_frame(conversation.state))
         if conversation.state is ConversationState.QUEUED:
-            position, eta = await self.desk.queue_position(conversation.id)
-            frames.append(queue_position_frame(position, eta))
+            frames.append(queue_position_frame(*await self.desk.queue_position(conversation.id)))
         return frames
 
 

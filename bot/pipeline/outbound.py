@@ -66,8 +66,10 @@ class Outbound:
         await self.announce(conversation, [message])
         return message
 
-    async def system_message(self, conversation: Conversation, text: str) -> StoredMessage:
-        return await self.send(conversation, SenderKind.SYSTEM, text)
+    async def system_message(
+        self, conversation: Conversation, text: str, payload: str | None = None
+    ) -> StoredMessage:
+        return await self.send(conversation, SenderKind.SYSTEM, text, payload=payload)
 
     async def announce(self, conversation: Conversation, stored: list[StoredMessage]) -> None:
         """Fan stored outbound messages out to sockets and consoles, and wake the outbox."""

@@ -180,9 +180,9 @@ class Scheduler(Component):
             except Exception:
                 log.exception("starting due handoffs failed")
             try:
-                await self.desk.reopen()  # follow-ups join the queue when the team opens
+                await self.desk.sweep()  # opening hours, push assignment, SLA clocks
             except Exception:
-                log.exception("queueing follow-ups at opening failed")
+                log.exception("the human side's sweep failed")
             try:
                 for conversation_id in await self.store.pending_conversations():
                     if conversation_id not in self._processing:

@@ -56,6 +56,7 @@ from bot.store.handoffs import HandoffsMixin
 from bot.store.messages import MessagesMixin
 from bot.store.outbox import OutboxMixin
 from bot.store.schema import metadata
+from bot.store.sla import SlaMixin
 
 __all__ = ["DEFAULT_URL", "Store", "alembic_config", "metadata"]
 
@@ -67,6 +68,7 @@ class Store(
     HandoffsMixin,
     AgentsMixin,
     OutboxMixin,
+    SlaMixin,
 ):
     """The conversation record. Create with :meth:`connect`, then :meth:`migrate` once.
 

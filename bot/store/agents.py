@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,12 +12,18 @@ from sqlalchemy.exc import IntegrityError
 from bot.core.clock import utcnow
 from bot.core.errors import DuplicateAgent, NotFound
 from bot.core.models import Agent, CsatRating, Note
+from bot.core.state import ConversationState
 from bot.store.conversations import of_conversation, require_conversation
 from bot.store.engine import StoreEngine, insert_record
 from bot.store.rows import to_agent, to_csat, to_note
-from bot.store.schema import agents, audit, csat, notes
+from bot.store.schema import agents, audit, conversations, csat, notes
 
-__all__ = ["AgentsMixin"]
+__all__ = ["AVAILABILITY", "AgentsMixin"]
+
+AVAILABILITY = ("online", "away", "offline")
+_AGENT_CHANGES = frozenset(
+    {"display_name", "role", "teams", "skills", "languages", "capacity", "availability"}
+)
 
 
 def _audit_entry(row: sa.Row[Any]) -> dict[str, Any]:
@@ -39,9 +46,24 @@ class AgentsMixin(StoreEngine):
         password_hash: str,
         role: str = "agent",
         teams: Sequence[str] = (),
+        *,
+        skills: Sequence[str] = (),
+        languages: Sequence[str] = (),
+        capacity: int = 3,
     ) -> Agent:
         """Create a console user. DuplicateAgent if the username is taken."""
-        new = Agent(0, username, display_name, password_hash, role, list(teams), utcnow())
+        new = Agent(
+            0,
+            username,
+            display_name,
+            password_hash,
+            role,
+            list(teams),
+            utcnow(),
+            skills=list(skills),
+            languages=list(languages),
+            capacity=capacity,
+        )
         try:
             async with self._tx(write=True) as conn:
                 return await insert_record(conn, agents, new)
@@ -59,6 +81,46 @@ class AgentsMixin(StoreEngine):
     async def agents(self) -> list[Agent]:
         """All agents, in order of creation."""
         return await self._all(sa.select(agents).order_by(agents.c.id), to_agent)
+
+    async def update_agent(self, agent_id: int, **changes: Any) -> Agent:
+        """Change an agent's ``display_name``, ``role``, ``teams``, ``skills``, ``languages``,
+        ``capacity`` or ``availability`` (anything else: ValueError); NotFound if there is no
+        such agent."""
+        unknown = set(changes) - _AGENT_CHANGES
+        if unknown:
+            raise ValueError(f"cannot update agent fields {sorted(unknown)}")
+        if "availability" in changes and changes["availability"] not in AVAILABILITY:
+            raise ValueError(f"availability must be one of {AVAILABILITY}")
+        if "capacity" in changes and not 0 <= changes["capacity"] <= 100:
+            raise ValueError("capacity must be from 0 to 100")
+        values = {k: list(v) if isinstance(v, list | tuple) else v for k, v in changes.items()}
+        update = agents.update().where(agents.c.id == agent_id).values(**values)
+        async with self._tx(write=True) as conn:
+            row = (await conn.execute(update.returning(*agents.c))).first()
+        if row is None:
+            raise NotFound(f"no agent {agent_id}")
+        return to_agent(row)
+
+    async def open_assignments(self) -> dict[int, int]:
+        """How many conversations each agent has now (agents with none are left out)."""
+        query = (
+            sa.select(conversations.c.assigned_agent_id, sa.func.count())
+            .where(conversations.c.state == ConversationState.ASSIGNED.value)
+            .group_by(conversations.c.assigned_agent_id)
+        )
+        return {
+            agent_id: count
+            for agent_id, count in await self._all(query, tuple)
+            if agent_id is not None
+        }
+
+    async def mark_assigned(self, agent_id: int, at: datetime) -> None:
+        """Remember when the agent last got a conversation (push assignment's tie-break)."""
+        await self._update_one(
+            agents.update().where(agents.c.id == agent_id).values(last_assigned_at=at),
+            None,
+            f"no agent {agent_id}",
+        )
 
     async def set_agent_password(
         self,

@@ -32,6 +32,8 @@ _CONVERSATION_CHANGES = frozenset(
         "awaiting_csat",
         "bot_cursor",
         "handoff_due",
+        "language",
+        "required_skills",
     }
 )
 
@@ -205,10 +207,10 @@ class ConversationsMixin(StoreEngine):
         """Apply ``changes`` if the conversation is still at ``expected_version``.
 
         ``changes`` may set state, team, priority, assigned_agent_id, awaiting_csat,
-        bot_cursor and handoff_due (anything else: ValueError). The version goes up by one
-        and updated_at is set to now, in one conditional UPDATE. Raises StaleVersion when
-        someone else updated the conversation first, NotFound when it does not exist (or the
-        assigned agent does not).
+        bot_cursor, handoff_due, language and required_skills (anything else: ValueError).
+        The version goes up by one and updated_at is set to now, in one conditional UPDATE.
+        Raises StaleVersion when someone else updated the conversation first, NotFound when it
+        does not exist (or the assigned agent does not).
         """
         unknown = set(changes) - _CONVERSATION_CHANGES
         if unknown:

@@ -157,6 +157,22 @@ class HandoffsMixin(StoreEngine):
             raise NotFound(f"no handoff {handoff_id}")
         return found
 
+    async def last_agent_of_customer(self, customer_id: str) -> int | None:
+        """The agent who resolved the customer's latest handoff, if any."""
+        query = (
+            sa.select(handoffs.c.agent_id)
+            .join(conversations, conversations.c.id == handoffs.c.conversation_id)
+            .where(
+                conversations.c.customer_id == customer_id,
+                handoffs.c.resolved_at.is_not(None),
+                handoffs.c.agent_id.is_not(None),
+            )
+            .order_by(handoffs.c.resolved_at.desc())
+            .limit(1)
+        )
+        async with self._tx() as conn:
+            return (await conn.execute(query)).scalar_one_or_none()
+
     async def recent_handoffs(self, limit: int = 50) -> list[Handoff]:
         """The newest handoffs across all conversations, newest first."""
         return await self._all(

@@ -24,6 +24,7 @@ from bot.core.models import (
     Identity,
     Note,
     OutboxItem,
+    SlaClock,
 )
 from bot.core.state import ConversationState
 from bot.core.types import Button, Direction, SenderKind, StoredMessage
@@ -43,6 +44,7 @@ __all__ = [
     "to_message",
     "to_note",
     "to_outbox_item",
+    "to_sla_clock",
 ]
 
 _R = TypeVar("_R", bound="DataclassInstance")
@@ -87,7 +89,8 @@ to_message = row_mapper(
     StoredMessage, direction=Direction, sender_kind=SenderKind, buttons=_buttons
 )
 to_handoff = row_mapper(Handoff, packet=dict)
-to_agent = row_mapper(Agent, teams=list)
+to_agent = row_mapper(Agent, teams=list, skills=list, languages=list)
 to_note = row_mapper(Note)
 to_csat = row_mapper(CsatRating)
 to_outbox_item = row_mapper(OutboxItem)
+to_sla_clock = row_mapper(SlaClock)

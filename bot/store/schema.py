@@ -32,6 +32,7 @@ __all__ = [
     "new_id",
     "notes",
     "outbox",
+    "sla_clocks",
 ]
 
 
@@ -105,7 +106,7 @@ metadata = sa.MetaData(
 )
 
 
-def _conversation_table(name: str, *columns: sa.Column[Any] | sa.Constraint) -> sa.Table:
+def _conversation_table(name: str, *columns: sa.Column[Any] | sa.Constraint | sa.Index) -> sa.Table:
     """A table of rows that belong to a conversation: an integer id, the conversation's id
     (indexed), then ``columns``."""
     return sa.Table(
@@ -160,6 +161,12 @@ agents = sa.Table(
     sa.Column("teams", JSONType, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("session_version", sa.Integer, nullable=False, server_default="0"),
+    # Routing (see 0006 and handoff/routing.py).
+    sa.Column("skills", JSONType, nullable=False, server_default="[]"),
+    sa.Column("languages", JSONType, nullable=False, server_default="[]"),
+    sa.Column("capacity", sa.Integer, nullable=False, server_default="3"),
+    sa.Column("availability", sa.String(16), nullable=False, server_default="online"),
+    sa.Column("last_assigned_at", UTCDateTime),
 )
 
 conversations = sa.Table(
@@ -186,7 +193,11 @@ conversations = sa.Table(
     sa.Column("verified_id", sa.String(255)),
     sa.Column("verified_by", sa.String(32)),
     sa.Column("verified_at", UTCDateTime),
+    # What the routing rule asked for (see 0006).
+    sa.Column("language", sa.String(16)),
+    sa.Column("required_skills", JSONType),
     sa.Index(None, "channel", "channel_user_id", "created_at"),
+    sa.Index(None, "assigned_agent_id"),
     sa.Index(None, "state", "created_at"),
     # The sweep for due handoffs reads only the (normally zero) rows that have one.
     _partial_index("ix_conversations_handoff_due", "updated_at", where="handoff_due IS NOT NULL"),
@@ -230,6 +241,26 @@ handoffs = _conversation_table(
     sa.Column("first_agent_reply_at", UTCDateTime),
     sa.Column("resolved_at", UTCDateTime),
     sa.Column("agent_id", sa.Integer, sa.ForeignKey("agents.id")),
+)
+
+# Each running service-level clock of a handoff, as deadlines (see 0007 and handoff/sla.py).
+sla_clocks = _conversation_table(
+    "sla_clocks",
+    sa.Column("handoff_id", sa.Integer, sa.ForeignKey("handoffs.id"), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("team", sa.Text, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("warn_at", UTCDateTime, nullable=False),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    sa.Column("next_check_at", UTCDateTime),
+    sa.Column("warned_at", UTCDateTime),
+    sa.Column("breached_at", UTCDateTime),
+    sa.Column("stopped_at", UTCDateTime),
+    sa.UniqueConstraint("handoff_id", "kind"),
+    # The sweep reads only the clocks with something due, however many conversations are open.
+    _partial_index(
+        "ix_sla_clocks_next_check_at", "next_check_at", where="next_check_at IS NOT NULL"
+    ),
 )
 
 notes = _conversation_table(

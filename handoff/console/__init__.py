@@ -19,6 +19,7 @@ from aiohttp import web
 from bot.config import Settings
 from handoff.console.api import (
     api_agents,
+    api_availability,
     api_claim,
     api_conversation,
     api_health,
@@ -27,7 +28,9 @@ from handoff.console.api import (
     api_queue,
     api_reply,
     api_resolve,
+    api_teams,
     api_transfer,
+    api_update_agent,
 )
 from handoff.console.context import (
     CONSOLE,
@@ -94,6 +97,9 @@ def setup_console(app: web.Application, settings: Settings) -> ConsoleContext:
     r.add_get(f"{PREFIX}/api/health", api_health)
     r.add_get(f"{PREFIX}/api/queue", api_queue)
     r.add_get(f"{PREFIX}/api/agents", api_agents)
+    r.add_post(f"{PREFIX}/api/agents/{{agent_id}}", api_update_agent)
+    r.add_get(f"{PREFIX}/api/teams", api_teams)
+    r.add_post(f"{PREFIX}/api/me/availability", api_availability)
     conv = f"{PREFIX}/api/conversations/{{conversation_id}}"
     r.add_get(conv, api_conversation)
     r.add_post(f"{conv}/claim", api_claim)

@@ -88,15 +88,83 @@ async def api_note(request: web.Request, agent: Agent) -> Any:
 
 @api
 async def api_transfer(request: web.Request, agent: Agent) -> Any:
+    """To an agent (``agent_id``), to a team's queue (``team``) or back to the conversation's
+    own team's queue (``queue: true``)."""
     body = await _json_body(request)
+    desk = console_ctx(request).desk
+    if "team" in body or body.get("queue") is True:
+        team = body.get("team")
+        if team is not None and (not isinstance(team, str) or not desk.knows_team(team)):
+            raise ApiError(400, "unknown_team", f"There is no team {str(team)[:64]!r}.")
+        await desk.transfer_to_team(_conversation_id(request), agent, team)
+        return {"ok": True}
     to_agent_id = body.get("agent_id")
     if type(to_agent_id) is not int:
-        raise ApiError(400, "missing_agent", "Choose the agent to transfer the conversation to.")
+        raise ApiError(
+            400,
+            "missing_agent",
+            "Choose the agent or the team to transfer the conversation to.",
+        )
     # Agent ids are SQL integers: a larger number is no agent (and must not reach the database).
-    if not 0 < to_agent_id < 2**31 or await console_ctx(request).desk.agent(to_agent_id) is None:
+    if not 0 < to_agent_id < 2**31 or await desk.agent(to_agent_id) is None:
         raise ApiError(400, "unknown_agent", f"There is no agent with id {to_agent_id}.")
-    await console_ctx(request).desk.transfer(_conversation_id(request), agent, to_agent_id)
+    await desk.transfer(_conversation_id(request), agent, to_agent_id)
     return {"ok": True}
+
+
+@api
+async def api_teams(request: web.Request, agent: Agent) -> Any:
+    return console_ctx(request).desk.teams()
+
+
+@api
+async def api_availability(request: web.Request, agent: Agent) -> Any:
+    """The agent's own switch: online, away or offline."""
+    value = (await _json_body(request)).get("availability")
+    updated = await console_ctx(request).desk.set_availability(agent, value)
+    return {"ok": True, "availability": updated.availability}
+
+
+def _names(body: dict[str, Any], key: str) -> list[str] | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or len(value) > 50
+        or not all(isinstance(v, str) and 0 < len(v.strip()) <= 64 for v in value)
+    ):
+        raise ApiError(400, f"bad_{key}", f"{key} must be a list of short names.")
+    return sorted({v.strip().lower() for v in value})
+
+
+@api
+async def api_update_agent(request: web.Request, agent: Agent) -> Any:
+    """A supervisor sets an agent's teams, skills, languages or capacity."""
+    if agent.role != "supervisor":
+        raise ApiError(403, "forbidden", "Only supervisors can change agents.")
+    try:
+        agent_id = int(request.match_info["agent_id"])
+    except ValueError:
+        raise ApiError(404, "not_found", "There is no such agent.") from None
+    body = await _json_body(request)
+    changes: dict[str, Any] = {}
+    for key in ("teams", "skills", "languages"):
+        names = _names(body, key)
+        if names is not None:
+            changes[key] = names
+    if "capacity" in body:
+        capacity = body["capacity"]
+        if type(capacity) is not int or not 0 <= capacity <= 100:
+            raise ApiError(400, "bad_capacity", "capacity must be a whole number from 0 to 100.")
+        changes["capacity"] = capacity
+    if not changes:
+        raise ApiError(400, "nothing_to_change", "Send teams, skills, languages or capacity.")
+    desk = console_ctx(request).desk
+    if not 0 < agent_id < 2**31 or await desk.agent(agent_id) is None:
+        raise ApiError(404, "not_found", f"There is no agent with id {agent_id}.")
+    updated = await desk.update_agent(agent, agent_id, **changes)
+    return {"ok": True, "agent": {k: getattr(updated, k) for k in ("id", *changes)}}
 
 
 @api

@@ -95,6 +95,10 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         await ws.send_str(dumps(console_queue_frame(snapshot)))
         tasks.append(asyncio.create_task(_forward(subscription, ws)))
         tasks.append(asyncio.create_task(_keep_alive(desk, ws, member, session)))
+        if ctx.presence[member] == 1:
+            # Present again: a push team may have conversations waiting for their room.
+            await desk.set_presence(member, PRESENCE_TTL_SECONDS)
+            await desk.console_opened(agent)
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
                 await _client_message(ws, msg.data)
@@ -115,10 +119,11 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         ctx.presence[member] -= 1
         if ctx.presence[member] <= 0:
             del ctx.presence[member]
-            # The agent's last console on this replica closed: show them offline now rather
-            # than when the heartbeat expires (another replica's heartbeat re-adds them).
+            # The agent's last console on this replica closed: they count as away once
+            # ``queue.away_after_seconds`` pass without a console (a reload is no absence;
+            # another replica's heartbeat keeps them present).
             with contextlib.suppress(BrokerError):
-                await desk.set_presence(member, 0)
+                await desk.set_presence(member, desk.settings.queue.away_after_seconds)
     return ws
 
 

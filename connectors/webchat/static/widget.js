@@ -176,6 +176,20 @@
     }
   }
 
+  var QUEUE_SENTENCE = /You're number \d+ in the queue for a person \([^)]*\)\./;
+  var queueLine = null; // { row, text }: the newest chat line that says where we stand
+  var lastQueueText = null;
+
+  function updateQueueLine(sentence) {
+    lastQueueText = sentence;
+    if (!queueLine || !QUEUE_SENTENCE.test(queueLine.text)) return;
+    var target = queueLine.row.querySelector('.blw-system-text');
+    if (!target) return;
+    queueLine.text = queueLine.text.replace(QUEUE_SENTENCE, sentence);
+    target.textContent = '';
+    appendRichText(target, queueLine.text);
+  }
+
   function queueText(position, eta) {
     var parts = [];
     if (typeof position === 'number' && position > 0) {
@@ -554,6 +568,12 @@
     if (!text && !buttons.length) return;
 
     var row = buildMessage(sender, f.sender_name, text, f.created_at);
+    if (f.payload === 'queue_status') {
+      // The chat line about our place in the queue: kept up to date in place by the queue
+      // frames, so it and the bar always say the same.
+      queueLine = { row: row, text: text };
+      if (lastQueueText) updateQueueLine(lastQueueText);
+    }
     if (sender === 'customer' && f.client_id) {
       byClientId[f.client_id] = row;
       removeUnacked(f.client_id);
@@ -891,7 +911,8 @@
       }
 
       case 'queue':
-        ui.queueText.textContent = queueText(f.position, f.eta_seconds);
+        ui.queueText.textContent = typeof f.text === 'string' && f.text ? f.text : queueText(f.position, f.eta_seconds);
+        if (typeof f.text === 'string' && f.text) updateQueueLine(f.text);
         ui.queue.hidden = false;
         if (convState !== 'queued') {
           convState = 'queued';
