@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from bot.core.clock import iso
 from bot.core.frames import (
     CONSOLE_TOPIC,
     QUEUE,
@@ -23,7 +24,6 @@ from bot.core.frames import (
     conversation_topic,
     queue_position_frame,
 )
-from bot.core.clock import iso
 from bot.core.models import Agent, QueueRow, SlaClock
 from bot.core.state import ConversationState
 from bot.pipeline.context import Component, EngineContext
