@@ -92,18 +92,28 @@ async def _ensure_demo_agent(settings: Settings, store: Store) -> None:
     if demo is None or not demo.password:
         log.info("no demo agent (set DEMO_AGENT_PASSWORD to have one)")
         return
-    if await store.agent_by_username(demo.username) is None:
+    accounts = [
+        (demo.username, demo.display_name, "supervisor", [t.name for t in settings.queue.teams])
+    ]
+    if demo.colleagues:
+        teams = settings.queue.teams
+        targets = {t.escalate_to for t in teams if t.escalate_to}
+        front = [t.name for t in teams if t.escalate_to and t.name not in targets]
+        experts = [t.escalate_to for t in teams if t.name in front and t.escalate_to][:1]
+        accounts += [
+            ("alex", "Alex", "agent", front or [settings.queue.default_team]),
+            ("kim", "Kim", "agent", experts or [settings.queue.default_team]),
+        ]
+    for username, name, role, member_of in accounts:
+        if await store.agent_by_username(username) is not None:
+            continue
         try:
             await store.add_agent(
-                demo.username,
-                demo.display_name,
-                hash_password(demo.password),
-                role="supervisor",
-                teams=[team.name for team in settings.queue.teams],
+                username, name, hash_password(demo.password), role=role, teams=member_of
             )
         except DuplicateAgent:
-            return  # another replica starting at the same time created it
-        log.info("demo agent created", username=demo.username)
+            continue  # another replica starting at the same time created it
+        log.info("demo account created", username=username, role=role, teams=member_of)
 
 
 @web.middleware

@@ -332,6 +332,9 @@ class DemoAgentSettings(_Section):
     username: str = "demo"
     password: str = ""
     display_name: str = "Sam (demo agent)"
+    # Also two agents with the same password: alex in the front-line teams (every team that
+    # escalates somewhere) and kim in the teams they escalate to, so escalation can be seen.
+    colleagues: bool = False
 
     _password_length = field_validator("password")(secret_length(10, "no demo agent"))
 

@@ -37,6 +37,7 @@ class Engine:
     service: ConversationService
     desk: AgentDesk
     queue: HandoffQueue
+    router: Router
     starter: HandoffStarter
     outbox: OutboxWorker
     senders: dict[str, ChannelSender]
@@ -70,4 +71,4 @@ def build_engine(
     desk = AgentDesk(ctx, queue, starter, router)
     router.on_assigned = desk.announce_assignment
     service = ConversationService(ctx, starter)
-    return Engine(service, desk, queue, starter, outbox, channel_senders, metrics)
+    return Engine(service, desk, queue, router, starter, outbox, channel_senders, metrics)

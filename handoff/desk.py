@@ -265,6 +265,9 @@ class AgentDesk(Component):
                 "channel": conversation.channel,
                 "channel_user_id": conversation.channel_user_id,
                 "team": conversation.team,
+                "team_title": self.settings.queue.team(conversation.team).title
+                if conversation.team
+                else None,
                 "priority": conversation.priority,
                 "assigned_agent_id": conversation.assigned_agent_id,
                 "version": conversation.version,

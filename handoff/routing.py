@@ -7,10 +7,11 @@ channel, VIP); otherwise the default team. A rule may also ask for skills and se
 Assignment (:class:`Router`): a pull team's agents claim from its queue. For a push team the
 gateway assigns: the queue's head (highest priority, then longest waiting) goes to the agent
 who is online, has room under their capacity and the skills and language asked for, with the
-fewest open conversations (ties: idle longest). A conversation no one can take yet does not
-hold up the ones behind it. It drains whenever capacity may have freed up (a handoff, a claim,
-a resolve, a transfer, an agent coming online) and on the scheduler's sweep, one replica per
-team at a time (a broker lock); the compare-and-set on the conversation decides every claim.
+fewest open conversations (ties: idle longest); never to a supervisor. A conversation no one
+can take yet does not hold up the ones behind it. It drains whenever capacity may have freed
+up (a handoff, a claim, a resolve, a transfer, an agent coming online) and on the scheduler's
+sweep, one replica per team at a time (a broker lock); the compare-and-set on the
+conversation decides every claim.
 """
 
 from __future__ import annotations
@@ -186,7 +187,8 @@ class Router(Component):
         candidates = [
             Candidate(agent, loads.get(agent.id, 0))
             for agent, status in await self.team_members(team)
-            if status == "online"
+            # Supervisors watch over the queues; the router does not hand them work.
+            if status == "online" and agent.role != "supervisor"
         ]
         assigned: list[tuple[str, Agent]] = []
         for conversation_id in waiting:

@@ -641,7 +641,8 @@ The Brightline assistant is running.
   Demo shop with the chat widget   {gw}/
       "Sign in (demo)" there to chat as a customer the shop vouches for
   Agent console                    {gw}/console
-      log in as  demo / {demo_password}   (add agents: .venv/bin/python -m bot agents add NAME)
+      log in as  demo / {demo_password}   (a supervisor), or as alex (front line) or kim
+      (experts) with the same password; add agents: .venv/bin/python -m bot agents add NAME
   Rasa server                      {stack.rasa_url}  (API token in var/rasa_token)
   Action server                    http://127.0.0.1:{stack.actions_port}
   Logs                             var/run/gateway.log, rasa.log, actions.log

@@ -77,6 +77,9 @@ class StoredMessage:
             "confidence": self.confidence,
             "client_id": self.channel_message_id,
             "created_at": self.created_at.isoformat(),
+            # Outbound only (a notice's kind, e.g. "queue_status"): what a customer pressed
+            # stays out of the frames.
+            "payload": self.payload if self.direction is Direction.OUTBOUND else None,
         }
 
 

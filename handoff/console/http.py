@@ -102,6 +102,7 @@ def agent_json(agent: Agent) -> dict[str, Any]:
         "display_name": agent.display_name,
         "role": getattr(agent.role, "value", agent.role),
         "teams": [teams] if isinstance(teams, str) else list(teams or []),
+        "availability": agent.availability,
     }
 
 

@@ -123,7 +123,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             # ``queue.away_after_seconds`` pass without a console (a reload is no absence;
             # another replica's heartbeat keeps them present).
             with contextlib.suppress(BrokerError):
-                await desk.set_presence(member, desk.settings.queue.away_after_seconds)
+                await desk.set_presence(member, ctx.settings.queue.away_after_seconds)
     return ws
 
 

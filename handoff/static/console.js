@@ -12,6 +12,7 @@
  * every URL, and no browser can mix a new entry with an old cached module.
  */
 
+import { initAvailability } from "./console/availability.js";
 import { tick } from "./console/clock.js";
 import { initConversation } from "./console/conversation.js";
 import { connectLive } from "./console/live.js";
@@ -20,6 +21,7 @@ import { readAgent } from "./console/session.js";
 
 const PAGE = document.body.dataset.page || "";
 
+initAvailability();
 if (PAGE === "queue") initQueue(readAgent());
 else if (PAGE === "conversation") initConversation(readAgent());
 else if (PAGE === "not-found") connectLive(function () {});

@@ -1,4 +1,4 @@
-"""Transfers in the console, in Chromium: an offline colleague cannot be chosen, an online one
+"""Transfers in the console, in Chromium: an away colleague cannot be chosen, an online one
 can, and the customer is told who is taking over from whom."""
 
 from __future__ import annotations
@@ -69,14 +69,14 @@ async def test_only_online_colleagues_can_be_chosen(
     customer = await with_sam(gateway, http, "my router keeps dropping")
     try:
         cid = customer.conversation_id or ""
-        # Kim has the console open (online); Lee has not (offline).
+        # Kim has the console open (online); Lee has not (away).
         kim = await signed_in(browser, gateway, "kim", "/console")
         await expect(kim.get_by_test_id("live-status")).to_have_text("Live", timeout=15_000)
         page = await signed_in(browser, gateway, "sam", f"/console/conversations/{cid}")
         select = page.get_by_test_id("transfer-select")
         await expect(select).to_be_visible()
         kim_option = select.locator("option", has_text="Kim (online)")
-        lee_option = select.locator("option", has_text="Lee (offline)")
+        lee_option = select.locator("option", has_text="Lee (away)")
         await expect(kim_option).to_be_enabled(timeout=15_000)
         await expect(lee_option).to_be_disabled()
         await page.screenshot(path=str(SHOTS / "console-transfer-choices.png"), full_page=True)

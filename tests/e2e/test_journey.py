@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.appkeys import DESK, SERVICE, STORE
+from bot.appkeys import BROKER, DESK, SERVICE, STORE
 from handoff.auth import hash_password
 from scripts import devctl
 from tests.fakes import serve
@@ -171,7 +171,12 @@ async def test_queue_positions_with_three_waiting_customers(
     customers = [await CustomerClient(gateway.url, http).connect() for _ in range(3)]
     agent = await AgentClient(gateway.url).login("sam", AGENT_PASSWORD)
     try:
-        for n, customer in enumerate(customers, start=1):
+        # Nobody of the team has a console open: the wait cannot be known, and is not guessed.
+        await customers[0].say("I want to talk to a person", "can't estimate the wait")
+        sam = await gateway.app[STORE].agent_by_username("sam")
+        assert sam is not None
+        await gateway.app[BROKER].set_presence(f"agent:{sam.id}", 60)  # Sam's console is open
+        for n, customer in enumerate(customers[1:], start=2):
             await customer.say("I want to talk to a person", f"number {n} in the queue")
         status, queue = await agent.api("GET", "/queue")
         assert status == 200
@@ -187,6 +192,10 @@ async def test_queue_positions_with_three_waiting_customers(
                 lambda f, p=expected: f.get("type") == "queue" and f["position"] == p, after=mark
             )
             assert update["eta_seconds"] > 0
+            assert update["text"] == (
+                f"You're number {expected} in the queue for a person (about "
+                f"{round(update['eta_seconds'] / 60)} minutes)."
+            )
     finally:
         for customer in customers:
             await customer.close()

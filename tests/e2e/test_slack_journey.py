@@ -96,7 +96,7 @@ async def test_slack_dm_journey_troubleshoot_handoff_agent_resolve_rating(
 
         status, _ = await agent.api("POST", f"/conversations/{conversation_id}/claim")
         assert status == 200
-        await customer.expect("Sam from our support team joined")
+        await customer.expect("Sam from Technical support joined")
         status, view = await agent.api("GET", f"/conversations/{conversation_id}")
         assert status == 200
         assert view["conversation"]["channel"] == "slack"

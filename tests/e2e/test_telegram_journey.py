@@ -105,7 +105,7 @@ async def test_telegram_journey_troubleshoot_handoff_agent_resolve_rating(
         conversation_id = item["conversation_id"]
         status, _ = await agent.api("POST", f"/conversations/{conversation_id}/claim")
         assert status == 200
-        await api.wait_for_text(CHAT, "Sam from our support team joined")
+        await api.wait_for_text(CHAT, "Sam from Technical support joined")
 
         status, view = await agent.api("GET", f"/conversations/{conversation_id}")
         assert status == 200

@@ -266,6 +266,9 @@ class FakeService:
     subscribe_console = AgentDesk.subscribe_console
     set_presence = AgentDesk.set_presence
 
+    async def console_opened(self, agent: Agent) -> None:
+        self.calls.append(("console_opened", agent.id))
+
     async def queue_snapshot(self) -> list[dict[str, Any]]:
         return [
             {"conversation_id": cid, "state": c.state.value, "customer_name": "Kim"}
@@ -332,6 +335,8 @@ async def console(tmp_path: Path) -> AsyncIterator[Console]:
             "secret_key": SECRET,
             "database_url": f"sqlite:///{tmp_path / 'gw.sqlite3'}",
             "limits": {"max_message_chars": 50},
+            # A closed console counts as away after this (a reload in between does not).
+            "queue": {"away_after_seconds": 0.5},
         }
     )
     store = await Store.connect(settings.database_url)
@@ -527,6 +532,7 @@ async def test_me_and_queue_page(console: Console) -> None:
         "display_name": "Amy Agent",
         "role": "agent",
         "teams": ["general"],
+        "availability": "online",
     }
     queue = await (await console.client.get("/console/api/queue")).json()
     assert queue["items"][0]["conversation_id"] == "c1"
@@ -626,9 +632,22 @@ async def test_agents_with_presence(console: Console) -> None:
     await _login(console)
     await console.broker.set_presence(f"agent:{console.bob.id}", 30)
     agents = await (await console.client.get("/console/api/agents")).json()
-    assert agents == [
-        {"id": console.amy.id, "display_name": "Amy Agent", "username": "amy", "online": False},
-        {"id": console.bob.id, "display_name": "Bob Builder", "username": "bob", "online": True},
+    fields = ("id", "display_name", "username", "online", "availability")
+    assert [{k: a[k] for k in fields} for a in agents] == [
+        {
+            "id": console.amy.id,
+            "display_name": "Amy Agent",
+            "username": "amy",
+            "online": False,
+            "availability": "away",
+        },  # no console open
+        {
+            "id": console.bob.id,
+            "display_name": "Bob Builder",
+            "username": "bob",
+            "online": True,
+            "availability": "online",
+        },
     ]
     assert all("password_hash" not in a for a in agents)
 
@@ -721,11 +740,14 @@ async def test_websocket(console: Console) -> None:
     await ws.send_json({"type": "ping"})
     assert await ws.receive_json(timeout=5) == {"type": "pong"}
     await ws.close()
-    for _ in range(50):
+    await asyncio.sleep(0.1)
+    assert f"agent:{console.amy.id}" in await console.broker.present()  # a reload is no absence
+    for _ in range(100):
         if f"agent:{console.amy.id}" not in await console.broker.present():
             break
         await asyncio.sleep(0.02)
     assert f"agent:{console.amy.id}" not in await console.broker.present()
+    assert ("console_opened", console.amy.id) in console.service.calls
 
 
 async def test_websocket_refuses_other_origins(console: Console) -> None:

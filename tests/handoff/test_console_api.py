@@ -161,11 +161,11 @@ async def test_only_the_assignee_replies_and_transfer_hands_over(
         status, _ = await kim.api("POST", f"/conversations/{cid}/claim")
         assert status == 409
         lee_agent = await agent(gateway, "lee")
-        # Lee is offline (no console open): nobody would answer the customer.
+        # Lee is away (no console open): nobody would answer the customer.
         status, body = await kim.api(
             "POST", f"/conversations/{cid}/transfer", {"agent_id": lee_agent.id}
         )
-        assert status == 409 and "Lee is offline" in body["message"]
+        assert status == 409 and "Lee is away" in body["message"]
         await online(lee, lee_agent)
         status, _ = await kim.api(
             "POST", f"/conversations/{cid}/transfer", {"agent_id": lee_agent.id}
@@ -277,10 +277,10 @@ async def test_a_lost_queue_entry_does_not_block_claims(
             conversation, HandoffDecision(policy_reason="explicit_request"), None
         )
         # As after a restart of the in-process broker: SQL says queued, the queue is empty.
-        assert await broker.remove("queue", conversation.id)
+        assert await broker.remove("queue:general", conversation.id)
         assert await desk.queue.rebuild() == 1
-        assert await broker.position("queue", conversation.id) == 1
-        await broker.remove("queue", conversation.id)
+        assert await broker.position("queue:general", conversation.id) == 1
+        await broker.remove("queue:general", conversation.id)
         claimed = await desk.claim(conversation.id, await agent(gateway, "kim"))
         assert claimed.state.value == "assigned"
     finally:
@@ -403,3 +403,81 @@ async def test_the_console_keeps_seeing_a_conversation_after_it_is_resolved(
     finally:
         await customer.close()
         await kim.close()
+
+
+async def test_availability_teams_and_agent_changes_over_the_api(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    kim = await AgentClient(gateway.url).login("kim", AGENT_PASSWORD)
+    sam = await AgentClient(gateway.url).login("sam", AGENT_PASSWORD)
+    try:
+        status, body = await kim.api("POST", "/me/availability", {"availability": "away"})
+        assert (status, body["availability"]) == (200, "away")
+        status, body = await kim.api("POST", "/me/availability", {"availability": "asleep"})
+        assert status == 400 and body["error"] == "bad_availability"
+        status, body = await kim.api("POST", "/me/availability", {})
+        assert status == 400 and "online, away, offline" in body["message"]
+        status, agents = await kim.api("GET", "/agents")
+        me = next(a for a in agents if a["username"] == "kim")
+        assert (me["availability"], me["capacity"], me["open"]) == ("away", 3, 0)
+        status, teams = await kim.api("GET", "/teams")
+        assert [t["name"] for t in teams] == ["general", "orders", "tech_support"]
+
+        kim_id = me["id"]
+        status, body = await kim.api("POST", f"/agents/{kim_id}", {"capacity": 5})
+        assert status == 403  # only supervisors
+        for bad, error in (
+            ({"capacity": 500}, "bad_capacity"),
+            ({"capacity": "5"}, "bad_capacity"),
+            ({"teams": "orders"}, "bad_teams"),
+            ({"teams": ["billing"]}, "unknown_team"),
+            ({"skills": [""]}, "bad_skills"),
+            ({}, "nothing_to_change"),
+        ):
+            status, body = await sam.api("POST", f"/agents/{kim_id}", bad)
+            assert (status, body["error"]) == (400, error), bad
+        status, body = await sam.api("POST", "/agents/999999", {"capacity": 2})
+        assert status == 404
+        status, body = await sam.api(
+            "POST", f"/agents/{kim_id}", {"teams": ["orders"], "skills": ["Refunds"], "capacity": 2}
+        )
+        assert status == 200
+        assert body["agent"] == {
+            "id": kim_id,
+            "teams": ["orders"],
+            "skills": ["refunds"],
+            "capacity": 2,
+        }
+    finally:
+        await kim.close()
+        await sam.close()
+
+
+async def test_transfer_to_a_team_over_the_api_and_its_bad_input(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    customer = await assigned_to_kim(gateway, http)
+    kim = await AgentClient(gateway.url).login("kim", AGENT_PASSWORD)
+    try:
+        path = f"/conversations/{customer.conversation_id}/transfer"
+        for bad, error in (
+            ({"team": "billing"}, "unknown_team"),
+            ({"team": 7}, "unknown_team"),
+            ({}, "missing_agent"),
+        ):
+            status, body = await kim.api("POST", path, bad)
+            assert (status, body["error"]) == (400, error), bad
+        status, body = await kim.api("POST", path, {"team": "orders"})
+        assert status == 200, body
+        notice = await customer.wait_for(
+            lambda f: f.get("sender") == "system" and "passed you to" in f.get("text", "")
+        )
+        assert notice["text"].startswith("I've passed you to Orders and delivery")
+        status, view = await kim.api("GET", f"/conversations/{customer.conversation_id}")
+        assert view["conversation"]["state"] == "queued"
+        assert view["conversation"]["team_title"] == "Orders and delivery"
+        status, body = await kim.api("POST", path, {"queue": True})
+        assert status == 409  # it is no longer Kim's to move
+    finally:
+        await kim.close()
+        await customer.close()

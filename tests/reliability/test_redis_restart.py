@@ -240,7 +240,7 @@ async def test_an_agent_reply_sent_while_redis_is_down_reaches_the_customer_once
         await agent.follow()
         status, body = await agent.api("POST", f"/conversations/{hid}/claim")
         assert status == 200, body
-        await human.wait_for_text("system", "Alex from our support team joined")
+        await human.wait_for_text("system", "Alex from Customer care joined")
 
         await cluster.redis.kill()
         first_status, first_body = await agent.api("POST", f"/conversations/{hid}/reply", reply)
@@ -289,7 +289,7 @@ async def test_a_conversation_queued_before_a_redis_restart_can_be_claimed_after
             f"claim answered {status} {body}; the conversation is {conversation.state.value}; "
             f"queue item after the restart: {item}"
         )
-        await waiting.wait_for_text("system", "Blair from our support team joined")
+        await waiting.wait_for_text("system", "Blair from Customer care joined")
     finally:
         await agent.close()
         await waiting.close()

@@ -87,7 +87,7 @@ async def test_customer_on_a_and_agent_on_b_talk_live_both_ways(
         await agent.watch(cid)
         status, body = await agent.api("POST", f"/conversations/{cid}/claim")
         assert status == 200, body
-        await customer.wait_for_text("system", "Alex from our support team joined")
+        await customer.wait_for_text("system", "Alex from Customer care joined")
 
         # customer -> A -> Redis -> B -> the agent's console socket, live
         await customer.send("my router blinks red")
@@ -208,3 +208,78 @@ async def test_replicas_started_together_with_a_demo_agent_both_come_up(
     await asyncio.gather(*(replica.wait_healthy() for replica in replicas))
     async with database.store() as store:
         assert [agent.username for agent in await store.agents()] == ["demo"]
+
+
+async def test_an_sla_breach_is_seen_by_both_replicas_and_acted_on_once(
+    database: Database,
+    gateways: Gateways,
+    private_redis: RedisServer,
+    stub_rasa: StubRasa,
+    tmp_path: Path,
+    http: aiohttp.ClientSession,
+) -> None:
+    """Both replicas sweep the SLA clocks every half second; the warning and the breach of
+    one conversation are each acted on once (one audit entry, one priority step, one move up a
+    tier), and the consoles on both replicas hear of them."""
+    await database.add_agent("alex", "Alex")  # not a member of any team's push queue
+    config = write_gateway_config(
+        tmp_path / "gateway.yml",
+        queue={
+            "default_team": "general",
+            "teams": [
+                {"name": "general", "display_name": "Front line", "escalate_to": "experts"},
+                {"name": "experts", "display_name": "Experts"},
+                {"name": "orders"},
+                {"name": "tech_support"},
+            ],
+        },
+        sla=[
+            {
+                "teams": ["general", "orders", "tech_support"],
+                "first_response_minutes": 0.1,  # 6 s; the warning at 4.8 s
+                "business_hours": False,
+                "on_warning": ["notify"],
+                "on_breach": ["notify", "raise_priority", "escalate"],
+            }
+        ],
+    )
+    env = {"DATABASE_URL": database.url, "REDIS_URL": private_redis.url, "RASA_URL": stub_rasa.url}
+    a, b = gateways.create("a", config, **env), gateways.create("b", config, **env)
+    await gateways.start_many(a, b)
+    on_a, on_b = await logged_in(a.url, "alex"), await logged_in(b.url, "alex")
+    customer = await handed_off_customer(a.url, http)
+    try:
+        await on_a.follow()
+        await on_b.follow()
+        cid = customer.conversation_id
+        assert cid is not None
+
+        def breaches(console: ConsoleClient) -> list[dict[str, object]]:
+            return [
+                e
+                for e in console.log.items
+                if e.get("type") == "sla" and e.get("conversation_id") == cid
+            ]
+
+        await wait_until(
+            lambda: (
+                any(e["level"] == "breach" for e in breaches(on_a))
+                and any(e["level"] == "breach" for e in breaches(on_b))
+            ),
+            20,
+            "the SLA breach on the consoles of both replicas",
+        )
+        await asyncio.sleep(1.5)  # three more sweeps on each replica: nothing twice
+        for console in (on_a, on_b):
+            assert [e["level"] for e in breaches(console)] == ["warning", "breach"]
+        async with database.store() as store:
+            audit = [e for e in await store.audit_log(cid) if e["action"].startswith("sla_")]
+            conversation = await store.conversation(cid)
+        assert [e["action"] for e in audit] == ["sla_warning", "sla_breach"]
+        assert audit[1]["details"]["escalated_to"] == "experts"
+        assert conversation is not None
+        assert (conversation.team, conversation.priority) == ("experts", "high")
+    finally:
+        await customer.close()
+        await on_a.close()
+        await on_b.close()

@@ -18,6 +18,28 @@ export function tick() {
       el.classList.toggle("wait-mid", seconds >= 180 && seconds < 600);
     }
   }
+  for (const el of document.querySelectorAll("[data-due]")) {
+    const left = (Number(el.dataset.due) - now) / 1000;
+    el.textContent = left >= 0 ? fmtDuration(left) : "missed " + fmtDuration(-left) + " ago";
+    el.classList.toggle("sla-breached", left < 0 || el.dataset.slaState === "breached");
+    el.classList.toggle("sla-warning", left >= 0 && el.dataset.slaState === "warning");
+  }
+}
+
+/**
+ * The time left to a conversation's nearest SLA target, kept current by tick(): amber once its
+ * warning came, red once missed. item.sla.seconds_left was true at `received`.
+ */
+export function slaCell(item, received) {
+  const sla = item.sla;
+  if (!sla) return h("td", { class: "num muted", testid: "time-to-breach" }, "—");
+  const due = received + Number(sla.seconds_left) * 1000;
+  return h("td", {
+    class: "num sla",
+    testid: "time-to-breach",
+    title: (sla.kind || "").replace("_", " ") + " target",
+    dataset: { due: due, slaState: sla.state },
+  });
 }
 
 /**

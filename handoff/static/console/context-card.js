@@ -191,7 +191,8 @@ export function renderContext(view) {
       "dl",
       { class: "context-grid" },
       field("Priority", priorityBadge(packet.priority || conv.priority), "ctx-priority"),
-      field("Team", humanize(packet.team || conv.team), "ctx-team"),
+      // The team it is with now (a transfer or an escalation may have moved it since).
+      field("Team", conv.team_title || humanize(conv.team || packet.team), "ctx-team"),
       field("Sentiment", sentimentBadge(sentiment), "ctx-sentiment"),
       field("Handed off by", humanize(packet.source), "ctx-source"),
       field("Requested", handoff.requested_at ? fmtTime(handoff.requested_at) : fmtTime(packet.requested_at), "ctx-requested")

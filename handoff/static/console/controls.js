@@ -20,7 +20,11 @@ export function renderStatus(page) {
   );
 }
 
-/** The agents one can transfer to, online ones first; keeps the choice if still offered. */
+/**
+ * What one can transfer to: agents (online ones first; away and offline ones shown but not
+ * offered), then the teams' queues and the conversation's own queue. Keeps the choice if it is
+ * still offered. Values: "<agent id>", "team:<name>" or "queue".
+ */
 export function renderTransferOptions(page) {
   const me = page.me;
   const select = page.els.transferSelect;
@@ -35,16 +39,27 @@ export function renderTransferOptions(page) {
     .sort(function (a, b) {
       return (b.online ? 1 : 0) - (a.online ? 1 : 0) || String(a.display_name).localeCompare(String(b.display_name));
     });
-  const options = [h("option", { value: "" }, candidates.length ? "Choose an agent…" : "No other agents")];
+  const options = [h("option", { value: "" }, "Choose an agent or a team…")];
+  const people = [];
   for (const a of candidates) {
     const label = Number(a.id) === me.id ? "Me (" + a.display_name + ")" : a.display_name;
-    // Offline agents are shown but cannot be chosen: nobody would answer the customer.
+    // Away and offline agents are shown but cannot be chosen: nobody would answer the customer.
     const self = Number(a.id) === me.id;
-    options.push(h("option", { value: String(a.id), disabled: !a.online && !self ? "" : null },
-      label + " (" + (a.online || self ? "online" : "offline") + ")"));
+    const status = self ? "online" : a.availability || (a.online ? "online" : "offline");
+    people.push(h("option", { value: String(a.id), disabled: status !== "online" ? "" : null },
+      label + " (" + status + ")"));
   }
+  if (people.length) options.push(h("optgroup", { label: "Agents" }, ...people));
+  const teams = (page.teams || []).filter(function (t) { return t.name !== conv.team; });
+  const queues = teams.map(function (t) {
+    return h("option", { value: "team:" + t.name }, t.title + " (team queue)");
+  });
+  const own = (page.teams || []).find(function (t) { return t.name === conv.team; });
+  queues.push(h("option", { value: "queue" }, "Back to the " + (own ? own.title : "team") + " queue"));
+  options.push(h("optgroup", { label: "Teams" }, ...queues));
   select.replaceChildren(...options);
-  if (candidates.some(function (a) { return String(a.id) === previous; })) select.value = previous;
+  const offered = Array.from(select.options).some(function (o) { return o.value === previous && !o.disabled; });
+  if (offered) select.value = previous;
 }
 
 /**

@@ -80,6 +80,7 @@ export function initConversation(me) {
     messages: new Map(),
     notes: new Map(),
     agents: [],
+    teams: null,
     busy: false,
     sending: false,
     addingNote: false,
@@ -116,6 +117,10 @@ export function initConversation(me) {
     try {
       const list = await api("GET", "/console/api/agents");
       page.agents = Array.isArray(list) ? list : [];
+      if (!page.teams) {
+        const teams = await api("GET", "/console/api/teams");
+        page.teams = Array.isArray(teams) ? teams : [];
+      }
       if (page.view) {
         renderStatus(page);
         renderTransferOptions(page);
@@ -153,7 +158,16 @@ export function initConversation(me) {
   els.transferBtn.addEventListener("click", function () {
     const value = els.transferSelect.value;
     if (!value) {
-      setError(els.actionError, "Choose the agent to transfer to.");
+      setError(els.actionError, "Choose the agent or the team to transfer to.");
+      return;
+    }
+    if (value === "queue" || value.startsWith("team:")) {
+      const team = value === "queue" ? null : value.slice(5);
+      const option = els.transferSelect.selectedOptions[0];
+      const label = option ? option.textContent : "the queue";
+      runAction("transfer", team ? { team: team } : { queue: true }, function () {
+        flash("Sent to " + label.replace(" (team queue)", "'s queue") + ".", "info");
+      });
       return;
     }
     const name = agentName(page, Number(value));

@@ -4,16 +4,18 @@
  */
 
 import { api, apiConversation, conversationUrl } from "./api.js";
-import { sinceCell, tick } from "./clock.js";
+import { sinceCell, slaCell, tick } from "./clock.js";
 import { $, h } from "./dom.js";
 import { flash } from "./flash.js";
 import { humanize } from "./format.js";
 import { connectLive } from "./live.js";
 import { channelBadge, priorityBadge } from "./widgets.js";
 
-function emptyRow(text) {
-  return h("tr", { class: "empty" }, h("td", { colspan: 8 }, text));
+function emptyRow(text, columns) {
+  return h("tr", { class: "empty" }, h("td", { colspan: columns || 9 }, text));
 }
+
+const TEAM_KEY = "console.queue.team";
 
 function customerCell(item) {
   return h(
@@ -53,6 +55,46 @@ export function initQueue(me) {
   let items = [];
   let received = Date.now();
   let gotLive = false;
+  let teams = []; // [{ name, title, assignment }]
+  let shownTeam = localStorage.getItem(TEAM_KEY) || "";
+
+  function teamTitle(name) {
+    const team = teams.find(function (t) { return t.name === name; });
+    return team ? team.title : humanize(name) || "—";
+  }
+
+  /** "All teams" and one button per team, each with how many wait in it. */
+  function renderTabs(waiting) {
+    const box = $("#team-tabs");
+    if (!box) return;
+    if (shownTeam && !teams.some(function (t) { return t.name === shownTeam; })) shownTeam = "";
+    const tab = function (name, label, count) {
+      return h(
+        "button",
+        {
+          type: "button",
+          class: "team-tab" + (shownTeam === name ? " is-active" : ""),
+          testid: "team-tab",
+          dataset: { team: name },
+          "aria-pressed": shownTeam === name ? "true" : "false",
+          onclick: function () {
+            shownTeam = name;
+            localStorage.setItem(TEAM_KEY, name);
+            render();
+          },
+        },
+        label + " ",
+        h("span", { class: "count" }, String(count))
+      );
+    };
+    box.replaceChildren(
+      tab("", "All teams", waiting.length),
+      ...teams.map(function (t) {
+        const count = waiting.filter(function (i) { return i.team === t.name; }).length;
+        return tab(t.name, t.title + (t.assignment === "push" ? " · auto-assigned" : ""), count);
+      })
+    );
+  }
 
   function claimButton(item) {
     const id = String(item.conversation_id);
@@ -84,8 +126,9 @@ export function initQueue(me) {
       h("td", null, channelBadge(item.channel)),
       reasonCell(item),
       h("td", null, priorityBadge(item.priority)),
-      h("td", null, humanize(item.team) || "—"),
+      h("td", null, teamTitle(item.team)),
       sinceCell(item, received, true),
+      slaCell(item, received),
       lastCell(item),
       h("td", { class: "cell-action" }, claimButton(item))
     );
@@ -99,8 +142,9 @@ export function initQueue(me) {
       h("td", null, channelBadge(item.channel)),
       reasonCell(item),
       h("td", null, priorityBadge(item.priority)),
-      h("td", null, humanize(item.team) || "—"),
+      h("td", null, teamTitle(item.team)),
       sinceCell(item, received, false),
+      slaCell(item, received),
       lastCell(item),
       h("td", { class: "cell-action" }, openButton(item))
     );
@@ -122,24 +166,26 @@ export function initQueue(me) {
   }
 
   function render() {
-    const waiting = items.filter(function (i) { return i.state === "queued" || i.state === "pending_followup"; });
+    const allWaiting = items.filter(function (i) { return i.state === "queued" || i.state === "pending_followup"; });
+    renderTabs(allWaiting);
+    const waiting = allWaiting.filter(function (i) { return !shownTeam || i.team === shownTeam; });
     const assigned = items.filter(function (i) { return i.state === "assigned"; });
     const mine = assigned.filter(function (i) { return Number(i.assigned_agent_id) === me.id; });
     const others = assigned.filter(function (i) { return Number(i.assigned_agent_id) !== me.id; });
 
     queueBody.replaceChildren(
-      ...(waiting.length ? waiting.map(queueRow) : [emptyRow("Nobody is waiting. New handoffs appear here instantly.")])
+      ...(waiting.length ? waiting.map(queueRow) : [emptyRow(shownTeam ? "Nobody is waiting for " + teamTitle(shownTeam) + "." : "Nobody is waiting. New handoffs appear here instantly.")])
     );
     mineBody.replaceChildren(
       ...(mine.length ? mine.map(mineRow) : [emptyRow("You have no open conversations. Claim one from the queue.")])
     );
     othersBody.replaceChildren(
-      ...(others.length ? others.map(otherRow) : [emptyRow("No other agent has an open conversation.")])
+      ...(others.length ? others.map(otherRow) : [emptyRow("No other agent has an open conversation.", 8)])
     );
-    $("#queue-count").textContent = String(waiting.length);
+    $("#queue-count").textContent = String(allWaiting.length);
     $("#mine-count").textContent = String(mine.length);
     $("#others-count").textContent = String(others.length);
-    document.title = (waiting.length ? "(" + waiting.length + ") " : "") + "Queue · Support console";
+    document.title = (allWaiting.length ? "(" + allWaiting.length + ") " : "") + "Queue · Support console";
     seen = new Set(items.map(function (i) { return String(i.conversation_id); }));
     tick();
   }
@@ -164,8 +210,14 @@ export function initQueue(me) {
     }
   }
 
+  api("GET", "/console/api/teams")
+    .then(function (list) { teams = Array.isArray(list) ? list : []; render(); })
+    .catch(function () { /* team names stay as they are */ });
+
   connectLive(function (event) {
-    if (event.type === "queue") {
+    if (event.type === "sla" && event.text) {
+      flash(event.text, event.level === "warning" ? "info" : undefined);
+    } else if (event.type === "queue") {
       gotLive = true;
       setItems(event.items);
     } else if (event.type === "message" && event.message && event.message.sender === "customer") {
