@@ -309,7 +309,8 @@ class AgentDesk(Component):
                 "display_name": a.display_name,
                 "username": a.username,
                 "role": a.role,
-                "teams": a.teams,
+                # An agent in no team works the default one (handoff/queue.py works_for).
+                "teams": a.teams or [self.settings.queue.default_team],
                 "skills": a.skills,
                 "languages": a.languages,
                 "capacity": a.capacity,

@@ -43,7 +43,7 @@ from handoff.console.context import (
 from handoff.console.http import json_default, security_headers
 from handoff.console.live import close_sockets, websocket
 from handoff.console.login import login_form, login_submit, logout
-from handoff.console.pages import conversation_page, queue_page
+from handoff.console.pages import conversation_page, queue_page, team_page
 from handoff.throttle import LoginThrottle
 
 __all__ = ["CONSOLE", "ConsoleContext", "setup_console"]
@@ -88,6 +88,7 @@ def setup_console(app: web.Application, settings: Settings) -> ConsoleContext:
     r = app.router
     r.add_get(PREFIX, queue_page, name="console_queue")
     r.add_get(f"{PREFIX}/", queue_page)
+    r.add_get(f"{PREFIX}/team", team_page)
     r.add_get(f"{PREFIX}/login", login_form, name="console_login")
     r.add_post(f"{PREFIX}/login", login_submit)
     r.add_post(f"{PREFIX}/logout", logout, name="console_logout")

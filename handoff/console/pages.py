@@ -1,4 +1,4 @@
-"""The server-rendered page shells (queue, conversation) that static/console JS fills."""
+"""The server-rendered page shells (queue, team, conversation) that static/console JS fills."""
 
 from __future__ import annotations
 
@@ -17,6 +17,12 @@ from handoff.console.http import console_ctx, page, render
 @page
 async def queue_page(request: web.Request, agent: Agent, session: Session) -> web.StreamResponse:
     return render(request, "queue.html", agent=agent, csrf_token=session.csrf, page="queue")
+
+
+@page
+async def team_page(request: web.Request, agent: Agent, session: Session) -> web.StreamResponse:
+    """Who is in which team, with what skills, languages and capacity; supervisors edit it."""
+    return render(request, "team.html", agent=agent, csrf_token=session.csrf, page="team")
 
 
 @page

@@ -18,11 +18,13 @@ import { initConversation } from "./console/conversation.js";
 import { connectLive } from "./console/live.js";
 import { initQueue } from "./console/queue.js";
 import { readAgent } from "./console/session.js";
+import { initTeam } from "./console/team.js";
 
 const PAGE = document.body.dataset.page || "";
 
 initAvailability();
 if (PAGE === "queue") initQueue(readAgent());
+else if (PAGE === "team") initTeam(readAgent());
 else if (PAGE === "conversation") initConversation(readAgent());
 else if (PAGE === "not-found") connectLive(function () {});
 if (PAGE === "queue" || PAGE === "conversation") setInterval(tick, 1000);

@@ -317,3 +317,43 @@ async def test_transfer_to_a_team_to_the_queue_and_to_an_unavailable_agent(
             await desk.engine.desk.transfer_to_team(conversation.id, kim, "front")
         audit = [e["action"] for e in await desk.store.audit_log(conversation.id)]
         assert audit.count("transfer") == 2
+
+
+async def test_at_opening_follow_ups_join_in_arrival_order_and_a_push_team_assigns_them(
+    tmp_path: Path,
+) -> None:
+    closed = {"always_open": False, "timezone": "Europe/Berlin", "schedule": {}}
+    settings = routing_settings(
+        tmp_path,
+        queue={
+            "teams": [
+                {
+                    "name": "front",
+                    "display_name": "Front line",
+                    "assignment": "push",
+                    "hours": closed,
+                },
+                {"name": "experts"},
+            ]
+        },
+    )
+    async with routing_desk(settings) as desk:
+        ada = await desk.agent("ada", ["front"], capacity=1)
+        first = await desk.handoff()
+        desk.clock.advance(minutes=1)
+        second = await desk.handoff()
+        assert [(await desk.state(c))[0] for c in (first, second)] == ["pending_followup"] * 2
+        assert (
+            "a person will reply here as soon as we're back" in (await desk.system_texts(first))[-1]
+        )
+        assert await desk.engine.starter.reopen() == 0  # still closed
+
+        front = settings.queue.team("front")
+        assert front.hours is not None
+        front.hours.always_open = True  # the team opens
+        await desk.engine.starter.sweep()
+        # The older follow-up goes to Ada; the other waits first in the queue and is told so.
+        assert await desk.state(first) == ("assigned", ada.id)
+        assert await desk.state(second) == ("queued", None)
+        told = (await desk.system_texts(second))[-1]
+        assert told.startswith("We're open now. You're number 1 in the queue for a person")
