@@ -25,6 +25,7 @@ from bot.service import ConversationService
 from bot.store import Store
 from handoff.desk import AgentDesk
 from handoff.queue import HandoffQueue
+from handoff.reports import Dashboard
 from handoff.routing import Router
 from handoff.sla import SlaKeeper
 from handoff.start import HandoffStarter
@@ -68,7 +69,7 @@ def build_engine(
     queue = HandoffQueue(ctx)
     router = Router(ctx, queue)
     starter = HandoffStarter(ctx, queue, router, SlaKeeper(ctx, queue, router))
-    desk = AgentDesk(ctx, queue, starter, router)
+    desk = AgentDesk(ctx, queue, starter, router, Dashboard(ctx))
     router.on_assigned = desk.announce_assignment
     service = ConversationService(ctx, starter)
     return Engine(service, desk, queue, router, starter, outbox, channel_senders, metrics)

@@ -8,6 +8,7 @@ once get exactly one winner. Resolve hands the conversation back to the bot in t
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -30,6 +31,7 @@ from bot.pipeline.context import Component, EngineContext
 from bot.rasa_client import RasaUnavailable
 from bot.store.agents import AVAILABILITY
 from handoff.queue import HandoffQueue, queue_line
+from handoff.reports import Dashboard
 from handoff.routing import Router, availability
 from handoff.start import QUEUE_STATUS, HandoffStarter, customer_info
 
@@ -45,9 +47,11 @@ class AgentDesk(Component):
         queue: HandoffQueue,
         starter: HandoffStarter,
         router: Router,
+        dashboard: Dashboard,
     ) -> None:
         super().__init__(ctx)
         self.queue, self.starter, self.router = queue, starter, router
+        self.dashboard = dashboard
 
     async def take_over(self, conversation_id: str, agent: Agent) -> Conversation:
         """An agent takes a live bot conversation: the bot stops, the agent is assigned."""
@@ -320,6 +324,14 @@ class AgentDesk(Component):
             }
             for a in await self.store.agents()
         ]
+
+    async def report(
+        self, agent: Agent, start: datetime, end: datetime, team: str | None
+    ) -> dict[str, Any]:
+        """The dashboard (supervisors only): live tiles and the period's figures."""
+        if agent.role != "supervisor":
+            raise Conflict("Only supervisors can see the dashboard.")
+        return await self.dashboard.report(start, end, team)
 
     def knows_team(self, name: str) -> bool:
         return self.settings.queue.knows(name)

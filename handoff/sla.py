@@ -139,7 +139,11 @@ class SlaKeeper(Component):
         conversation = await self.store.conversation(clock.conversation_id)
         if conversation is None:
             return
-        policy = self.settings.sla_policy(clock.team, conversation.priority) or SlaPolicy()
+        # The policy that started the clock may no longer match (the priority was raised):
+        # then only the consoles are told.
+        policy = self.settings.sla_policy(clock.team, conversation.priority) or SlaPolicy(
+            on_warning=["notify"], on_breach=["notify"]
+        )
         actions = policy.on_warning if level == "warning" else policy.on_breach
         details: dict[str, Any] = {
             "kind": clock.kind,

@@ -55,6 +55,7 @@ from bot.store.engine import DEFAULT_URL, alembic_config
 from bot.store.handoffs import HandoffsMixin
 from bot.store.messages import MessagesMixin
 from bot.store.outbox import OutboxMixin
+from bot.store.reports import ReportsMixin
 from bot.store.schema import metadata
 from bot.store.sla import SlaMixin
 
@@ -69,6 +70,7 @@ class Store(
     AgentsMixin,
     OutboxMixin,
     SlaMixin,
+    ReportsMixin,
 ):
     """The conversation record. Create with :meth:`connect`, then :meth:`migrate` once.
 

@@ -117,6 +117,18 @@ class SlaMixin(StoreEngine):
             )
             return bool(result.rowcount)
 
+    async def clocks_at_risk(self) -> list[SlaClock]:
+        """Running clocks past their warning and not yet missed (an index range read)."""
+        return await self._all(
+            sa.select(sla_clocks).where(
+                sla_clocks.c.stopped_at.is_(None),
+                sla_clocks.c.warned_at.is_not(None),
+                sla_clocks.c.breached_at.is_(None),
+                sla_clocks.c.next_check_at.is_not(None),
+            ),
+            to_sla_clock,
+        )
+
     async def running_clocks(self, conversation_ids: Sequence[str]) -> list[SlaClock]:
         """The running clocks of these conversations (for the console's time to breach)."""
         if not conversation_ids:

@@ -22,6 +22,7 @@ from handoff.console.api import (
     api_availability,
     api_claim,
     api_conversation,
+    api_dashboard,
     api_health,
     api_me,
     api_note,
@@ -43,7 +44,7 @@ from handoff.console.context import (
 from handoff.console.http import json_default, security_headers
 from handoff.console.live import close_sockets, websocket
 from handoff.console.login import login_form, login_submit, logout
-from handoff.console.pages import conversation_page, queue_page, team_page
+from handoff.console.pages import conversation_page, dashboard_page, queue_page, team_page
 from handoff.throttle import LoginThrottle
 
 __all__ = ["CONSOLE", "ConsoleContext", "setup_console"]
@@ -89,6 +90,7 @@ def setup_console(app: web.Application, settings: Settings) -> ConsoleContext:
     r.add_get(PREFIX, queue_page, name="console_queue")
     r.add_get(f"{PREFIX}/", queue_page)
     r.add_get(f"{PREFIX}/team", team_page)
+    r.add_get(f"{PREFIX}/dashboard", dashboard_page)
     r.add_get(f"{PREFIX}/login", login_form, name="console_login")
     r.add_post(f"{PREFIX}/login", login_submit)
     r.add_post(f"{PREFIX}/logout", logout, name="console_logout")
@@ -100,6 +102,7 @@ def setup_console(app: web.Application, settings: Settings) -> ConsoleContext:
     r.add_get(f"{PREFIX}/api/agents", api_agents)
     r.add_post(f"{PREFIX}/api/agents/{{agent_id}}", api_update_agent)
     r.add_get(f"{PREFIX}/api/teams", api_teams)
+    r.add_get(f"{PREFIX}/api/dashboard", api_dashboard)
     r.add_post(f"{PREFIX}/api/me/availability", api_availability)
     conv = f"{PREFIX}/api/conversations/{{conversation_id}}"
     r.add_get(conv, api_conversation)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -11,6 +12,7 @@ from bot.core.models import Agent
 from handoff.console.context import ApiError
 from handoff.console.http import agent_json, api, console_ctx
 from handoff.desk import agent_text
+from handoff.reports import MAX_DAYS
 
 # --- JSON API --------------------------------------------------------------------------------
 
@@ -110,6 +112,38 @@ async def api_transfer(request: web.Request, agent: Agent) -> Any:
         raise ApiError(400, "unknown_agent", f"There is no agent with id {to_agent_id}.")
     await desk.transfer(_conversation_id(request), agent, to_agent_id)
     return {"ok": True}
+
+
+def _day(request: web.Request, key: str, default: date) -> date:
+    text = request.query.get(key)
+    if not text:
+        return default
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ApiError(400, "bad_date", f"{key} must be a date like 2026-11-28.") from None
+
+
+@api
+async def api_dashboard(request: web.Request, agent: Agent) -> Any:
+    """Supervisors: live tiles and the figures of ``from``..``to`` (days, inclusive, UTC) for
+    one ``team`` or all."""
+    if agent.role != "supervisor":
+        raise ApiError(403, "forbidden", "Only supervisors can see the dashboard.")
+    desk = console_ctx(request).desk
+    today = datetime.now(UTC).date()
+    last = _day(request, "to", today)
+    first = _day(request, "from", last - timedelta(days=6))
+    if first > last:
+        raise ApiError(400, "bad_range", "The start date is after the end date.")
+    if (last - first).days >= MAX_DAYS:
+        raise ApiError(400, "bad_range", f"Choose at most {MAX_DAYS} days.")
+    team = request.query.get("team") or None
+    if team is not None and not desk.knows_team(team):
+        raise ApiError(400, "unknown_team", f"There is no team {team[:64]!r}.")
+    start = datetime.combine(first, time(), UTC)
+    end = datetime.combine(last + timedelta(days=1), time(), UTC)
+    return await desk.report(agent, start, end, team)
 
 
 @api

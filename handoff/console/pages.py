@@ -26,6 +26,14 @@ async def team_page(request: web.Request, agent: Agent, session: Session) -> web
 
 
 @page
+async def dashboard_page(
+    request: web.Request, agent: Agent, session: Session
+) -> web.StreamResponse:
+    """Supervisors: the service's figures (the page shows a notice to anyone else)."""
+    return render(request, "dashboard.html", agent=agent, csrf_token=session.csrf, page="dashboard")
+
+
+@page
 async def conversation_page(
     request: web.Request, agent: Agent, session: Session
 ) -> web.StreamResponse:

@@ -15,6 +15,7 @@
 import { initAvailability } from "./console/availability.js";
 import { tick } from "./console/clock.js";
 import { initConversation } from "./console/conversation.js";
+import { initDashboard } from "./console/dashboard.js";
 import { connectLive } from "./console/live.js";
 import { initQueue } from "./console/queue.js";
 import { readAgent } from "./console/session.js";
@@ -25,6 +26,7 @@ const PAGE = document.body.dataset.page || "";
 initAvailability();
 if (PAGE === "queue") initQueue(readAgent());
 else if (PAGE === "team") initTeam(readAgent());
+else if (PAGE === "dashboard") initDashboard(readAgent());
 else if (PAGE === "conversation") initConversation(readAgent());
 else if (PAGE === "not-found") connectLive(function () {});
 if (PAGE === "queue" || PAGE === "conversation") setInterval(tick, 1000);

@@ -481,3 +481,51 @@ async def test_transfer_to_a_team_over_the_api_and_its_bad_input(
     finally:
         await kim.close()
         await customer.close()
+
+
+async def test_the_dashboard_api_counts_a_real_handoff_and_refuses_bad_input(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    desk, store = gateway.app[DESK], gateway.app[STORE]
+    customer = await CustomerClient(gateway.url, http).connect()
+    sam = await AgentClient(gateway.url).login("sam", AGENT_PASSWORD)
+    kim = await AgentClient(gateway.url).login("kim", AGENT_PASSWORD)
+    try:
+        await customer.send("my order 1004 never came")
+        await customer.wait_for(lambda f: f.get("type") == "ack")
+        await gateway.app[SERVICE].drain()
+        cid = customer.conversation_id or ""
+        sam_agent = await agent(gateway, "sam")
+        await desk.take_over(cid, sam_agent)
+        await desk.agent_reply(cid, sam_agent, "Let me check that for you.")
+        await desk.resolve(cid, sam_agent)
+        await customer.send("5", payload="csat:5")
+        await customer.wait_for(lambda f: "Thank you for your feedback" in f.get("text", ""))
+
+        status, body = await sam.api("GET", "/dashboard")
+        assert status == 200, body
+        period = body["period"]
+        assert (period["conversations"], period["handoffs"], period["resolved"]) == (1, 1, 1)
+        assert period["containment"] == 0.0
+        assert period["handoffs_by_reason"] == {"agent_takeover": 1}
+        assert period["first_response_seconds"]["count"] == 1
+        assert period["csat"]["average"] == 5.0 and period["csat"]["response_rate"] == 1.0
+        assert body["live"] == {"waiting": 0, "agents_online": 0, "at_risk": 0}
+        status, body = await sam.api("GET", "/dashboard?team=orders")
+        assert status == 200 and body["period"]["handoffs"] == 0  # it was the general team's
+        assert await store.conversation(cid) is not None
+
+        for query, error in (
+            ("?from=yesterday", "bad_date"),
+            ("?from=2026-11-20&to=2026-11-01", "bad_range"),
+            ("?from=2020-01-01&to=2026-11-01", "bad_range"),
+            ("?team=billing", "unknown_team"),
+        ):
+            status, body = await sam.api("GET", "/dashboard" + query)
+            assert (status, body["error"]) == (400, error), query
+        status, body = await kim.api("GET", "/dashboard")
+        assert status == 403
+    finally:
+        await customer.close()
+        await sam.close()
+        await kim.close()

@@ -1,0 +1,192 @@
+"""Service figures computed in SQL from the conversation record (docs/metrics.md defines each).
+
+Every figure is over a window ``[start, end)`` of the time its subject began: conversations by
+``created_at``, handoffs by ``requested_at``, SLA clocks by ``started_at``; ``team`` (optional)
+keeps the handoffs, ratings and clocks of one team (containment is the bot's, for all teams).
+Durations are computed by the database (``julianday`` on SQLite, ``epoch`` on PostgreSQL) and
+come back sorted, for percentiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from bot.core.types import Direction
+from bot.store.engine import StoreEngine
+from bot.store.schema import conversations, csat, handoffs, messages, sla_clocks
+
+__all__ = ["RawReport", "ReportsMixin"]
+
+# How many of the customer's first messages to a person are checked for a repeated fact.
+REPEAT_LOOKAHEAD = 3
+REPEATABLE_FACTS = ("order_number", "serial_number")
+
+
+@dataclass
+class RawReport:
+    """What the database counted; handoff/reports.py turns it into the dashboard's figures."""
+
+    conversations: int = 0
+    contained: int = 0
+    handoffs: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+    resolved: int = 0
+    wait_seconds: list[float] = field(default_factory=list)
+    first_reply_seconds: list[float] = field(default_factory=list)
+    handle_seconds: list[float] = field(default_factory=list)
+    ratings: dict[int, int] = field(default_factory=dict)
+    # team -> kind -> (met, missed, running)
+    sla: dict[str, dict[str, tuple[int, int, int]]] = field(default_factory=dict)
+    repeat_checked: int = 0
+    repeated: int = 0
+
+
+def _seconds(dialect: str, later: Any, earlier: Any) -> Any:
+    if dialect == "sqlite":
+        return (sa.func.julianday(later) - sa.func.julianday(earlier)) * 86400.0
+    return sa.extract("epoch", later - earlier)
+
+
+def _facts(packet: Any) -> list[str]:
+    facts = packet.get("facts") if isinstance(packet, dict) else None
+    if not isinstance(facts, dict):
+        return []
+    return [str(facts[k]) for k in REPEATABLE_FACTS if facts.get(k) not in (None, "")]
+
+
+class ReportsMixin(StoreEngine):
+    """The dashboard's numbers."""
+
+    async def raw_report(self, start: datetime, end: datetime, team: str | None) -> RawReport:
+        def read(conn: sa.Connection) -> RawReport:
+            return _read_report(conn, start, end, team)
+
+        return await self._sweep(read)
+
+
+def _read_report(
+    conn: sa.Connection, start: datetime, end: datetime, team: str | None
+) -> RawReport:
+    dialect = conn.dialect.name
+    report = RawReport()
+    has_inbound = sa.exists().where(
+        messages.c.conversation_id == conversations.c.id,
+        messages.c.direction == Direction.INBOUND.value,
+    )
+    had_handoff = sa.exists().where(handoffs.c.conversation_id == conversations.c.id)
+    in_window = sa.and_(conversations.c.created_at >= start, conversations.c.created_at < end)
+    row = conn.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(sa.case((~had_handoff, 1), else_=0)), 0),
+        ).where(in_window, has_inbound)
+    ).one()
+    report.conversations, report.contained = int(row[0]), int(row[1])
+
+    of_handoffs: list[Any] = [handoffs.c.requested_at >= start, handoffs.c.requested_at < end]
+    if team is not None:
+        of_handoffs.append(handoffs.c.team == team)
+    report.by_reason = {
+        str(reason): int(count)
+        for reason, count in conn.execute(
+            sa.select(handoffs.c.reason, sa.func.count())
+            .where(*of_handoffs)
+            .group_by(handoffs.c.reason)
+        )
+    }
+    report.handoffs = sum(report.by_reason.values())
+    report.resolved = int(
+        conn.execute(
+            sa.select(sa.func.count()).where(*of_handoffs, handoffs.c.resolved_at.is_not(None))
+        ).scalar_one()
+    )
+
+    def durations(later: Any, earlier: Any) -> list[float]:
+        seconds = _seconds(dialect, later, earlier)
+        query = (
+            sa.select(seconds)
+            .where(*of_handoffs, later.is_not(None), earlier.is_not(None))
+            .order_by(seconds)
+        )
+        return [max(0.0, float(value)) for (value,) in conn.execute(query)]
+
+    report.wait_seconds = durations(handoffs.c.assigned_at, handoffs.c.requested_at)
+    report.first_reply_seconds = durations(handoffs.c.first_agent_reply_at, handoffs.c.requested_at)
+    report.handle_seconds = durations(handoffs.c.resolved_at, handoffs.c.assigned_at)
+
+    report.ratings = {
+        int(rating): int(count)
+        for rating, count in conn.execute(
+            sa.select(csat.c.rating, sa.func.count())
+            .join(handoffs, handoffs.c.id == csat.c.handoff_id)
+            .where(*of_handoffs)
+            .group_by(csat.c.rating)
+        )
+    }
+
+    of_clocks: list[Any] = [sla_clocks.c.started_at >= start, sla_clocks.c.started_at < end]
+    if team is not None:
+        of_clocks.append(sla_clocks.c.team == team)
+    met = sa.and_(sla_clocks.c.breached_at.is_(None), sla_clocks.c.stopped_at.is_not(None))
+    for clock_team, kind, n_met, n_missed, n_running in conn.execute(
+        sa.select(
+            sla_clocks.c.team,
+            sla_clocks.c.kind,
+            sa.func.sum(sa.case((met, 1), else_=0)),
+            sa.func.sum(sa.case((sla_clocks.c.breached_at.is_not(None), 1), else_=0)),
+            sa.func.sum(
+                sa.case(
+                    (
+                        sa.and_(
+                            sla_clocks.c.breached_at.is_(None), sla_clocks.c.stopped_at.is_(None)
+                        ),
+                        1,
+                    ),
+                    else_=0,
+                )
+            ),
+        )
+        .where(*of_clocks)
+        .group_by(sla_clocks.c.team, sla_clocks.c.kind)
+    ):
+        report.sla.setdefault(str(clock_team), {})[str(kind)] = (
+            int(n_met or 0),
+            int(n_missed or 0),
+            int(n_running or 0),
+        )
+
+    _count_repeats(conn, report, of_handoffs)
+    return report
+
+
+def _count_repeats(conn: sa.Connection, report: RawReport, of_handoffs: Sequence[Any]) -> None:
+    """The customer-repeated rate's counts: of the handoffs whose packet held an order or
+    serial number, those where the customer wrote it again in their first messages after the
+    handoff (the agent already had it)."""
+    rows = conn.execute(
+        sa.select(handoffs.c.conversation_id, handoffs.c.requested_at, handoffs.c.packet).where(
+            *of_handoffs
+        )
+    ).all()
+    for conversation_id, requested_at, packet in rows:
+        facts = _facts(packet)
+        if not facts:
+            continue
+        report.repeat_checked += 1
+        texts = conn.execute(
+            sa.select(messages.c.text)
+            .where(
+                messages.c.conversation_id == conversation_id,
+                messages.c.direction == Direction.INBOUND.value,
+                messages.c.created_at > requested_at,
+            )
+            .order_by(messages.c.seq)
+            .limit(REPEAT_LOOKAHEAD)
+        ).scalars()
+        if any(fact in text for text in texts for fact in facts):
+            report.repeated += 1

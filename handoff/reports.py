@@ -1,0 +1,134 @@
+"""The supervisors' dashboard: live tiles and the figures of a period, each defined once here
+and in docs/metrics.md.
+
+Figures of a period ``[start, end)`` (of the time each subject began), for one team or all:
+
+* containment: conversations with a customer message and no handoff / such conversations;
+* handoff rate: handoffs / conversations, and the handoffs by reason;
+* queue wait (handoff → an agent has it) and first response (handoff → the agent's first
+  reply): p50 and p90 in seconds; average handle time (assigned → resolved);
+* CSAT: the average of the ratings of the period's handoffs, their distribution, and the
+  response rate (ratings / resolved handoffs);
+* SLA attainment per team and target: clocks met / (met + missed); running ones wait;
+* customer-repeated rate: of the handoffs whose packet held an order or serial number, the
+  share in which the customer wrote it again in their first three messages to the person.
+
+Live tiles (now, all teams unless one is chosen): conversations waiting, agents online, and
+conversations at risk (an SLA warning given, the target not yet missed).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from bot.core.state import ConversationState
+from bot.pipeline.context import Component, EngineContext
+from bot.store.reports import RawReport
+from handoff.queue import works_for
+from handoff.routing import availability
+
+MAX_DAYS = 366
+
+
+def percentile(ordered: Sequence[float], share: float) -> float | None:
+    """The nearest-rank percentile of sorted values (None for none)."""
+    if not ordered:
+        return None
+    rank = max(1, math.ceil(share * len(ordered)))
+    return round(ordered[rank - 1], 1)
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def figures(raw: RawReport) -> dict[str, Any]:
+    """The period's figures from what the database counted (see the module's docstring)."""
+    rated = sum(raw.ratings.values())
+    sla: dict[str, dict[str, Any]] = {}
+    for team, kinds in sorted(raw.sla.items()):
+        for kind, (met, missed, running) in sorted(kinds.items()):
+            sla.setdefault(team, {})[kind] = {
+                "met": met,
+                "missed": missed,
+                "running": running,
+                "attainment": _share(met, met + missed),
+            }
+    return {
+        "conversations": raw.conversations,
+        "contained": raw.contained,
+        "containment": _share(raw.contained, raw.conversations),
+        "handoffs": raw.handoffs,
+        "handoff_rate": _share(raw.handoffs, raw.conversations),
+        "handoffs_by_reason": dict(sorted(raw.by_reason.items(), key=lambda kv: -kv[1])),
+        "queue_wait_seconds": {
+            "p50": percentile(raw.wait_seconds, 0.5),
+            "p90": percentile(raw.wait_seconds, 0.9),
+            "count": len(raw.wait_seconds),
+        },
+        "first_response_seconds": {
+            "p50": percentile(raw.first_reply_seconds, 0.5),
+            "p90": percentile(raw.first_reply_seconds, 0.9),
+            "count": len(raw.first_reply_seconds),
+        },
+        "average_handle_seconds": round(sum(raw.handle_seconds) / len(raw.handle_seconds), 1)
+        if raw.handle_seconds
+        else None,
+        "resolved": raw.resolved,
+        "csat": {
+            "average": round(sum(r * n for r, n in raw.ratings.items()) / rated, 2)
+            if rated
+            else None,
+            "distribution": {str(r): raw.ratings.get(r, 0) for r in range(1, 6)},
+            "ratings": rated,
+            "response_rate": _share(rated, raw.resolved),
+        },
+        "sla": sla,
+        "customer_repeated": {
+            "checked": raw.repeat_checked,
+            "repeated": raw.repeated,
+            "rate": _share(raw.repeated, raw.repeat_checked),
+        },
+    }
+
+
+class Dashboard(Component):
+    """What the dashboard API returns."""
+
+    def __init__(self, ctx: EngineContext) -> None:
+        super().__init__(ctx)
+
+    async def live(self, team: str | None) -> dict[str, Any]:
+        waiting = [
+            c
+            for c in await self.store.conversations_in_states([ConversationState.QUEUED])
+            if team is None or c.team == team
+        ]
+        present = set(await self.broker.present())
+        default = self.settings.queue.default_team
+        online = [
+            a
+            for a in await self.store.agents()
+            if availability(a, present) == "online"
+            and (team is None or works_for(a, team, default))
+        ]
+        at_risk = {
+            clock.conversation_id
+            for clock in await self.store.clocks_at_risk()
+            if team is None or clock.team == team
+        }
+        return {"waiting": len(waiting), "agents_online": len(online), "at_risk": len(at_risk)}
+
+    async def report(self, start: datetime, end: datetime, team: str | None) -> dict[str, Any]:
+        raw = await self.store.raw_report(start, end, team)
+        return {
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "team": team,
+            "teams": [{"name": t.name, "title": t.title} for t in self.settings.queue.teams],
+            "live": await self.live(team),
+            "period": figures(raw),
+        }

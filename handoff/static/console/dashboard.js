@@ -1,0 +1,106 @@
+/*
+ * The supervisors' dashboard: live tiles (refreshed with the queue) and the figures of a
+ * chosen period and team, from GET /console/api/dashboard. Figures are defined in
+ * handoff/reports.py and docs/metrics.md.
+ */
+
+import { api } from "./api.js";
+import { $, h } from "./dom.js";
+import { flash } from "./flash.js";
+import { fmtDuration, humanize } from "./format.js";
+import { connectLive } from "./live.js";
+
+function percent(value) {
+  return value === null || value === undefined ? "—" : (value * 100).toFixed(1) + " %";
+}
+
+function seconds(value) {
+  return value === null || value === undefined ? "—" : fmtDuration(value);
+}
+
+function isoDay(date) {
+  return date.toISOString().slice(0, 10);
+}
+
+function rows(body, list, empty, columns) {
+  body.replaceChildren(
+    ...(list.length ? list : [h("tr", { class: "empty" }, h("td", { colspan: columns }, empty))])
+  );
+}
+
+export function initDashboard(me) {
+  if (me.role !== "supervisor") return;
+  const from = $("#dash-from");
+  const to = $("#dash-to");
+  const team = $("#dash-team");
+  const today = new Date();
+  to.value = isoDay(today);
+  from.value = isoDay(new Date(today.getTime() - 6 * 86400000));
+  let teamsShown = false;
+
+  function query() {
+    const params = new URLSearchParams({ from: from.value, to: to.value });
+    if (team.value) params.set("team", team.value);
+    return "/console/api/dashboard?" + params.toString();
+  }
+
+  function render(data) {
+    if (!teamsShown) {
+      for (const t of data.teams || []) team.append(h("option", { value: t.name }, t.title));
+      teamsShown = true;
+    }
+    const live = data.live || {};
+    $("#tile-waiting").textContent = String(live.waiting);
+    $("#tile-online").textContent = String(live.agents_online);
+    $("#tile-risk").textContent = String(live.at_risk);
+    const p = data.period || {};
+    $("#fig-conversations").textContent = String(p.conversations);
+    $("#fig-containment").textContent = percent(p.containment);
+    $("#fig-repeated").textContent = percent(p.customer_repeated && p.customer_repeated.rate);
+    $("#fig-handoffs").textContent = String(p.handoffs) + (p.handoff_rate === null ? "" : " (" + percent(p.handoff_rate) + ")");
+    $("#fig-frt").textContent = seconds(p.first_response_seconds.p50) + " / " + seconds(p.first_response_seconds.p90);
+    $("#fig-wait").textContent = seconds(p.queue_wait_seconds.p50) + " / " + seconds(p.queue_wait_seconds.p90);
+    $("#fig-aht").textContent = seconds(p.average_handle_seconds);
+    const csat = p.csat || {};
+    $("#fig-csat").textContent = csat.average === null ? "—" : csat.average.toFixed(2) + " / 5 (" + csat.ratings + ")";
+
+    rows($("#reasons-body"), Object.entries(p.handoffs_by_reason || {}).map(function ([reason, count]) {
+      return h("tr", { testid: "reason-row" }, h("td", null, humanize(reason)), h("td", { class: "num" }, String(count)));
+    }), "No handoffs in this period.", 2);
+    const sla = [];
+    for (const [teamName, kinds] of Object.entries(p.sla || {})) {
+      for (const [kind, f] of Object.entries(kinds)) {
+        sla.push(h("tr", { testid: "sla-row" },
+          h("td", null, humanize(teamName)), h("td", null, humanize(kind)),
+          h("td", { class: "num" }, String(f.met)), h("td", { class: "num" }, String(f.missed)),
+          h("td", { class: "num" }, String(f.running)), h("td", { class: "num" }, percent(f.attainment))));
+      }
+    }
+    rows($("#sla-body"), sla, "No SLA clocks in this period.", 6);
+    rows($("#csat-body"), ["5", "4", "3", "2", "1"].map(function (stars) {
+      return h("tr", null, h("td", null, "\u2605".repeat(Number(stars))), h("td", { class: "num" }, String((csat.distribution || {})[stars] || 0)));
+    }), "", 2);
+  }
+
+  async function load() {
+    try {
+      render(await api("GET", query()));
+    } catch (err) {
+      flash(err.message);
+    }
+  }
+
+  $("#dash-filters").addEventListener("submit", function (event) {
+    event.preventDefault();
+    load();
+  });
+  team.addEventListener("change", load);
+  load();
+  let last = 0;
+  connectLive(function (event) {
+    if (event.type !== "queue" && event.type !== "sla") return;
+    if (Date.now() - last < 2000) return;
+    last = Date.now();
+    load();
+  });
+}

@@ -1,0 +1,103 @@
+"""The supervisors' dashboard in Chromium: live tiles and a period's figures after a real
+handoff that a person resolved and the customer rated; changing the team and the dates
+changes the figures; an agent is shown a notice instead."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from bot.appkeys import DESK, SERVICE, STORE
+from handoff.auth import hash_password
+from tests.browser.conftest import SHOTS
+from tests.gateway_fixtures import AGENT_PASSWORD, Gateway, gateway_settings, running_gateway
+from tests.helpers import CustomerClient, dead_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+PAGE_ERRORS: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def no_page_errors() -> Iterator[None]:
+    PAGE_ERRORS.clear()
+    yield
+    assert PAGE_ERRORS == []
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
+    settings = gateway_settings(tmp_path, f"http://127.0.0.1:{dead_port()}", None)
+    async with running_gateway(settings) as gw:
+        await gw.app[STORE].add_agent("kim", "Kim", hash_password(AGENT_PASSWORD))
+        yield gw
+
+
+async def signed_in(browser: Browser, gateway: Gateway, username: str) -> Page:
+    page = await (await browser.new_context(viewport={"width": 1400, "height": 900})).new_page()
+    page.on("pageerror", lambda exc: PAGE_ERRORS.append(f"{username}: {exc}"))
+    await page.goto(gateway.url + "/console/login")
+    await page.get_by_test_id("login-username").fill(username)
+    await page.get_by_test_id("login-password").fill(AGENT_PASSWORD)
+    await page.get_by_test_id("login-submit").click()
+    await page.wait_for_url("**/console")
+    return page
+
+
+async def test_the_dashboard_shows_a_resolved_and_rated_handoff(
+    gateway: Gateway, browser: Browser, http: aiohttp.ClientSession
+) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    desk = gateway.app[DESK]
+    sam = await gateway.app[STORE].agent_by_username("sam")
+    assert sam is not None
+    customer = await CustomerClient(gateway.url, http).connect()
+    try:
+        await customer.send("my parcel never came")
+        await customer.wait_for(lambda f: f.get("type") == "ack")
+        await gateway.app[SERVICE].drain()
+        cid = customer.conversation_id or ""
+        await desk.take_over(cid, sam)
+        await desk.agent_reply(cid, sam, "I'm on it.")
+        await desk.resolve(cid, sam)
+        await customer.send("4", payload="csat:4")
+        await customer.wait_for(lambda f: "Thank you for your feedback" in f.get("text", ""))
+
+        page = await signed_in(browser, gateway, "sam")
+        await page.get_by_test_id("nav-dashboard").click()
+        await page.wait_for_url("**/console/dashboard")
+        await expect(page.get_by_test_id("fig-conversations")).to_have_text("1")
+        await expect(page.get_by_test_id("fig-handoffs")).to_contain_text("1 (100.0 %)")
+        await expect(page.get_by_test_id("fig-containment")).to_have_text("0.0 %")
+        await expect(page.get_by_test_id("fig-csat")).to_have_text("4.00 / 5 (1)")
+        await expect(page.get_by_test_id("tile-waiting")).to_have_text("0")
+        await expect(page.get_by_test_id("reason-row")).to_contain_text(["Agent takeover"])
+        await page.screenshot(path=str(SHOTS / "console-dashboard.png"), full_page=True)
+
+        await page.get_by_test_id("dash-team").select_option(label="Orders and delivery")
+        await expect(page.get_by_test_id("fig-handoffs")).to_contain_text("0")
+        await expect(page.get_by_test_id("fig-csat")).to_have_text("—")
+        await page.get_by_test_id("dash-team").select_option(label="All teams")
+        await expect(page.get_by_test_id("fig-csat")).to_have_text("4.00 / 5 (1)")
+        tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+        await page.get_by_test_id("dash-from").fill(tomorrow)
+        await page.get_by_test_id("dash-to").fill(tomorrow)
+        await page.get_by_role("button", name="Show").click()
+        await expect(page.get_by_test_id("fig-conversations")).to_have_text("0")
+        await expect(page.get_by_test_id("fig-containment")).to_have_text("—")
+    finally:
+        await customer.close()
+
+
+async def test_an_agent_gets_a_notice_instead_of_the_dashboard(
+    gateway: Gateway, browser: Browser
+) -> None:
+    page = await signed_in(browser, gateway, "kim")
+    await expect(page.get_by_test_id("nav-dashboard")).to_have_count(0)
+    await page.goto(gateway.url + "/console/dashboard")
+    await expect(page.get_by_test_id("dash-forbidden")).to_contain_text("Only supervisors")
