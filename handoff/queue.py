@@ -113,31 +113,45 @@ class HandoffQueue(Component):
         return position, None if per_position is None else position * per_position
 
     async def _seconds_per_position(self, team: str | None) -> float | None:
-        durations = [
-            (h.resolved_at - h.assigned_at).total_seconds()
-            for h in await self.store.recent_handoffs(200)
-            if h.resolved_at and h.assigned_at and h.team == team
-        ][:50]
-        per_agent = (
-            sum(durations) / len(durations)
-            if len(durations) >= 3
-            else self.settings.queue.average_handle_seconds
-        )
+        rates = await self._per_position()
+        # A team gateway.yml no longer has (renamed since): the default team's figure.
+        return rates.get(team or "", rates.get(self.settings.queue.default_team))
+
+    async def _per_position(self) -> dict[str, float | None]:
+        """Each team's seconds of wait per place in its queue: its average handling time
+        (measured once three of its handoffs were resolved) over its agents online; None
+        when nobody of the team is online. Three reads for all the teams."""
+        default = self.settings.queue.default_team
+        durations: dict[str | None, list[float]] = {}
+        for h in await self.store.recent_handoffs(200):
+            if h.resolved_at and h.assigned_at:
+                durations.setdefault(h.team, []).append(
+                    (h.resolved_at - h.assigned_at).total_seconds()
+                )
         present = set(await self.broker.present())
-        online = sum(
-            1
+        online = [
+            agent
             for agent in await self.store.agents()
-            if works_for(agent, team, self.settings.queue.default_team)
-            and agent.availability == "online"
-            and f"agent:{agent.id}" in present
-        )
-        return per_agent / online if online else None
+            if agent.availability == "online" and f"agent:{agent.id}" in present
+        ]
+        rates: dict[str, float | None] = {}
+        for name in self._teams():
+            measured = durations.get(name, [])[:50]
+            per_agent = (
+                sum(measured) / len(measured)
+                if len(measured) >= 3
+                else self.settings.queue.average_handle_seconds
+            )
+            count = sum(1 for agent in online if works_for(agent, name, default))
+            rates[name] = per_agent / count if count else None
+        return rates
 
     async def broadcast(self) -> None:
         """Send the queue to every console and each waiting customer their new position."""
         await self.outbound.publish(CONSOLE_TOPIC, console_queue_frame(await self.snapshot()))
+        rates = await self._per_position()
         for team in self._teams():
-            per_position = await self._seconds_per_position(team)
+            per_position = rates[team]
             for position, conversation_id in enumerate(await self.items(team), start=1):
                 eta = None if per_position is None else position * per_position
                 await self.outbound.publish(

@@ -167,26 +167,36 @@ def _read_report(
 def _count_repeats(conn: sa.Connection, report: RawReport, of_handoffs: Sequence[Any]) -> None:
     """The customer-repeated rate's counts: of the handoffs whose packet held an order or
     serial number, those where the customer wrote it again in their first messages after the
-    handoff (the agent already had it)."""
-    rows = conn.execute(
-        sa.select(handoffs.c.conversation_id, handoffs.c.requested_at, handoffs.c.packet).where(
-            *of_handoffs
+    handoff (the agent already had it). One query: each handoff with its customer's first
+    ``REPEAT_LOOKAHEAD`` messages after it (a window function, on SQLite and PostgreSQL)."""
+    facts: dict[int, list[str]] = {}
+    for handoff_id, packet in conn.execute(
+        sa.select(handoffs.c.id, handoffs.c.packet).where(*of_handoffs)
+    ):
+        found = _facts(packet)
+        if found:
+            facts[int(handoff_id)] = found
+    report.repeat_checked = len(facts)
+    if not facts:
+        return
+    rank = (
+        sa.func.row_number().over(partition_by=handoffs.c.id, order_by=messages.c.seq).label("rank")
+    )
+    after = (
+        sa.select(handoffs.c.id.label("handoff_id"), messages.c.text, rank)
+        .join(messages, messages.c.conversation_id == handoffs.c.conversation_id)
+        .where(
+            *of_handoffs,
+            messages.c.direction == Direction.INBOUND.value,
+            messages.c.created_at > handoffs.c.requested_at,
         )
-    ).all()
-    for conversation_id, requested_at, packet in rows:
-        facts = _facts(packet)
-        if not facts:
-            continue
-        report.repeat_checked += 1
-        texts = conn.execute(
-            sa.select(messages.c.text)
-            .where(
-                messages.c.conversation_id == conversation_id,
-                messages.c.direction == Direction.INBOUND.value,
-                messages.c.created_at > requested_at,
-            )
-            .order_by(messages.c.seq)
-            .limit(REPEAT_LOOKAHEAD)
-        ).scalars()
-        if any(fact in text for text in texts for fact in facts):
-            report.repeated += 1
+        .subquery()
+    )
+    repeated: set[int] = set()
+    for handoff_id, text in conn.execute(
+        sa.select(after.c.handoff_id, after.c.text).where(after.c.rank <= REPEAT_LOOKAHEAD)
+    ):
+        wanted = facts.get(int(handoff_id))
+        if wanted and any(fact in text for fact in wanted):
+            repeated.add(int(handoff_id))
+    report.repeated = len(repeated)
