@@ -243,8 +243,8 @@ class FakeConversation:
 class FakeService:
     """Just enough of ConversationService for the console's routes (records what it is asked)."""
 
-    def __init__(self, store: Store, broker: Broker) -> None:
-        self.store, self.broker = store, broker
+    def __init__(self, store: Store, broker: Broker, settings: Settings) -> None:
+        self.store, self.broker, self.settings = store, broker, settings
         self.conversations: dict[str, FakeConversation] = {"c1": FakeConversation()}
         self.calls: list[tuple[Any, ...]] = []
         self.next_error: Exception | None = None
@@ -345,7 +345,7 @@ async def console(tmp_path: Path) -> AsyncIterator[Console]:
     amy = await store.add_agent("amy", "Amy Agent", hashed, teams=["general"])
     bob = await store.add_agent("bob", "Bob Builder", hashed, role="supervisor")
     broker = create_broker(None)
-    service = FakeService(store, broker)
+    service = FakeService(store, broker, settings)
     app = web.Application()
     setup_console(app, settings).start(cast(AgentDesk, service))
     client = TestClient(TestServer(app))
