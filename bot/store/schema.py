@@ -199,6 +199,8 @@ conversations = sa.Table(
     sa.Index(None, "channel", "channel_user_id", "created_at"),
     sa.Index(None, "assigned_agent_id"),
     sa.Index(None, "state", "created_at"),
+    # The dashboard counts conversations by when they were opened (see 0008).
+    sa.Index(None, "created_at", "last_seq"),
     # The sweep for due handoffs reads only the (normally zero) rows that have one.
     _partial_index("ix_conversations_handoff_due", "updated_at", where="handoff_due IS NOT NULL"),
 )
@@ -241,6 +243,8 @@ handoffs = _conversation_table(
     sa.Column("first_agent_reply_at", UTCDateTime),
     sa.Column("resolved_at", UTCDateTime),
     sa.Column("agent_id", sa.Integer, sa.ForeignKey("agents.id")),
+    # The dashboard reads handoffs by when they were requested (see 0008).
+    sa.Index(None, "requested_at"),
 )
 
 # Each running service-level clock of a handoff, as deadlines (see 0007 and handoff/sla.py).
