@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
 SHOTS = Path(__file__).resolve().parents[2] / "var" / "test-results" / "screenshots"
 CHROMIUM_ARGS = [
@@ -36,3 +36,29 @@ async def browser() -> AsyncIterator[Browser]:
         b = await p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         yield b
         await b.close()
+
+
+# Uncaught script errors on any console page a test opened with ``signed_in``; each test that
+# uses it fails if there was one.
+PAGE_ERRORS: list[str] = []
+
+
+@pytest.fixture
+def page_errors() -> Iterator[list[str]]:
+    PAGE_ERRORS.clear()
+    yield PAGE_ERRORS
+    assert PAGE_ERRORS == []
+
+
+async def signed_in(
+    browser: Browser, base_url: str, username: str, password: str, height: int = 900
+) -> Page:
+    """A new browser context signed in to the console as ``username``, on the queue page."""
+    page = await (await browser.new_context(viewport={"width": 1400, "height": height})).new_page()
+    page.on("pageerror", lambda exc: PAGE_ERRORS.append(f"{username}: {exc}"))
+    await page.goto(base_url + "/console/login")
+    await page.get_by_test_id("login-username").fill(username)
+    await page.get_by_test_id("login-password").fill(password)
+    await page.get_by_test_id("login-submit").click()
+    await page.wait_for_url("**/console")
+    return page

@@ -4,30 +4,21 @@ changes the figures; an agent is shown a notice instead."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, expect
 
 from bot.appkeys import DESK, SERVICE, STORE
 from handoff.auth import hash_password
-from tests.browser.conftest import SHOTS
+from tests.browser.conftest import SHOTS, signed_in
 from tests.gateway_fixtures import AGENT_PASSWORD, Gateway, gateway_settings, running_gateway
 from tests.helpers import CustomerClient, dead_port
 
-pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-
-PAGE_ERRORS: list[str] = []
-
-
-@pytest.fixture(autouse=True)
-def no_page_errors() -> Iterator[None]:
-    PAGE_ERRORS.clear()
-    yield
-    assert PAGE_ERRORS == []
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.usefixtures("page_errors")]
 
 
 @pytest.fixture
@@ -36,17 +27,6 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
     async with running_gateway(settings) as gw:
         await gw.app[STORE].add_agent("kim", "Kim", hash_password(AGENT_PASSWORD))
         yield gw
-
-
-async def signed_in(browser: Browser, gateway: Gateway, username: str) -> Page:
-    page = await (await browser.new_context(viewport={"width": 1400, "height": 900})).new_page()
-    page.on("pageerror", lambda exc: PAGE_ERRORS.append(f"{username}: {exc}"))
-    await page.goto(gateway.url + "/console/login")
-    await page.get_by_test_id("login-username").fill(username)
-    await page.get_by_test_id("login-password").fill(AGENT_PASSWORD)
-    await page.get_by_test_id("login-submit").click()
-    await page.wait_for_url("**/console")
-    return page
 
 
 async def test_the_dashboard_shows_a_resolved_and_rated_handoff(
@@ -68,7 +48,7 @@ async def test_the_dashboard_shows_a_resolved_and_rated_handoff(
         await customer.send("4", payload="csat:4")
         await customer.wait_for(lambda f: "Thank you for your feedback" in f.get("text", ""))
 
-        page = await signed_in(browser, gateway, "sam")
+        page = await signed_in(browser, gateway.url, "sam", AGENT_PASSWORD)
         await page.get_by_test_id("nav-dashboard").click()
         await page.wait_for_url("**/console/dashboard")
         await expect(page.get_by_test_id("fig-conversations")).to_have_text("1")
@@ -97,7 +77,7 @@ async def test_the_dashboard_shows_a_resolved_and_rated_handoff(
 async def test_an_agent_gets_a_notice_instead_of_the_dashboard(
     gateway: Gateway, browser: Browser
 ) -> None:
-    page = await signed_in(browser, gateway, "kim")
+    page = await signed_in(browser, gateway.url, "kim", AGENT_PASSWORD)
     await expect(page.get_by_test_id("nav-dashboard")).to_have_count(0)
     await page.goto(gateway.url + "/console/dashboard")
     await expect(page.get_by_test_id("dash-forbidden")).to_contain_text("Only supervisors")

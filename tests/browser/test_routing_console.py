@@ -5,7 +5,6 @@ the next tier), and a conversation can be sent to another team's queue."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +16,11 @@ from bot.appkeys import BROKER, DESK, SERVICE, STORE
 from bot.core.policy import HandoffDecision
 from bot.core.state import ConversationState
 from handoff.auth import hash_password
-from tests.browser.conftest import SHOTS
+from tests.browser.conftest import PAGE_ERRORS, SHOTS, signed_in
 from tests.gateway_fixtures import AGENT_PASSWORD, Gateway, gateway_settings, running_gateway
 from tests.helpers import CustomerClient, dead_port
 
-pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-
-PAGE_ERRORS: list[str] = []
-
-
-@pytest.fixture(autouse=True)
-def no_page_errors() -> Iterator[None]:
-    PAGE_ERRORS.clear()
-    yield
-    assert PAGE_ERRORS == []
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.usefixtures("page_errors")]
 
 
 def settings(tmp: Path, first_response_minutes: float) -> Any:
@@ -63,14 +53,8 @@ def settings(tmp: Path, first_response_minutes: float) -> Any:
     )
 
 
-async def signed_in(browser: Browser, gateway: Gateway, username: str) -> Page:
-    page = await (await browser.new_context(viewport={"width": 1400, "height": 900})).new_page()
-    page.on("pageerror", lambda exc: PAGE_ERRORS.append(f"{username}: {exc}"))
-    await page.goto(gateway.url + "/console/login")
-    await page.get_by_test_id("login-username").fill(username)
-    await page.get_by_test_id("login-password").fill(AGENT_PASSWORD)
-    await page.get_by_test_id("login-submit").click()
-    await page.wait_for_url("**/console")
+async def console(browser: Browser, gateway: Gateway, username: str) -> Page:
+    page = await signed_in(browser, gateway.url, username, AGENT_PASSWORD)
     await expect(page.get_by_test_id("live-status")).to_have_text("Live", timeout=15_000)
     return page
 
@@ -97,7 +81,7 @@ async def test_the_availability_switch_decides_who_gets_pushed_and_team_tabs_cou
         await gateway.app[STORE].add_agent(
             "ada", "Ada", hash_password(AGENT_PASSWORD), teams=["front"]
         )
-        page = await signed_in(browser, gateway, "ada")
+        page = await console(browser, gateway, "ada")
         switch = page.get_by_test_id("availability")
         await expect(switch).to_have_value("online")
         await switch.select_option("away")
@@ -142,7 +126,7 @@ async def test_a_missed_target_turns_red_escalates_and_a_team_transfer_moves_it_
         await gateway.app[STORE].add_agent(
             "kim", "Kim", hash_password(AGENT_PASSWORD), teams=["experts"]
         )
-        page = await signed_in(browser, gateway, "kim")
+        page = await console(browser, gateway, "kim")
         customer = await handed_over(gateway, http, "nobody answers me")
         try:
             row = page.get_by_test_id("queue-row")

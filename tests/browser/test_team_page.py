@@ -4,7 +4,7 @@ capacity is refused with a message and changes nothing."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,20 +12,11 @@ from playwright.async_api import Browser, Page, expect
 
 from bot.appkeys import STORE
 from handoff.auth import hash_password
-from tests.browser.conftest import SHOTS
+from tests.browser.conftest import SHOTS, signed_in
 from tests.gateway_fixtures import AGENT_PASSWORD, Gateway, gateway_settings, running_gateway
 from tests.helpers import dead_port
 
-pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-
-PAGE_ERRORS: list[str] = []
-
-
-@pytest.fixture(autouse=True)
-def no_page_errors() -> Iterator[None]:
-    PAGE_ERRORS.clear()
-    yield
-    assert PAGE_ERRORS == []
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.usefixtures("page_errors")]
 
 
 @pytest.fixture
@@ -37,13 +28,7 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
 
 
 async def team_page(browser: Browser, gateway: Gateway, username: str) -> Page:
-    page = await (await browser.new_context(viewport={"width": 1400, "height": 700})).new_page()
-    page.on("pageerror", lambda exc: PAGE_ERRORS.append(f"{username}: {exc}"))
-    await page.goto(gateway.url + "/console/login")
-    await page.get_by_test_id("login-username").fill(username)
-    await page.get_by_test_id("login-password").fill(AGENT_PASSWORD)
-    await page.get_by_test_id("login-submit").click()
-    await page.wait_for_url("**/console")
+    page = await signed_in(browser, gateway.url, username, AGENT_PASSWORD, height=700)
     await page.get_by_test_id("nav-team").click()
     await page.wait_for_url("**/console/team")
     return page

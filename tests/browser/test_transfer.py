@@ -3,7 +3,7 @@ can, and the customer is told who is taking over from whom."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -12,20 +12,11 @@ from playwright.async_api import Browser, Page, expect
 
 from bot.appkeys import DESK, SERVICE, STORE
 from handoff.auth import hash_password
-from tests.browser.conftest import SHOTS
+from tests.browser.conftest import SHOTS, signed_in
 from tests.gateway_fixtures import AGENT_PASSWORD, Gateway, gateway_settings, running_gateway
 from tests.helpers import CustomerClient, dead_port
 
-pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-
-PAGE_ERRORS: list[str] = []  # uncaught script errors on any console page; checked by each test
-
-
-@pytest.fixture(autouse=True)
-def no_page_errors() -> Iterator[None]:
-    PAGE_ERRORS.clear()
-    yield
-    assert PAGE_ERRORS == []
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.usefixtures("page_errors")]
 
 
 @pytest.fixture
@@ -38,14 +29,8 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
         yield gw
 
 
-async def signed_in(browser: Browser, gateway: Gateway, username: str, path: str) -> Page:
-    page = await (await browser.new_context(viewport={"width": 1400, "height": 900})).new_page()
-    page.on("pageerror", lambda exc: PAGE_ERRORS.append(f"{username}: {exc}"))
-    await page.goto(gateway.url + "/console/login")
-    await page.get_by_test_id("login-username").fill(username)
-    await page.get_by_test_id("login-password").fill(AGENT_PASSWORD)
-    await page.get_by_test_id("login-submit").click()
-    await page.wait_for_url("**/console")
+async def opened(browser: Browser, gateway: Gateway, username: str, path: str) -> Page:
+    page = await signed_in(browser, gateway.url, username, AGENT_PASSWORD)
     await page.goto(gateway.url + path)
     return page
 
@@ -70,9 +55,9 @@ async def test_only_online_colleagues_can_be_chosen(
     try:
         cid = customer.conversation_id or ""
         # Kim has the console open (online); Lee has not (away).
-        kim = await signed_in(browser, gateway, "kim", "/console")
+        kim = await opened(browser, gateway, "kim", "/console")
         await expect(kim.get_by_test_id("live-status")).to_have_text("Live", timeout=15_000)
-        page = await signed_in(browser, gateway, "sam", f"/console/conversations/{cid}")
+        page = await opened(browser, gateway, "sam", f"/console/conversations/{cid}")
         select = page.get_by_test_id("transfer-select")
         await expect(select).to_be_visible()
         kim_option = select.locator("option", has_text="Kim (online)")
@@ -106,7 +91,7 @@ async def test_a_returning_customers_earlier_handoff_and_rating_are_on_the_card(
         await customer.wait_for(lambda f: "Thank you for your feedback" in f.get("text", ""))
         await gateway.app[SERVICE].drain()
         await desk.take_over(cid, sam)  # back a week later, in the same chat
-        page = await signed_in(browser, gateway, "sam", f"/console/conversations/{cid}")
+        page = await opened(browser, gateway, "sam", f"/console/conversations/{cid}")
         entry = page.get_by_test_id("past-conversations").get_by_test_id("past-entry")
         await expect(entry).to_have_count(1)
         await expect(entry).to_contain_text("(this chat)")
@@ -126,7 +111,7 @@ async def test_the_transcript_stays_live_after_resolve(
     customer = await with_sam(gateway, http, "the doorbell rings twice")
     try:
         cid = customer.conversation_id or ""
-        page = await signed_in(browser, gateway, "sam", f"/console/conversations/{cid}")
+        page = await opened(browser, gateway, "sam", f"/console/conversations/{cid}")
         await expect(page.get_by_test_id("live-status")).to_have_text("Live", timeout=15_000)
         sam = await gateway.app[STORE].agent_by_username("sam")
         assert sam is not None
