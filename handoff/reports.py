@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.core.state import ConversationState
@@ -95,6 +95,67 @@ def figures(raw: RawReport) -> dict[str, Any]:
     }
 
 
+def daily(raw: RawReport, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """One row per day of the period (days without any activity too), for the charts."""
+    rows = []
+    day = start.date()
+    while day < end.date() or (day == end.date() and end.time() != datetime.min.time()):
+        counts = raw.daily.get(day.isoformat(), {})
+        opened = int(counts.get("conversations", 0))
+        handed = int(counts.get("handed", 0))
+        replies = counts.get("first_replies", 0)
+        ratings = counts.get("ratings", 0)
+        met, missed = counts.get("sla_met", 0), counts.get("sla_missed", 0)
+        rows.append(
+            {
+                "day": day.isoformat(),
+                "conversations": opened,
+                "containment": _share(opened - handed, opened),
+                "handoffs": int(counts.get("handoffs", 0)),
+                "first_response_average_seconds": round(
+                    counts.get("first_reply_seconds", 0) / replies, 1
+                )
+                if replies
+                else None,
+                "csat_average": round(counts.get("rating_sum", 0) / ratings, 2)
+                if ratings
+                else None,
+                "ratings": int(ratings),
+                "sla_attainment": _share(int(met), int(met + missed)),
+            }
+        )
+        day += timedelta(days=1)
+    return rows
+
+
+# The tables a supervisor can download, each as (columns, rows of the report).
+CSV_TABLES = ("daily", "reasons", "sla", "ratings")
+
+
+def csv_rows(report: dict[str, Any], table: str) -> list[list[Any]]:
+    """A table of the dashboard report, header first, for a CSV download."""
+    period = report["period"]
+    if table == "daily":
+        columns = list(period["daily"][0]) if period["daily"] else ["day"]
+        return [columns] + [[row[c] for c in columns] for row in period["daily"]]
+    if table == "reasons":
+        return [["reason", "handoffs"]] + [
+            [reason, count] for reason, count in period["handoffs_by_reason"].items()
+        ]
+    if table == "sla":
+        header = ["team", "target", "met", "missed", "running", "attainment"]
+        return [header] + [
+            [team, kind, f["met"], f["missed"], f["running"], f["attainment"]]
+            for team, kinds in period["sla"].items()
+            for kind, f in kinds.items()
+        ]
+    if table == "ratings":
+        return [["stars", "ratings"]] + [
+            [stars, count] for stars, count in period["csat"]["distribution"].items()
+        ]
+    raise ValueError(f"unknown table {table!r}; one of {', '.join(CSV_TABLES)}")
+
+
 class Dashboard(Component):
     """What the dashboard API returns."""
 
@@ -130,5 +191,5 @@ class Dashboard(Component):
             "team": team,
             "teams": [{"name": t.name, "title": t.title} for t in self.settings.queue.teams],
             "live": await self.live(team),
-            "period": figures(raw),
+            "period": {**figures(raw), "daily": daily(raw, start, end)},
         }

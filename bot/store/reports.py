@@ -44,6 +44,15 @@ class RawReport:
     sla: dict[str, dict[str, tuple[int, int, int]]] = field(default_factory=dict)
     repeat_checked: int = 0
     repeated: int = 0
+    # day (YYYY-MM-DD, UTC) -> counts of that day, for the charts (see _read_daily)
+    daily: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def _day(dialect: str, column: Any) -> Any:
+    """The UTC day of a timestamp, as YYYY-MM-DD text."""
+    if dialect == "sqlite":
+        return sa.func.date(column)  # stored as naive UTC
+    return sa.func.to_char(sa.func.timezone("UTC", column), "YYYY-MM-DD")
 
 
 def _seconds(dialect: str, later: Any, earlier: Any) -> Any:
@@ -170,7 +179,66 @@ def _read_report(
         )
 
     _count_repeats(conn, report, of_handoffs)
+    _read_daily(conn, report, opened, of_handoffs, of_clocks)
     return report
+
+
+def _read_daily(
+    conn: sa.Connection,
+    report: RawReport,
+    opened: Any,
+    of_handoffs: Sequence[Any],
+    of_clocks: Sequence[Any],
+) -> None:
+    """Per day: conversations opened and those handed over (by the day they opened), handoffs
+    and their first replies and ratings (by the day requested), SLA clocks met and missed (by
+    the day started)."""
+    dialect = conn.dialect.name
+
+    def add(day: Any, **counts: Any) -> None:
+        entry = report.daily.setdefault(str(day), {})
+        for key, value in counts.items():
+            entry[key] = entry.get(key, 0) + float(value or 0)
+
+    day = _day(dialect, conversations.c.created_at)
+    for when, count in conn.execute(sa.select(day, sa.func.count()).where(opened).group_by(day)):
+        add(when, conversations=count)
+    for when, count in conn.execute(
+        sa.select(day, sa.func.count(sa.distinct(handoffs.c.conversation_id)))
+        .join(conversations, conversations.c.id == handoffs.c.conversation_id)
+        .where(opened)
+        .group_by(day)
+    ):
+        add(when, handed=count)
+    day = _day(dialect, handoffs.c.requested_at)
+    reply = _seconds(dialect, handoffs.c.first_agent_reply_at, handoffs.c.requested_at)
+    for when, count, replies, reply_sum in conn.execute(
+        sa.select(
+            day, sa.func.count(), sa.func.count(handoffs.c.first_agent_reply_at), sa.func.sum(reply)
+        )
+        .where(*of_handoffs)
+        .group_by(day)
+    ):
+        add(when, handoffs=count, first_replies=replies, first_reply_seconds=reply_sum)
+    for when, ratings, rating_sum in conn.execute(
+        sa.select(day, sa.func.count(), sa.func.sum(csat.c.rating))
+        .join(handoffs, handoffs.c.id == csat.c.handoff_id)
+        .where(*of_handoffs)
+        .group_by(day)
+    ):
+        add(when, ratings=ratings, rating_sum=rating_sum)
+    day = _day(dialect, sla_clocks.c.started_at)
+    met = sa.and_(sla_clocks.c.breached_at.is_(None), sla_clocks.c.stopped_at.is_not(None))
+    for when, n_met, n_missed in conn.execute(
+        sa.select(
+            day,
+            sa.func.sum(sa.case((met, 1), else_=0)),
+            sa.func.sum(sa.case((sla_clocks.c.breached_at.is_not(None), 1), else_=0)),
+        )
+        .where(*of_clocks)
+        .group_by(day)
+    ):
+        add(when, sla_met=n_met, sla_missed=n_missed)
 
 
 def _count_repeats(conn: sa.Connection, report: RawReport, of_handoffs: Sequence[Any]) -> None:

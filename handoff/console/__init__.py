@@ -23,6 +23,7 @@ from handoff.console.api import (
     api_claim,
     api_conversation,
     api_dashboard,
+    api_dashboard_csv,
     api_health,
     api_me,
     api_note,
@@ -103,6 +104,7 @@ def setup_console(app: web.Application, settings: Settings) -> ConsoleContext:
     r.add_post(f"{PREFIX}/api/agents/{{agent_id}}", api_update_agent)
     r.add_get(f"{PREFIX}/api/teams", api_teams)
     r.add_get(f"{PREFIX}/api/dashboard", api_dashboard)
+    r.add_get(f"{PREFIX}/api/dashboard.csv", api_dashboard_csv)
     r.add_post(f"{PREFIX}/api/me/availability", api_availability)
     conv = f"{PREFIX}/api/conversations/{{conversation_id}}"
     r.add_get(conv, api_conversation)

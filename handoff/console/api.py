@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -12,7 +14,7 @@ from bot.core.models import Agent
 from handoff.console.context import ApiError
 from handoff.console.http import agent_json, api, console_ctx
 from handoff.desk import agent_text
-from handoff.reports import MAX_DAYS
+from handoff.reports import CSV_TABLES, MAX_DAYS, csv_rows
 
 # --- JSON API --------------------------------------------------------------------------------
 
@@ -124,10 +126,7 @@ def _day(request: web.Request, key: str, default: date) -> date:
         raise ApiError(400, "bad_date", f"{key} must be a date like 2026-11-28.") from None
 
 
-@api
-async def api_dashboard(request: web.Request, agent: Agent) -> Any:
-    """Supervisors: live tiles and the figures of ``from``..``to`` (days, inclusive, UTC) for
-    one ``team`` or all."""
+async def _dashboard_report(request: web.Request, agent: Agent) -> dict[str, Any]:
     if agent.role != "supervisor":
         raise ApiError(403, "forbidden", "Only supervisors can see the dashboard.")
     desk = console_ctx(request).desk
@@ -144,6 +143,33 @@ async def api_dashboard(request: web.Request, agent: Agent) -> Any:
     start = datetime.combine(first, time(), UTC)
     end = datetime.combine(last + timedelta(days=1), time(), UTC)
     return await desk.report(agent, start, end, team)
+
+
+@api
+async def api_dashboard(request: web.Request, agent: Agent) -> Any:
+    """Supervisors: live tiles and the figures of ``from``..``to`` (days, inclusive, UTC) for
+    one ``team`` or all."""
+    return await _dashboard_report(request, agent)
+
+
+@api
+async def api_dashboard_csv(request: web.Request, agent: Agent) -> Any:
+    """One table of the dashboard (``table``: daily, reasons, sla, ratings) as a CSV file."""
+    table = request.query.get("table", "daily")
+    if table not in CSV_TABLES:
+        raise ApiError(400, "bad_table", f"table must be one of {', '.join(CSV_TABLES)}.")
+    report = await _dashboard_report(request, agent)
+    out = io.StringIO()
+    csv.writer(out).writerows(csv_rows(report, table))
+    name = f"dashboard-{table}-{report['from'][:10]}-{report['to'][:10]}"
+    if report["team"]:
+        name += f"-{report['team']}"
+    return web.Response(
+        text=out.getvalue(),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
 
 
 @api

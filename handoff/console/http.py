@@ -180,7 +180,8 @@ def same_origin(request: web.Request) -> bool:
 
 def api(handler: ApiHandler) -> Handler:
     """A JSON endpoint: session required (401), CSRF checked for unsafe methods (403), service
-    errors mapped to 404/409, the handler's return value sent as JSON."""
+    errors mapped to 404/409, the handler's return value sent as JSON (or as it is, when the
+    handler built a response itself)."""
 
     async def wrapper(request: web.Request) -> web.StreamResponse:
         auth = await authenticate(request)
@@ -209,7 +210,8 @@ def api(handler: ApiHandler) -> Handler:
         except Exception:
             log.exception("console API: %s %s failed", request.method, request.path)
             return json_error(500, "internal", "Something went wrong on the server. Try again.")
-        response = json_ok(result)
+        # A handler may answer with its own response (a CSV download); anything else is JSON.
+        response = result if isinstance(result, web.StreamResponse) else json_ok(result)
         refresh_session(request, session, response)
         return response
 

@@ -29,6 +29,21 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
         yield gw
 
 
+async def drawn_pixels(page: Page, testid: str) -> int:
+    """How many pixels of a canvas are not transparent (a chart drew something)."""
+    return int(
+        await page.get_by_test_id(testid).evaluate(
+            """canvas => {
+                const data = canvas.getContext("2d")
+                    .getImageData(0, 0, canvas.width, canvas.height).data;
+                let drawn = 0;
+                for (let i = 3; i < data.length; i += 4) if (data[i] !== 0) drawn++;
+                return drawn;
+            }"""
+        )
+    )
+
+
 async def test_the_dashboard_shows_a_resolved_and_rated_handoff(
     gateway: Gateway, browser: Browser, http: aiohttp.ClientSession
 ) -> None:
@@ -57,7 +72,23 @@ async def test_the_dashboard_shows_a_resolved_and_rated_handoff(
         await expect(page.get_by_test_id("fig-csat")).to_have_text("4.00 / 5 (1)")
         await expect(page.get_by_test_id("tile-waiting")).to_have_text("0")
         await expect(page.get_by_test_id("reason-row")).to_contain_text(["Agent takeover"])
+        for chart in ("chart-volume", "chart-quality"):
+            assert await drawn_pixels(page, chart) > 500, f"{chart} is blank"
         await page.screenshot(path=str(SHOTS / "console-dashboard.png"), full_page=True)
+
+        async with page.expect_download() as download_info:
+            await page.get_by_test_id("csv-daily").click()
+        download = await download_info.value
+        assert download.suggested_filename.startswith("dashboard-daily-")
+        lines = Path(await download.path()).read_text().splitlines()
+        assert lines[0].startswith("day,conversations,containment,handoffs")
+        assert len(lines) == 1 + 7  # the last seven days, one row each
+        today = datetime.now(UTC).date().isoformat()
+        assert lines[-1].startswith(f"{today},1,0.0,1,")
+        async with page.expect_download() as download_info:
+            await page.get_by_test_id("csv-ratings").click()
+        ratings = Path(await (await download_info.value).path()).read_text().splitlines()
+        assert ratings == ["stars,ratings", "1,0", "2,0", "3,0", "4,1", "5,0"]
 
         await page.get_by_test_id("dash-team").select_option(label="Orders and delivery")
         await expect(page.get_by_test_id("fig-handoffs")).to_contain_text("0")

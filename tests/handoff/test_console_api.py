@@ -525,6 +525,15 @@ async def test_the_dashboard_api_counts_a_real_handoff_and_refuses_bad_input(
             assert (status, body["error"]) == (400, error), query
         status, body = await kim.api("GET", "/dashboard")
         assert status == 403
+        base = f"{gateway.url}/console/api/dashboard.csv"
+        async with sam.http.get(base + "?table=reasons") as resp:
+            assert resp.status == 200 and resp.content_type == "text/csv"
+            assert "attachment" in resp.headers["Content-Disposition"]
+            assert (await resp.text()).splitlines() == ["reason,handoffs", "agent_takeover,1"]
+        async with sam.http.get(base + "?table=secrets") as resp:
+            assert resp.status == 400 and (await resp.json())["error"] == "bad_table"
+        async with kim.http.get(base) as resp:
+            assert resp.status == 403
     finally:
         await customer.close()
         await sam.close()

@@ -22,6 +22,59 @@ function isoDay(date) {
   return date.toISOString().slice(0, 10);
 }
 
+const COLORS = { blue: "#2457c5", grey: "#9aa5b1", green: "#2f855a", amber: "#b7791f" };
+
+/** Draw (or redraw) the two charts from the period's days; Chart.js is vendored (vendor/). */
+function drawCharts(charts, days) {
+  const Chart = window.Chart;
+  if (!Chart) return; // the library did not load: the tables still show every figure
+  const labels = days.map(function (d) { return d.day.slice(5); });
+  const common = {
+    animation: false,
+    responsive: true,
+    maintainAspectRatio: false,
+    interaction: { mode: "index", intersect: false },
+    plugins: { legend: { position: "bottom" } },
+  };
+  const volume = {
+    type: "bar",
+    data: {
+      labels: labels,
+      datasets: [
+        { label: "Conversations", data: days.map(function (d) { return d.conversations; }), backgroundColor: COLORS.grey, yAxisID: "y" },
+        { label: "Handoffs", data: days.map(function (d) { return d.handoffs; }), backgroundColor: COLORS.blue, yAxisID: "y" },
+        { type: "line", label: "Contained %", data: days.map(function (d) { return d.containment === null ? null : d.containment * 100; }), borderColor: COLORS.green, backgroundColor: COLORS.green, yAxisID: "pct", spanGaps: true },
+      ],
+    },
+    options: Object.assign({}, common, {
+      scales: {
+        y: { beginAtZero: true, title: { display: true, text: "per day" } },
+        pct: { position: "right", min: 0, max: 100, grid: { drawOnChartArea: false }, title: { display: true, text: "%" } },
+      },
+    }),
+  };
+  const quality = {
+    type: "line",
+    data: {
+      labels: labels,
+      datasets: [
+        { label: "CSAT (1-5)", data: days.map(function (d) { return d.csat_average; }), borderColor: COLORS.amber, backgroundColor: COLORS.amber, yAxisID: "csat", spanGaps: true },
+        { label: "First response (min)", data: days.map(function (d) { return d.first_response_average_seconds === null ? null : d.first_response_average_seconds / 60; }), borderColor: COLORS.blue, backgroundColor: COLORS.blue, yAxisID: "min", spanGaps: true },
+      ],
+    },
+    options: Object.assign({}, common, {
+      scales: {
+        csat: { min: 1, max: 5, title: { display: true, text: "stars" } },
+        min: { position: "right", beginAtZero: true, grid: { drawOnChartArea: false }, title: { display: true, text: "minutes" } },
+      },
+    }),
+  };
+  for (const [key, config] of [["volume", volume], ["quality", quality]]) {
+    if (charts[key]) charts[key].destroy();
+    charts[key] = new Chart($("#chart-" + key), config);
+  }
+}
+
 function rows(body, list, empty, columns) {
   body.replaceChildren(
     ...(list.length ? list : [h("tr", { class: "empty" }, h("td", { colspan: columns }, empty))])
@@ -37,11 +90,24 @@ export function initDashboard(me) {
   to.value = isoDay(today);
   from.value = isoDay(new Date(today.getTime() - 6 * 86400000));
   let teamsShown = false;
+  const charts = {};
+
+  function params() {
+    const p = new URLSearchParams({ from: from.value, to: to.value });
+    if (team.value) p.set("team", team.value);
+    return p;
+  }
 
   function query() {
-    const params = new URLSearchParams({ from: from.value, to: to.value });
-    if (team.value) params.set("team", team.value);
-    return "/console/api/dashboard?" + params.toString();
+    return "/console/api/dashboard?" + params().toString();
+  }
+
+  function csvLinks() {
+    for (const table of ["daily", "reasons", "sla", "ratings"]) {
+      const p = params();
+      p.set("table", table);
+      $("#csv-" + table).setAttribute("href", "/console/api/dashboard.csv?" + p.toString());
+    }
   }
 
   function render(data) {
@@ -77,6 +143,8 @@ export function initDashboard(me) {
       }
     }
     rows($("#sla-body"), sla, "No SLA clocks in this period.", 6);
+    drawCharts(charts, p.daily || []);
+    csvLinks();
     rows($("#csat-body"), ["5", "4", "3", "2", "1"].map(function (stars) {
       return h("tr", null, h("td", null, "\u2605".repeat(Number(stars))), h("td", { class: "num" }, String((csat.distribution || {})[stars] || 0)));
     }), "", 2);

@@ -9,7 +9,7 @@ from datetime import timedelta
 from bot.core.clock import utcnow
 from bot.core.models import Handoff
 from bot.store import Store
-from handoff.reports import figures, percentile
+from handoff.reports import daily, figures, percentile
 from tests.bot.store.helpers import new_conversation, say
 
 
@@ -118,6 +118,18 @@ async def test_each_figure_on_hand_built_records(store: Store) -> None:
     assert orders["sla"] == {}
     # Containment is the bot's: the same for every team.
     assert orders["containment"] == 0.4
+
+    raw = await store.raw_report(*window, None)
+    days = daily(raw, *window)
+    assert [d["day"] for d in days] == [
+        (window[0] + timedelta(days=n)).date().isoformat() for n in range(len(days))
+    ]
+    today = next(d for d in days if d["day"] == now.date().isoformat())
+    assert (today["conversations"], today["handoffs"], today["containment"]) == (5, 3, 0.4)
+    assert today["first_response_average_seconds"] == round((90 + 200 + 660) / 3, 1)
+    assert (today["csat_average"], today["ratings"]) == (4.0, 2)
+    assert today["sla_attainment"] == 0.5  # one met, one missed
+    assert all(d["conversations"] == 0 for d in days if d is not today)
 
     later = figures(await store.raw_report(now + timedelta(days=1), now + timedelta(days=2), None))
     assert later["conversations"] == 0 and later["containment"] is None
