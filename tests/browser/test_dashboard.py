@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, expect
 
 from bot.appkeys import DESK, SERVICE, STORE
 from handoff.auth import hash_password
@@ -27,6 +27,10 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
     async with running_gateway(settings) as gw:
         await gw.app[STORE].add_agent("kim", "Kim", hash_password(AGENT_PASSWORD))
         yield gw
+
+
+def read_lines(path: Path) -> list[str]:
+    return path.read_text().splitlines()
 
 
 async def drawn_pixels(page: Page, testid: str) -> int:
@@ -80,14 +84,14 @@ async def test_the_dashboard_shows_a_resolved_and_rated_handoff(
             await page.get_by_test_id("csv-daily").click()
         download = await download_info.value
         assert download.suggested_filename.startswith("dashboard-daily-")
-        lines = Path(await download.path()).read_text().splitlines()
+        lines = read_lines(await download.path())
         assert lines[0].startswith("day,conversations,containment,handoffs")
         assert len(lines) == 1 + 7  # the last seven days, one row each
         today = datetime.now(UTC).date().isoformat()
         assert lines[-1].startswith(f"{today},1,0.0,1,")
         async with page.expect_download() as download_info:
             await page.get_by_test_id("csv-ratings").click()
-        ratings = Path(await (await download_info.value).path()).read_text().splitlines()
+        ratings = read_lines(await (await download_info.value).path())
         assert ratings == ["stars,ratings", "1,0", "2,0", "3,0", "4,1", "5,0"]
 
         await page.get_by_test_id("dash-team").select_option(label="Orders and delivery")
