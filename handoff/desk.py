@@ -30,6 +30,7 @@ from bot.core.types import Button, Direction, SenderKind, StoredMessage, is_text
 from bot.pipeline.context import Component, EngineContext
 from bot.rasa_client import RasaUnavailable
 from bot.store.agents import AVAILABILITY
+from bot.store.search import InboxFilter
 from handoff.queue import HandoffQueue, queue_line
 from handoff.reports import Dashboard
 from handoff.routing import Router, availability
@@ -332,6 +333,28 @@ class AgentDesk(Component):
         if agent.role != "supervisor":
             raise Conflict("Only supervisors can see the dashboard.")
         return await self.dashboard.report(start, end, team)
+
+    async def inbox(self, where: InboxFilter, limit: int, offset: int) -> tuple[list[Any], bool]:
+        """A page of the inbox (bot/store/search.py) as the console shows it."""
+        rows, more = await self.store.inbox(where, limit, offset)
+        return [
+            {
+                "conversation_id": r.conversation.id,
+                "state": r.conversation.state.value,
+                "channel": r.conversation.channel,
+                "team": r.conversation.team,
+                "team_title": self.settings.queue.team(r.conversation.team).title
+                if r.conversation.team
+                else None,
+                "customer_name": r.customer_name or f"{r.conversation.channel} visitor",
+                "agent_name": r.agent_name,
+                "reason": r.reason,
+                "rating": r.rating,
+                "last_text": (r.last_text or "")[:200],
+                "updated_at": iso(r.conversation.updated_at),
+            }
+            for r in rows
+        ], more
 
     def knows_team(self, name: str) -> bool:
         return self.settings.queue.knows(name)

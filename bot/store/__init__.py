@@ -57,6 +57,7 @@ from bot.store.messages import MessagesMixin
 from bot.store.outbox import OutboxMixin
 from bot.store.reports import ReportsMixin
 from bot.store.schema import metadata
+from bot.store.search import SearchMixin
 from bot.store.sla import SlaMixin
 
 __all__ = ["DEFAULT_URL", "Store", "alembic_config", "metadata"]
@@ -71,6 +72,7 @@ class Store(
     OutboxMixin,
     SlaMixin,
     ReportsMixin,
+    SearchMixin,
 ):
     """The conversation record. Create with :meth:`connect`, then :meth:`migrate` once.
 

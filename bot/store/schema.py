@@ -32,8 +32,22 @@ __all__ = [
     "new_id",
     "notes",
     "outbox",
+    "outside_search",
     "sla_clocks",
 ]
+
+
+# Full-text search lives outside these tables (migration 0009): FTS5 tables (and their
+# shadow tables) on SQLite, expression indexes on PostgreSQL. Schema comparisons skip them.
+SEARCH_TABLES = ("messages_fts", "notes_fts")
+SEARCH_INDEXES = ("ix_messages_text_search", "ix_notes_text_search")
+
+
+def outside_search(obj: object, name: str | None, type_: str, *_: object) -> bool:
+    """An alembic ``include_object``: False for the search tables and indexes."""
+    if type_ == "table" and name and name.startswith(SEARCH_TABLES):
+        return False
+    return not (type_ == "index" and name in SEARCH_INDEXES)
 
 
 def aware(value: datetime, name: str) -> datetime:

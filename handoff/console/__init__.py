@@ -25,6 +25,7 @@ from handoff.console.api import (
     api_dashboard,
     api_dashboard_csv,
     api_health,
+    api_inbox,
     api_me,
     api_note,
     api_queue,
@@ -45,7 +46,13 @@ from handoff.console.context import (
 from handoff.console.http import json_default, security_headers
 from handoff.console.live import close_sockets, websocket
 from handoff.console.login import login_form, login_submit, logout
-from handoff.console.pages import conversation_page, dashboard_page, queue_page, team_page
+from handoff.console.pages import (
+    conversation_page,
+    dashboard_page,
+    inbox_page,
+    queue_page,
+    team_page,
+)
 from handoff.throttle import LoginThrottle
 
 __all__ = ["CONSOLE", "ConsoleContext", "setup_console"]
@@ -91,6 +98,7 @@ def setup_console(app: web.Application, settings: Settings) -> ConsoleContext:
     r.add_get(PREFIX, queue_page, name="console_queue")
     r.add_get(f"{PREFIX}/", queue_page)
     r.add_get(f"{PREFIX}/team", team_page)
+    r.add_get(f"{PREFIX}/inbox", inbox_page)
     r.add_get(f"{PREFIX}/dashboard", dashboard_page)
     r.add_get(f"{PREFIX}/login", login_form, name="console_login")
     r.add_post(f"{PREFIX}/login", login_submit)
@@ -103,6 +111,7 @@ def setup_console(app: web.Application, settings: Settings) -> ConsoleContext:
     r.add_get(f"{PREFIX}/api/agents", api_agents)
     r.add_post(f"{PREFIX}/api/agents/{{agent_id}}", api_update_agent)
     r.add_get(f"{PREFIX}/api/teams", api_teams)
+    r.add_get(f"{PREFIX}/api/conversations", api_inbox)
     r.add_get(f"{PREFIX}/api/dashboard", api_dashboard)
     r.add_get(f"{PREFIX}/api/dashboard.csv", api_dashboard_csv)
     r.add_post(f"{PREFIX}/api/me/availability", api_availability)

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from bot.core.frames import note_dict
 from bot.core.models import Agent
+from bot.store.search import InboxFilter
 from handoff.console.context import ApiError
 from handoff.console.http import agent_json, api, console_ctx
 from handoff.desk import agent_text
@@ -170,6 +171,63 @@ async def api_dashboard_csv(request: web.Request, agent: Agent) -> Any:
         charset="utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
     )
+
+
+INBOX_PAGE = 25
+STATES = ("bot", "queued", "assigned", "pending_followup", "resolved")
+
+
+@api
+async def api_inbox(request: web.Request, agent: Agent) -> Any:
+    """Every conversation, newest activity first: ``q`` searched in messages and notes,
+    filtered by ``state``, ``team``, ``channel``, ``agent`` (an id or "me"), ``rating``,
+    ``reason``, ``from`` / ``to`` (days, UTC), one ``page`` of 25 at a time."""
+    query = request.query
+    desk = console_ctx(request).desk
+    state = query.get("state") or None
+    if state is not None and state not in STATES:
+        raise ApiError(400, "bad_state", f"state must be one of {', '.join(STATES)}.")
+    team = query.get("team") or None
+    if team is not None and not desk.knows_team(team):
+        raise ApiError(400, "unknown_team", f"There is no team {team[:64]!r}.")
+    agent_id: int | None = None
+    if query.get("agent"):
+        text = query["agent"]
+        if text == "me":
+            agent_id = agent.id
+        elif text.isdigit() and 0 < int(text) < 2**31:
+            agent_id = int(text)
+        else:
+            raise ApiError(400, "bad_agent", "agent must be an agent's id or 'me'.")
+    rating: int | None = None
+    if query.get("rating"):
+        if query["rating"] not in {"1", "2", "3", "4", "5"}:
+            raise ApiError(400, "bad_rating", "rating must be a whole number from 1 to 5.")
+        rating = int(query["rating"])
+    page = query.get("page", "1")
+    if not page.isdigit() or not 1 <= int(page) <= 10_000:
+        raise ApiError(400, "bad_page", "page must be a whole number from 1.")
+    today = datetime.now(UTC).date()
+    first = _day(request, "from", date.min) if query.get("from") else None
+    last = _day(request, "to", today) if query.get("to") else None
+    if first and last and first > last:
+        raise ApiError(400, "bad_range", "The start date is after the end date.")
+    text = query.get("q", "")
+    if len(text) > 200:
+        raise ApiError(400, "too_long", "Search for 200 characters at most.")
+    where = InboxFilter(
+        text=text or None,
+        states=(state,) if state else (),
+        team=team,
+        channel=query.get("channel") or None,
+        agent_id=agent_id,
+        rating=rating,
+        reason=query.get("reason") or None,
+        since=datetime.combine(first, time(), UTC) if first else None,
+        until=datetime.combine(last + timedelta(days=1), time(), UTC) if last else None,
+    )
+    items, more = await desk.inbox(where, INBOX_PAGE, (int(page) - 1) * INBOX_PAGE)
+    return {"items": items, "page": int(page), "has_more": more}
 
 
 @api

@@ -20,6 +20,12 @@ async def queue_page(request: web.Request, agent: Agent, session: Session) -> we
 
 
 @page
+async def inbox_page(request: web.Request, agent: Agent, session: Session) -> web.StreamResponse:
+    """Every conversation, past ones too: search and filters."""
+    return render(request, "inbox.html", agent=agent, csrf_token=session.csrf, page="inbox")
+
+
+@page
 async def team_page(request: web.Request, agent: Agent, session: Session) -> web.StreamResponse:
     """Who is in which team, with what skills, languages and capacity; supervisors edit it."""
     return render(request, "team.html", agent=agent, csrf_token=session.csrf, page="team")

@@ -122,11 +122,14 @@ async def schema_state(db_url: str) -> tuple[str | None, str | None, list[object
     from alembic.script import ScriptDirectory
 
     from bot.store import alembic_config, metadata
+    from bot.store.schema import outside_search
 
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
     def inspect(connection: sa.Connection) -> tuple[str | None, list[object]]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "include_object": outside_search}
+        )
         return context.get_current_revision(), list(compare_metadata(context, metadata))
 
     if db_url.startswith("sqlite"):

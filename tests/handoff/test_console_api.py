@@ -538,3 +538,41 @@ async def test_the_dashboard_api_counts_a_real_handoff_and_refuses_bad_input(
         await customer.close()
         await sam.close()
         await kim.close()
+
+
+async def test_the_inbox_api_pages_and_refuses_bad_filters(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    customers = [await CustomerClient(gateway.url, http).connect() for _ in range(27)]
+    kim = await AgentClient(gateway.url).login("kim", AGENT_PASSWORD)
+    try:
+        for n, customer in enumerate(customers):
+            await customer.send(f"question number {n} about invoices")
+            await customer.wait_for(lambda f: f.get("type") == "ack")
+        await gateway.app[SERVICE].drain()
+        status, first = await kim.api("GET", "/conversations?q=invoices")
+        assert status == 200 and len(first["items"]) == 25 and first["has_more"]
+        status, second = await kim.api("GET", "/conversations?q=invoices&page=2")
+        assert len(second["items"]) == 2 and not second["has_more"]
+        ids = {i["conversation_id"] for i in first["items"] + second["items"]}
+        assert ids == {c.conversation_id for c in customers}
+        status, one = await kim.api("GET", "/conversations?q=number%2026")
+        assert [i["conversation_id"] for i in one["items"]] == [customers[26].conversation_id]
+        status, mine = await kim.api("GET", "/conversations?agent=me")
+        assert status == 200 and mine["items"] == []
+        for query, error in (
+            ("state=closed", "bad_state"),
+            ("team=billing", "unknown_team"),
+            ("agent=kim", "bad_agent"),
+            ("rating=6", "bad_rating"),
+            ("page=0", "bad_page"),
+            ("from=2026-11-20&to=2026-11-01", "bad_range"),
+            ("from=soon", "bad_date"),
+            ("q=" + "x" * 201, "too_long"),
+        ):
+            status, body = await kim.api("GET", "/conversations?" + query)
+            assert (status, body["error"]) == (400, error), query
+    finally:
+        for customer in customers:
+            await customer.close()
+        await kim.close()

@@ -1,0 +1,188 @@
+"""The inbox: every conversation, filtered and searched, newest activity first.
+
+Full-text search covers messages and notes through one interface on both databases (migration
+0009): FTS5 ``MATCH`` on SQLite, ``to_tsvector('simple', …) @@ to_tsquery`` on PostgreSQL. A
+query is reduced to its words (letters and digits); every word must occur, and the last one may
+be the start of a word (search as you type). Pages are ``limit`` rows, with one more read to
+know whether there is a next page (no count of the whole table).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from bot.core.models import Conversation
+from bot.store.engine import StoreEngine
+from bot.store.rows import to_conversation
+from bot.store.schema import agents, conversations, csat, customers, handoffs, messages, notes
+
+__all__ = ["InboxFilter", "InboxRow", "SearchMixin", "search_words"]
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+MAX_WORDS = 8
+
+
+def search_words(text: str | None) -> list[str]:
+    """The words of a search query (at most eight, lower case)."""
+    return [w.lower() for w in _WORD.findall(text or "")][:MAX_WORDS]
+
+
+@dataclass(frozen=True)
+class InboxFilter:
+    """What the inbox shows: every field optional; ``text`` is searched in messages and notes."""
+
+    text: str | None = None
+    states: tuple[str, ...] = ()
+    team: str | None = None
+    channel: str | None = None
+    agent_id: int | None = None
+    rating: int | None = None
+    reason: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    conversation: Conversation
+    customer_name: str | None
+    agent_name: str | None
+    reason: str | None
+    rating: int | None
+    last_text: str | None
+
+
+def _matching(dialect: str, table: sa.Table, words: list[str]) -> Any:
+    """The conversation ids whose rows of ``table`` (messages or notes) hold every word."""
+    if dialect == "sqlite":
+        fts = sa.table(f"{table.name}_fts", sa.column("rowid"))
+        # Each word quoted (no FTS5 syntax gets through); the last one a prefix.
+        query = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
+        return (
+            sa.select(table.c.conversation_id)
+            .join(fts, fts.c.rowid == table.c.id)
+            .where(sa.text(f"{table.name}_fts MATCH :q").bindparams(q=query.strip()))
+        )
+    tsquery = " & ".join([*words[:-1], f"{words[-1]}:*"])
+    return sa.select(table.c.conversation_id).where(
+        sa.func.to_tsvector("simple", table.c.text).op("@@")(sa.func.to_tsquery("simple", tsquery))
+    )
+
+
+class SearchMixin(StoreEngine):
+    """The inbox's one query."""
+
+    async def inbox(
+        self, where: InboxFilter, limit: int = 25, offset: int = 0
+    ) -> tuple[list[InboxRow], bool]:
+        """One page of conversations (newest activity first) and whether there are more."""
+
+        def read(conn: sa.Connection) -> tuple[list[InboxRow], bool]:
+            return _read_inbox(conn, where, limit, offset)
+
+        return await self._sweep(read)
+
+
+def _read_inbox(
+    conn: sa.Connection, where: InboxFilter, limit: int, offset: int
+) -> tuple[list[InboxRow], bool]:
+    reason = (
+        sa.select(handoffs.c.reason)
+        .where(handoffs.c.conversation_id == conversations.c.id)
+        .order_by(handoffs.c.id.desc())
+        .limit(1)
+        .correlate(conversations)
+        .scalar_subquery()
+    )
+    rating = (
+        sa.select(csat.c.rating)
+        .where(csat.c.conversation_id == conversations.c.id)
+        .order_by(csat.c.id.desc())
+        .limit(1)
+        .correlate(conversations)
+        .scalar_subquery()
+    )
+    last_text = (
+        sa.select(messages.c.text)
+        .where(messages.c.conversation_id == conversations.c.id)
+        .order_by(messages.c.seq.desc())
+        .limit(1)
+        .correlate(conversations)
+        .scalar_subquery()
+    )
+    query = (
+        sa.select(
+            conversations,
+            customers.c.display_name.label("customer_name"),
+            agents.c.display_name.label("agent_name"),
+            reason.label("reason"),
+            rating.label("rating"),
+            last_text.label("last_text"),
+        )
+        .join(customers, customers.c.id == conversations.c.customer_id)
+        .outerjoin(agents, agents.c.id == conversations.c.assigned_agent_id)
+    )
+    conditions: list[Any] = []
+    if where.states:
+        conditions.append(conversations.c.state.in_(where.states))
+    if where.team:
+        conditions.append(conversations.c.team == where.team)
+    if where.channel:
+        conditions.append(conversations.c.channel == where.channel)
+    if where.agent_id is not None:
+        # Whoever has it now, or handled one of its handoffs.
+        conditions.append(
+            sa.or_(
+                conversations.c.assigned_agent_id == where.agent_id,
+                sa.exists().where(
+                    handoffs.c.conversation_id == conversations.c.id,
+                    handoffs.c.agent_id == where.agent_id,
+                ),
+            )
+        )
+    if where.rating is not None:
+        conditions.append(rating == where.rating)
+    if where.reason:
+        conditions.append(
+            sa.exists().where(
+                handoffs.c.conversation_id == conversations.c.id,
+                handoffs.c.reason == where.reason,
+            )
+        )
+    if where.since is not None:
+        conditions.append(conversations.c.updated_at >= where.since)
+    if where.until is not None:
+        conditions.append(conversations.c.updated_at < where.until)
+    words = search_words(where.text)
+    if words:
+        dialect = conn.dialect.name
+        conditions.append(
+            sa.or_(
+                conversations.c.id.in_(_matching(dialect, messages, words)),
+                conversations.c.id.in_(_matching(dialect, notes, words)),
+            )
+        )
+    query = (
+        query.where(*conditions)
+        .order_by(conversations.c.updated_at.desc(), conversations.c.id)
+        .limit(limit + 1)
+        .offset(offset)
+    )
+    rows = conn.execute(query).all()
+    result = [
+        InboxRow(
+            conversation=to_conversation(row),
+            customer_name=row.customer_name,
+            agent_name=row.agent_name,
+            reason=row.reason,
+            rating=row.rating,
+            last_text=row.last_text,
+        )
+        for row in rows[:limit]
+    ]
+    return result, len(rows) > limit
