@@ -23,14 +23,13 @@ from bot.core.frames import (
     conversation_topic,
     note_dict,
 )
-from bot.core.models import Agent, Conversation, Note
+from bot.core.models import Agent, Conversation, InboxFilter, Note
 from bot.core.policy import HandoffDecision
 from bot.core.state import ConversationEvent, ConversationState
 from bot.core.types import Button, Direction, SenderKind, StoredMessage, is_text
 from bot.pipeline.context import Component, EngineContext
 from bot.rasa_client import RasaUnavailable
 from bot.store.agents import AVAILABILITY
-from bot.store.search import InboxFilter
 from handoff.queue import HandoffQueue, queue_line
 from handoff.reports import Dashboard
 from handoff.routing import Router, availability

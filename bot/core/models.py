@@ -230,3 +230,29 @@ class QueueRow:
     reason_text: str | None
     agent_name: str | None
     last_customer_text: str | None
+
+
+@dataclass(frozen=True)
+class InboxFilter:
+    """What the console's inbox shows (bot/store/search.py): every field optional; ``text`` is
+    searched in messages and notes."""
+
+    text: str | None = None
+    states: tuple[str, ...] = ()
+    team: str | None = None
+    channel: str | None = None
+    agent_id: int | None = None
+    rating: int | None = None
+    reason: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    conversation: Conversation
+    customer_name: str | None
+    agent_name: str | None
+    reason: str | None
+    rating: int | None
+    last_text: str | None

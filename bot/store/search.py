@@ -10,18 +10,16 @@ know whether there is a next page (no count of the whole table).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from bot.core.models import Conversation
+from bot.core.models import InboxFilter, InboxRow
 from bot.store.engine import StoreEngine
 from bot.store.rows import to_conversation
 from bot.store.schema import agents, conversations, csat, customers, handoffs, messages, notes
 
-__all__ = ["InboxFilter", "InboxRow", "SearchMixin", "search_words"]
+__all__ = ["SearchMixin", "search_words"]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_WORDS = 8
@@ -30,31 +28,6 @@ MAX_WORDS = 8
 def search_words(text: str | None) -> list[str]:
     """The words of a search query (at most eight, lower case)."""
     return [w.lower() for w in _WORD.findall(text or "")][:MAX_WORDS]
-
-
-@dataclass(frozen=True)
-class InboxFilter:
-    """What the inbox shows: every field optional; ``text`` is searched in messages and notes."""
-
-    text: str | None = None
-    states: tuple[str, ...] = ()
-    team: str | None = None
-    channel: str | None = None
-    agent_id: int | None = None
-    rating: int | None = None
-    reason: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-
-@dataclass(frozen=True)
-class InboxRow:
-    conversation: Conversation
-    customer_name: str | None
-    agent_name: str | None
-    reason: str | None
-    rating: int | None
-    last_text: str | None
 
 
 def _matching(dialect: str, table: sa.Table, words: list[str]) -> Any:

@@ -10,8 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.core.frames import note_dict
-from bot.core.models import Agent
-from bot.store.search import InboxFilter
+from bot.core.models import Agent, InboxFilter
 from handoff.console.context import ApiError
 from handoff.console.http import agent_json, api, console_ctx
 from handoff.desk import agent_text

@@ -7,9 +7,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.core.clock import utcnow
+from bot.core.models import InboxFilter
 from bot.core.state import ConversationState
 from bot.store import Store
-from bot.store.search import InboxFilter, search_words
+from bot.store.search import search_words
 from tests.bot.store.helpers import new_conversation, say
 
 
