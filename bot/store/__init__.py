@@ -39,7 +39,9 @@ How the package is put together (each module imports only those above it):
   methods: :mod:`~bot.store.customers` (customers and identities),
   :mod:`~bot.store.conversations`, :mod:`~bot.store.messages` (appending, the bot's turn),
   :mod:`~bot.store.handoffs` (with the queue view's rows), :mod:`~bot.store.agents` (agents,
-  notes, CSAT, audit) and :mod:`~bot.store.outbox`. A query one aggregate needs from another
+  notes, CSAT, audit), :mod:`~bot.store.outbox`, :mod:`~bot.store.sla` (SLA clocks as
+  deadlines), :mod:`~bot.store.reports` (the dashboard's figures) and :mod:`~bot.store.search`
+  (the inbox, with full-text search). A query one aggregate needs from another
   (``require_conversation``, ``customer_by_id``) is a plain function of a connection in the
   module that owns it, so the mixins never call each other's methods;
 * :class:`Store`, here: all the mixins together, and the only class the rest of the gateway
