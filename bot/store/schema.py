@@ -215,6 +215,8 @@ conversations = sa.Table(
     sa.Index(None, "state", "created_at"),
     # The dashboard counts conversations by when they were opened (see 0008).
     sa.Index(None, "created_at", "last_seq"),
+    # The inbox lists them by their latest activity (see 0009).
+    sa.Index(None, "updated_at"),
     # The sweep for due handoffs reads only the (normally zero) rows that have one.
     _partial_index("ix_conversations_handoff_due", "updated_at", where="handoff_due IS NOT NULL"),
 )

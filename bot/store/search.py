@@ -64,14 +64,8 @@ class SearchMixin(StoreEngine):
 def _read_inbox(
     conn: sa.Connection, where: InboxFilter, limit: int, offset: int
 ) -> tuple[list[InboxRow], bool]:
-    reason = (
-        sa.select(handoffs.c.reason)
-        .where(handoffs.c.conversation_id == conversations.c.id)
-        .order_by(handoffs.c.id.desc())
-        .limit(1)
-        .correlate(conversations)
-        .scalar_subquery()
-    )
+    """Two steps: the page's conversation ids (filters, newest activity first, through the
+    ``updated_at`` index), then what the inbox shows of just those."""
     rating = (
         sa.select(csat.c.rating)
         .where(csat.c.conversation_id == conversations.c.id)
@@ -79,26 +73,6 @@ def _read_inbox(
         .limit(1)
         .correlate(conversations)
         .scalar_subquery()
-    )
-    last_text = (
-        sa.select(messages.c.text)
-        .where(messages.c.conversation_id == conversations.c.id)
-        .order_by(messages.c.seq.desc())
-        .limit(1)
-        .correlate(conversations)
-        .scalar_subquery()
-    )
-    query = (
-        sa.select(
-            conversations,
-            customers.c.display_name.label("customer_name"),
-            agents.c.display_name.label("agent_name"),
-            reason.label("reason"),
-            rating.label("rating"),
-            last_text.label("last_text"),
-        )
-        .join(customers, customers.c.id == conversations.c.customer_id)
-        .outerjoin(agents, agents.c.id == conversations.c.assigned_agent_id)
     )
     conditions: list[Any] = []
     if where.states:
@@ -140,13 +114,49 @@ def _read_inbox(
                 conversations.c.id.in_(_matching(dialect, notes, words)),
             )
         )
-    query = (
-        query.where(*conditions)
-        .order_by(conversations.c.updated_at.desc(), conversations.c.id)
-        .limit(limit + 1)
-        .offset(offset)
+    page_ids = [
+        row[0]
+        for row in conn.execute(
+            sa.select(conversations.c.id)
+            .where(*conditions)
+            .order_by(conversations.c.updated_at.desc(), conversations.c.id)
+            .limit(limit + 1)
+            .offset(offset)
+        )
+    ]
+    shown = page_ids[:limit]
+    if not shown:
+        return [], False
+    reason = (
+        sa.select(handoffs.c.reason)
+        .where(handoffs.c.conversation_id == conversations.c.id)
+        .order_by(handoffs.c.id.desc())
+        .limit(1)
+        .correlate(conversations)
+        .scalar_subquery()
     )
-    rows = conn.execute(query).all()
+    last_text = (
+        sa.select(messages.c.text)
+        .where(messages.c.conversation_id == conversations.c.id)
+        .order_by(messages.c.seq.desc())
+        .limit(1)
+        .correlate(conversations)
+        .scalar_subquery()
+    )
+    rows = conn.execute(
+        sa.select(
+            conversations,
+            customers.c.display_name.label("customer_name"),
+            agents.c.display_name.label("agent_name"),
+            reason.label("reason"),
+            rating.label("rating"),
+            last_text.label("last_text"),
+        )
+        .join(customers, customers.c.id == conversations.c.customer_id)
+        .outerjoin(agents, agents.c.id == conversations.c.assigned_agent_id)
+        .where(conversations.c.id.in_(shown))
+    ).all()
+    by_id = {row.id: row for row in rows}
     result = [
         InboxRow(
             conversation=to_conversation(row),
@@ -156,6 +166,6 @@ def _read_inbox(
             rating=row.rating,
             last_text=row.last_text,
         )
-        for row in rows[:limit]
+        for row in (by_id[cid] for cid in shown if cid in by_id)
     ]
-    return result, len(rows) > limit
+    return result, len(page_ids) > limit

@@ -2,7 +2,7 @@
 
 SQLite: FTS5 tables over ``messages.text`` and ``notes.text`` (external content: the text is
 stored once, in its own table) kept up to date by triggers, and filled once here. PostgreSQL:
-GIN indexes on ``to_tsvector('simple', text)``. The search tables are not in the schema's
+GIN indexes on ``to_tsvector('simple', text)``. And conversations by their latest activity. The search tables are not in the schema's
 metadata (bot/store/schema.py ``SEARCH_TABLES``): SQLAlchemy has no FTS5 type.
 
 Revision ID: 0009
@@ -25,6 +25,8 @@ TABLES = ("messages", "notes")
 
 
 def upgrade() -> None:
+    # The inbox lists conversations by their latest activity.
+    op.create_index("ix_conversations_updated_at", "conversations", ["updated_at"])
     if op.get_bind().dialect.name == "sqlite":
         for table in TABLES:
             fts = f"{table}_fts"
@@ -55,6 +57,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_conversations_updated_at", table_name="conversations")
     if op.get_bind().dialect.name == "sqlite":
         for table in TABLES:
             fts = f"{table}_fts"
