@@ -2,8 +2,9 @@
 
 SQLite: FTS5 tables over ``messages.text`` and ``notes.text`` (external content: the text is
 stored once, in its own table) kept up to date by triggers, and filled once here. PostgreSQL:
-GIN indexes on ``to_tsvector('simple', text)``. And conversations by their latest activity. The search tables are not in the schema's
-metadata (bot/store/schema.py ``SEARCH_TABLES``): SQLAlchemy has no FTS5 type.
+GIN indexes on ``to_tsvector('simple', text)``. On both, an index of conversations by their
+latest activity. The search tables are not in the schema's metadata (bot/store/schema.py
+``SEARCH_TABLES``): SQLAlchemy has no FTS5 type.
 
 Revision ID: 0009
 Revises: 0008
