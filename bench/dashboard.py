@@ -24,6 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -201,29 +202,41 @@ async def measure(url: str, backend: str, count: int) -> dict[str, Any]:
     return figures
 
 
-async def main_async(count: int, out: Path | None) -> int:
+Measure = Callable[[str, str, int], Awaitable[dict[str, Any]]]
+
+
+async def on_both(measure: Measure, name: str, count: int, out: Path | None) -> int:
+    """``measure`` on a fresh SQLite file and, when it answers, a throwaway PostgreSQL
+    database; the figures printed and written to ``bench/results/<date>-<name>.json``."""
     results: dict[str, Any] = {"date": dt.date.today().isoformat(), "conversations": count}
     with tempfile.TemporaryDirectory() as tmp:
         results["sqlite"] = await measure(f"sqlite:///{tmp}/bench.sqlite3", "sqlite", count)
     async with postgres() as url:
         if url is not None:
             results["postgresql"] = await measure(url, "postgresql", count)
-    path = out or RESULTS / f"{results['date']}-dashboard.json"
+    path = out or RESULTS / f"{results['date']}-{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwritten to {path}")
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.dashboard", description=__doc__)
+def command_line(
+    measure: Measure, name: str, description: str | None, argv: list[str] | None
+) -> int:
+    """``--conversations N`` (default 100,000) and ``--out PATH``, then :func:`on_both`."""
+    parser = argparse.ArgumentParser(prog=f"python -m bench.{name}", description=description)
     parser.add_argument("--conversations", type=int, default=100_000)
     parser.add_argument("--out", type=Path, help="where to write the JSON figures")
     args = parser.parse_args(argv)
     if args.conversations < 100:
         print("error: --conversations must be 100 or more", file=sys.stderr)
         return 2
-    return asyncio.run(main_async(args.conversations, args.out))
+    return asyncio.run(on_both(measure, name, args.conversations, args.out))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return command_line(measure, "dashboard", __doc__, argv)
 
 
 if __name__ == "__main__":

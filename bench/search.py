@@ -11,19 +11,12 @@ Results: printed, and written to ``bench/results/<date>-search.json``.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import datetime as dt
-import json
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-from bench.dashboard import populate, quantile
-from bench.routing import RESULTS, postgres
+from bench.dashboard import command_line, populate, quantile
 from bot.core.models import InboxFilter
 from bot.store import Store
 
@@ -65,29 +58,8 @@ async def measure(url: str, backend: str, count: int) -> dict[str, Any]:
     return figures
 
 
-async def main_async(count: int, out: Path | None) -> int:
-    results: dict[str, Any] = {"date": dt.date.today().isoformat(), "conversations": count}
-    with tempfile.TemporaryDirectory() as tmp:
-        results["sqlite"] = await measure(f"sqlite:///{tmp}/bench.sqlite3", "sqlite", count)
-    async with postgres() as url:
-        if url is not None:
-            results["postgresql"] = await measure(url, "postgresql", count)
-    path = out or RESULTS / f"{results['date']}-search.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwritten to {path}")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.search", description=__doc__)
-    parser.add_argument("--conversations", type=int, default=100_000)
-    parser.add_argument("--out", type=Path, help="where to write the JSON figures")
-    args = parser.parse_args(argv)
-    if args.conversations < 100:
-        print("error: --conversations must be 100 or more", file=sys.stderr)
-        return 2
-    return asyncio.run(main_async(args.conversations, args.out))
+    return command_line(measure, "search", __doc__, argv)
 
 
 if __name__ == "__main__":
