@@ -370,6 +370,10 @@ class Settings(_Section):
                     raise ValueError(f"sla[{index}]: unknown team {team!r}")
         return self
 
+    def hours_of(self, team: str | None) -> HoursSettings:
+        """A team's opening hours: its own, or the gateway's (None: the default team's)."""
+        return self.queue.team(team).hours or self.hours
+
     def sla_policy(self, team: str | None, priority: str) -> SlaPolicy | None:
         """The SLA policy of a conversation of ``team`` and ``priority``, if any."""
         return next((p for p in self.sla if p.applies(team, priority)), None)

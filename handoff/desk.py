@@ -70,10 +70,7 @@ class AgentDesk(Component):
     async def claim(self, conversation_id: str, agent: Agent) -> Conversation:
         conversation = await self.router.assign(conversation_id, agent)
         await self.store.audit(f"agent:{agent.id}", "claim", conversation_id)
-        team = self.settings.queue.team(conversation.team).title
-        await self._agent_joined(
-            conversation, agent, f"{agent.display_name} from {team} joined the conversation."
-        )
+        await self._agent_joined(conversation, agent, self._joined_notice(conversation, agent))
         return conversation
 
     async def agent_reply(self, conversation_id: str, agent: Agent, text: str) -> StoredMessage:
@@ -147,9 +144,9 @@ class AgentDesk(Component):
         at once when someone has room."""
         conversation = await self.records.get(conversation_id)
         _check_assignee(conversation, agent)
-        target = self.settings.queue.team(team or conversation.team)
         if team is not None and not self.settings.queue.knows(team):
             raise NotFound(f"unknown team {team}")
+        target = self.settings.queue.team(team or conversation.team)
         conversation = await self.records.transition(
             conversation_id,
             ConversationEvent.REQUEUE,
@@ -229,13 +226,16 @@ class AgentDesk(Component):
 
     async def announce_assignment(self, conversation: Conversation, agent: Agent) -> None:
         """The router pushed ``conversation`` to ``agent``: tell the customer and the consoles."""
-        team = self.settings.queue.team(conversation.team).title
         await self._agent_joined(
             conversation,
             agent,
-            f"{agent.display_name} from {team} joined the conversation.",
+            self._joined_notice(conversation, agent),
             broadcast=False,  # the router's caller broadcasts once, after all its pushes
         )
+
+    def _joined_notice(self, conversation: Conversation, agent: Agent) -> str:
+        team = self.settings.queue.team(conversation.team).title
+        return f"{agent.display_name} from {team} joined the conversation."
 
     async def _agent_joined(
         self, conversation: Conversation, agent: Agent, notice: str, broadcast: bool = True
@@ -307,23 +307,26 @@ class AgentDesk(Component):
         """Every agent with their teams, availability (as routing sees it) and load."""
         present = set(await self.broker.present())
         loads = await self.store.open_assignments()
-        return [
-            {
-                "id": a.id,
-                "display_name": a.display_name,
-                "username": a.username,
-                "role": a.role,
-                # An agent in no team works the default one (handoff/queue.py works_for).
-                "teams": a.teams or [self.settings.queue.default_team],
-                "skills": a.skills,
-                "languages": a.languages,
-                "capacity": a.capacity,
-                "open": loads.get(a.id, 0),
-                "availability": availability(a, present),
-                "online": availability(a, present) == "online",
-            }
-            for a in await self.store.agents()
-        ]
+        rows = []
+        for a in await self.store.agents():
+            status = availability(a, present)
+            rows.append(
+                {
+                    "id": a.id,
+                    "display_name": a.display_name,
+                    "username": a.username,
+                    "role": a.role,
+                    # An agent in no team works the default one (handoff/queue.py works_for).
+                    "teams": a.teams or [self.settings.queue.default_team],
+                    "skills": a.skills,
+                    "languages": a.languages,
+                    "capacity": a.capacity,
+                    "open": loads.get(a.id, 0),
+                    "availability": status,
+                    "online": status == "online",
+                }
+            )
+        return rows
 
     async def report(
         self, agent: Agent, start: datetime, end: datetime, team: str | None

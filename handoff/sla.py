@@ -72,15 +72,12 @@ class SlaKeeper(Component):
         super().__init__(ctx)
         self.queue, self.router = queue, router
 
-    def _hours(self, team: str | None) -> HoursSettings:
-        return self.settings.queue.team(team).hours or self.settings.hours
-
     async def _start(
         self, conversation: Conversation, handoff_id: int, kind: str, start: datetime
     ) -> SlaClock | None:
         team = conversation.team or self.settings.queue.default_team
         policy = self.settings.sla_policy(team, conversation.priority)
-        due = deadlines(policy, self._hours(team), kind, start) if policy else None
+        due = deadlines(policy, self.settings.hours_of(team), kind, start) if policy else None
         if due is None:
             return None
         return await self.store.start_clock(

@@ -144,10 +144,6 @@ class HandoffStarter(Component):
         super().__init__(ctx)
         self.queue, self.router, self.sla = queue, router, sla
 
-    def hours(self, team: str | None) -> HoursSettings:
-        """The team's opening hours: its own, or the gateway's."""
-        return self.settings.queue.team(team).hours or self.settings.hours
-
     async def _keep_shop_facts(self, conversation: Conversation, facts: CustomerInfo) -> None:
         """The bot's signal brought the shop's name and VIP flag for the verified customer (a
         shop-signed visitor has only an id so far): keep them on the customer, so the console
@@ -192,7 +188,7 @@ class HandoffStarter(Component):
         for conversation in await self.store.conversations_in_states(
             [ConversationState.PENDING_FOLLOWUP]
         ):
-            if not open_now(self.hours(conversation.team), now):
+            if not open_now(self.settings.hours_of(conversation.team), now):
                 continue
             handoff = await self.store.current_handoff(conversation.id)
             since = handoff.requested_at if handoff else conversation.updated_at
@@ -266,7 +262,7 @@ class HandoffStarter(Component):
                 **({"source": "agent"} if source_agent is not None else {}),
             }
         )
-        team_works = source_agent is not None or open_now(self.hours(chosen.team), now)
+        team_works = source_agent is not None or open_now(self.settings.hours_of(chosen.team), now)
         event = ConversationEvent.HANDOFF if team_works else ConversationEvent.NO_AGENT
         await self._keep_shop_facts(conversation, packet.customer)
         conversation = await self.records.transition(
@@ -322,7 +318,7 @@ class HandoffStarter(Component):
                 )
         else:
             await self.outbound.system_message(
-                conversation, offline_notice(self.hours(packet.team), now)
+                conversation, offline_notice(self.settings.hours_of(packet.team), now)
             )
         await self.outbound.publish_state(conversation)
         await self.queue.broadcast()

@@ -136,9 +136,7 @@ class BotTurn(Component):
             "customer_name": turn.customer_name,
             # The hours of the team a handoff goes to by default (its own, or the gateway's),
             # from gateway.yml: the bot keeps no copy (bot/core/hours.py).
-            "support_hours": for_the_bot(
-                self.settings.queue.team(None).hours or self.settings.hours, now
-            ),
+            "support_hours": for_the_bot(self.settings.hours_of(None), now),
         }
         verified = verified_as(
             conversation, turn.customer_verified_id, turn.customer_verified_by, now

@@ -61,8 +61,17 @@ def _seconds(dialect: str, later: Any, earlier: Any) -> Any:
     return sa.extract("epoch", later - earlier)
 
 
-def _facts(packet: Any) -> list[str]:
-    facts = packet.get("facts") if isinstance(packet, dict) else None
+# An SLA clock met its target (stopped before the deadline) or missed it.
+_MET = sa.and_(sla_clocks.c.breached_at.is_(None), sla_clocks.c.stopped_at.is_not(None))
+_MISSED = sla_clocks.c.breached_at.is_not(None)
+
+
+def _count(condition: Any) -> Any:
+    return sa.func.sum(sa.case((condition, 1), else_=0))
+
+
+def _facts(facts: Any) -> list[str]:
+    """The order and serial numbers among a packet's facts."""
     if not isinstance(facts, dict):
         return []
     return [str(facts[k]) for k in REPEATABLE_FACTS if facts.get(k) not in (None, "")]
@@ -150,24 +159,13 @@ def _read_report(
     of_clocks: list[Any] = [sla_clocks.c.started_at >= start, sla_clocks.c.started_at < end]
     if team is not None:
         of_clocks.append(sla_clocks.c.team == team)
-    met = sa.and_(sla_clocks.c.breached_at.is_(None), sla_clocks.c.stopped_at.is_not(None))
     for clock_team, kind, n_met, n_missed, n_running in conn.execute(
         sa.select(
             sla_clocks.c.team,
             sla_clocks.c.kind,
-            sa.func.sum(sa.case((met, 1), else_=0)),
-            sa.func.sum(sa.case((sla_clocks.c.breached_at.is_not(None), 1), else_=0)),
-            sa.func.sum(
-                sa.case(
-                    (
-                        sa.and_(
-                            sla_clocks.c.breached_at.is_(None), sla_clocks.c.stopped_at.is_(None)
-                        ),
-                        1,
-                    ),
-                    else_=0,
-                )
-            ),
+            _count(_MET),
+            _count(_MISSED),
+            _count(sa.and_(~_MISSED, sla_clocks.c.stopped_at.is_(None))),
         )
         .where(*of_clocks)
         .group_by(sla_clocks.c.team, sla_clocks.c.kind)
@@ -228,15 +226,8 @@ def _read_daily(
     ):
         add(when, ratings=ratings, rating_sum=rating_sum)
     day = _day(dialect, sla_clocks.c.started_at)
-    met = sa.and_(sla_clocks.c.breached_at.is_(None), sla_clocks.c.stopped_at.is_not(None))
     for when, n_met, n_missed in conn.execute(
-        sa.select(
-            day,
-            sa.func.sum(sa.case((met, 1), else_=0)),
-            sa.func.sum(sa.case((sla_clocks.c.breached_at.is_not(None), 1), else_=0)),
-        )
-        .where(*of_clocks)
-        .group_by(day)
+        sa.select(day, _count(_MET), _count(_MISSED)).where(*of_clocks).group_by(day)
     ):
         add(when, sla_met=n_met, sla_missed=n_missed)
 
@@ -251,7 +242,7 @@ def _count_repeats(conn: sa.Connection, report: RawReport, of_handoffs: Sequence
     for handoff_id, value in conn.execute(
         sa.select(handoffs.c.id, packet_facts).where(*of_handoffs, packet_facts.is_not(None))
     ):
-        found = _facts({"facts": value})
+        found = _facts(value)
         if found:
             facts[int(handoff_id)] = found
     report.repeat_checked = len(facts)

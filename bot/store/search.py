@@ -61,19 +61,24 @@ class SearchMixin(StoreEngine):
         return await self._sweep(read)
 
 
+def _latest(column: sa.Column[Any], order: sa.Column[Any]) -> Any:
+    """A conversation's newest value of ``column`` (by ``order``), as a correlated subquery."""
+    return (
+        sa.select(column)
+        .where(column.table.c.conversation_id == conversations.c.id)
+        .order_by(order.desc())
+        .limit(1)
+        .correlate(conversations)
+        .scalar_subquery()
+    )
+
+
 def _read_inbox(
     conn: sa.Connection, where: InboxFilter, limit: int, offset: int
 ) -> tuple[list[InboxRow], bool]:
     """Two steps: the page's conversation ids (filters, newest activity first, through the
     ``updated_at`` index), then what the inbox shows of just those."""
-    rating = (
-        sa.select(csat.c.rating)
-        .where(csat.c.conversation_id == conversations.c.id)
-        .order_by(csat.c.id.desc())
-        .limit(1)
-        .correlate(conversations)
-        .scalar_subquery()
-    )
+    rating = _latest(csat.c.rating, csat.c.id)
     conditions: list[Any] = []
     if where.states:
         conditions.append(conversations.c.state.in_(where.states))
@@ -127,22 +132,8 @@ def _read_inbox(
     shown = page_ids[:limit]
     if not shown:
         return [], False
-    reason = (
-        sa.select(handoffs.c.reason)
-        .where(handoffs.c.conversation_id == conversations.c.id)
-        .order_by(handoffs.c.id.desc())
-        .limit(1)
-        .correlate(conversations)
-        .scalar_subquery()
-    )
-    last_text = (
-        sa.select(messages.c.text)
-        .where(messages.c.conversation_id == conversations.c.id)
-        .order_by(messages.c.seq.desc())
-        .limit(1)
-        .correlate(conversations)
-        .scalar_subquery()
-    )
+    reason = _latest(handoffs.c.reason, handoffs.c.id)
+    last_text = _latest(messages.c.text, messages.c.seq)
     rows = conn.execute(
         sa.select(
             conversations,

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
+
+from bot.appkeys import STORE
+from handoff.auth import hash_password
+from tests.gateway_fixtures import AGENT_PASSWORD, Gateway, gateway_settings, running_gateway
+from tests.helpers import dead_port
 
 SHOTS = Path(__file__).resolve().parents[2] / "var" / "test-results" / "screenshots"
 CHROMIUM_ARGS = [
@@ -62,3 +68,16 @@ async def signed_in(
     await page.get_by_test_id("login-submit").click()
     await page.wait_for_url("**/console")
     return page
+
+
+@asynccontextmanager
+async def gateway_without_bot(tmp: Path, *agents: str) -> AsyncIterator[Gateway]:
+    """A gateway whose Rasa is a closed port (no bot needed), with these agents (usernames;
+    the display name is the username capitalised) besides the demo supervisor Sam."""
+    settings = gateway_settings(tmp, f"http://127.0.0.1:{dead_port()}", None)
+    async with running_gateway(settings) as gw:
+        for username in agents:
+            await gw.app[STORE].add_agent(
+                username, username.capitalize(), hash_password(AGENT_PASSWORD)
+            )
+        yield gw

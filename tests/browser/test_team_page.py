@@ -11,19 +11,15 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from bot.appkeys import STORE
-from handoff.auth import hash_password
-from tests.browser.conftest import SHOTS, signed_in
-from tests.gateway_fixtures import AGENT_PASSWORD, Gateway, gateway_settings, running_gateway
-from tests.helpers import dead_port
+from tests.browser.conftest import SHOTS, gateway_without_bot, signed_in
+from tests.gateway_fixtures import AGENT_PASSWORD, Gateway
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.usefixtures("page_errors")]
 
 
 @pytest.fixture
 async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
-    settings = gateway_settings(tmp_path, f"http://127.0.0.1:{dead_port()}", None)
-    async with running_gateway(settings) as gw:
-        await gw.app[STORE].add_agent("kim", "Kim", hash_password(AGENT_PASSWORD))
+    async with gateway_without_bot(tmp_path, "kim") as gw:
         yield gw
 
 
