@@ -45,9 +45,9 @@ function renderAll(page) {
 function applyView(page, next) {
   if (!next || !next.conversation) return;
   page.view = next;
-  page.messages.clear();
+  // Merged, not replaced: messages and notes never change once stored, and one that arrived
+  // live while this view was being fetched must not vanish with the older view.
   (next.messages || []).forEach(function (m) { addMessage(page, m); });
-  page.notes.clear();
   (next.notes || []).forEach(function (n) { addNote(page, n); });
   renderAll(page);
 }
