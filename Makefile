@@ -2,7 +2,7 @@
 PY ?= python3
 DEVCTL = $(PY) scripts/devctl.py
 
-.PHONY: setup train run test test-bot nlu-report lint bench clean
+.PHONY: setup train run reload test test-bot nlu-report lint bench clean
 
 setup:  ## create/update .venv-rasa (Python 3.10, Rasa) and .venv (gateway)
 	$(DEVCTL) setup
@@ -12,6 +12,9 @@ train:  ## train the Rasa model if data/, domain.yml or config.yml changed
 
 run:  ## start the Rasa server and the action server (Ctrl-C stops them)
 	$(DEVCTL) run
+
+reload:  ## validate, train if needed, and load the new model into the running `make run`
+	$(DEVCTL) reload
 
 test:  ## validate data, run test stories, action tests and pytest
 	$(DEVCTL) test

@@ -37,7 +37,7 @@ from typing import Any
 
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
-from rasa.core.tracker_store import InMemoryTrackerStore, RedisTrackerStore
+from rasa.core.tracker_store import InMemoryTrackerStore, RedisTrackerStore, SQLTrackerStore
 from rasa.shared.core.events import UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from sanic import Blueprint, response
@@ -91,6 +91,12 @@ class GatewayInMemoryTrackerStore(_NotesLatestParse, InMemoryTrackerStore):
 
 class GatewayRedisTrackerStore(_NotesLatestParse, RedisTrackerStore):
     """Rasa's Redis tracker store (scale mode: several Rasa replicas) that notes it too."""
+
+
+class GatewaySQLTrackerStore(_NotesLatestParse, SQLTrackerStore):
+    """Rasa's SQL tracker store that notes it too: ``make run`` keeps trackers in a SQLite
+    file, so loading a newly trained model (which replaces Rasa's agent and with it an
+    in-memory store) keeps every open conversation."""
 
 
 class _TokenRequired:

@@ -33,7 +33,10 @@ RASA_VENV = ROOT / ".venv-rasa"
 GATEWAY_VENV = ROOT / ".venv"
 MODELS = ROOT / "models"
 RASA_REQUIREMENTS = [ROOT / "requirements" / "rasa.txt", ROOT / "requirements" / "rasa-dev.txt"]
-TRAINING_INPUTS = ["config.yml", "domain.yml", "data", "requirements/rasa.txt"]
+# What a model is trained from: these in the bot's folder, plus the Rasa version pinned here.
+TRAINING_INPUTS = ["config.yml", "domain.yml", "data"]
+# The gateway tests' own bot: keyword NLU and rules only (tests/fixture_bot/README.md).
+FIXTURE_BOT = ROOT / "tests" / "fixture_bot"
 
 # Quiet, offline-friendly Rasa: no telemetry calls home, no TensorFlow chatter.
 RASA_ENV = {
@@ -134,12 +137,12 @@ def find_python311() -> str:
 # --- environments ---------------------------------------------------------------------
 
 
-def _digest(paths: Iterable[Path], extra: str = "") -> str:
+def _digest(paths: Iterable[Path], extra: str = "", base: Path = ROOT) -> str:
     h = hashlib.sha256(extra.encode())
     for path in paths:
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for f in files:
-            h.update(str(f.relative_to(ROOT)).encode())
+            h.update(str(f.relative_to(base if f.is_relative_to(base) else ROOT)).encode())
             h.update(b"\0")
             h.update(f.read_bytes())
     return h.hexdigest()[:16]
@@ -263,57 +266,72 @@ def setup() -> None:
 # --- training -------------------------------------------------------------------------
 
 
-def model_hash() -> str:
-    return _digest([ROOT / p for p in TRAINING_INPUTS])
+def model_hash(bot: Path | None = None) -> str:
+    """The content hash of a bot's training inputs (``bot``: a folder with config.yml,
+    domain.yml and data/; the shipped bot by default), which names its model."""
+    bot = bot or ROOT
+    inputs = [bot / name for name in TRAINING_INPUTS]
+    return _digest([*inputs, ROOT / "requirements" / "rasa.txt"], base=bot)
 
 
-def cache_dir() -> Path:
+def models_dir(bot: Path | None = None) -> Path:
+    """Where a bot's models go: models/ for the shipped bot, models/<folder>/ for another."""
+    return MODELS if bot in (None, ROOT) else MODELS / bot.name
+
+
+def cache_dir(bot: Path | None = None) -> Path:
     base = os.environ.get("CSBOT_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "csbot"
     )
-    return Path(base) / "models"
+    return Path(base) / "models" / ("" if bot in (None, ROOT) else bot.name)
 
 
-def train(force: bool = False, validated: bool = False) -> Path:
+def train(force: bool = False, validated: bool = False, bot: Path | None = None) -> Path:
     """The model for the current data, trained only when data/domain/config changed, and only
-    after ``rasa data validate`` passes (unless the caller just ran it: ``validated``)."""
-    digest = model_hash()
-    model = MODELS / f"{digest}.tar.gz"
+    after ``rasa data validate`` passes (unless the caller just ran it: ``validated``).
+    ``bot``: the folder of another bot (the gateway tests' fixture bot, a designer's copy)."""
+    bot = bot or ROOT
+    digest = model_hash(bot)
+    folder = models_dir(bot)
+    model = folder / f"{digest}.tar.gz"
+    label = "the Rasa model" if bot == ROOT else f"the model of {_rel(bot)}"
     if model.exists() and not force:
         say(f"model up to date: {_rel(model)}")
         return model
-    cached = cache_dir() / model.name
-    MODELS.mkdir(exist_ok=True)
+    cached = cache_dir(bot) / model.name
+    folder.mkdir(parents=True, exist_ok=True)
     if cached.exists() and not force:
         shutil.copy2(cached, model)
         say(f"model {digest} restored from cache {cached}")
         return model
     if not validated:
-        validate_data()
-    say(f"training the Rasa model {digest} (data, domain or config changed; about 2 minutes)")
+        validate_data(bot)
+    say(f"training {label} {digest} (data, domain or config changed; up to 2 minutes)")
+    log = VAR / "logs" / ("train.log" if bot == ROOT else f"train-{bot.name}.log")
     run_with_progress(
         [
             str(RASA_VENV / "bin" / "rasa"),
             "train",
             "--out",
-            str(MODELS),
+            str(folder),
             "--fixed-model-name",
             digest,
             "--num-threads",
             "2",
         ],
         "rasa train",
-        VAR / "logs" / "train.log",
+        log,
         env=RASA_ENV,
+        cwd=bot,
     )
     if not model.exists():
-        raise SetupError(f"rasa train finished but {model} is missing; see var/logs/train.log")
+        raise SetupError(f"rasa train finished but {model} is missing; see {_rel(log)}")
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(model, cached)
     except OSError as exc:  # a read-only cache only costs the next run a training
         print(f"    (could not cache the model: {exc})")
-    removed = prune_models(MODELS, KEEP_MODELS, keep=model) + prune_models(
+    removed = prune_models(folder, KEEP_MODELS, keep=model) + prune_models(
         cached.parent, KEEP_CACHED_MODELS, keep=cached
     )
     if removed:
@@ -421,14 +439,44 @@ def endpoints_with_action_port(port: int) -> str:
     return url.sub(lambda m: f'{m.group(1)}"http://127.0.0.1:{port}/webhook"', text, count=1)
 
 
+def with_sql_trackers(endpoints: str, database: Path) -> str:
+    """endpoints.yml text whose tracker store keeps every conversation in a SQLite file
+    (Rasa's SQL tracker store plus the gateway channel's note): a model reload, or a restart
+    of Rasa, keeps every tracker. Scale mode puts them in Redis instead (docs/architecture.md).
+    """
+    store = re.compile(r"(?ms)^tracker_store:\n(?:[ \t]+.*\n?)+")
+    if not store.search(endpoints):
+        raise SystemExit("endpoints.yml has no tracker_store block: restore it from git")
+    block = (
+        "tracker_store:\n"
+        "  type: rasa_addons.gateway_channel.GatewaySQLTrackerStore\n"
+        "  dialect: sqlite\n"
+        f'  db: "{database}"\n'
+    )
+    return store.sub(lambda _m: block, endpoints, count=1)
+
+
 class Stack:
-    """Rasa server + action server as child processes, stopped together."""
+    """Rasa server + action server as child processes, stopped together.
+
+    ``actions=False``: no action server (a bot whose replies are all responses, like the
+    gateway tests' fixture bot). ``trackers``: a SQLite file for Rasa's trackers, which then
+    outlive a model reload (``make run``); without it they live in Rasa's memory."""
 
     def __init__(
-        self, model: Path, rasa_port: int, actions_port: int, token: str, log_dir: Path
+        self,
+        model: Path,
+        rasa_port: int,
+        actions_port: int,
+        token: str,
+        log_dir: Path,
+        *,
+        actions: bool = True,
+        trackers: Path | None = None,
     ) -> None:
         self.model, self.rasa_port, self.actions_port = model, rasa_port, actions_port
         self.token, self.log_dir = token, log_dir
+        self.actions, self.trackers = actions, trackers
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     @property
@@ -450,18 +498,21 @@ class Stack:
 
     def start(self, timeout: float = 240.0) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        endpoints = self.log_dir / "endpoints.yml"
-        endpoints.write_text(endpoints_with_action_port(self.actions_port))
-        self._spawn(
-            "actions",
-            [
-                str(RASA_VENV / "bin" / "python"),
-                "-m",
-                "rasa_addons.action_server",
-                "--port",
-                str(self.actions_port),
-            ],
-        )
+        endpoints = endpoints_with_action_port(self.actions_port)
+        if self.trackers is not None:
+            endpoints = with_sql_trackers(endpoints, self.trackers)
+        (self.log_dir / "endpoints.yml").write_text(endpoints)
+        if self.actions:
+            self._spawn(
+                "actions",
+                [
+                    str(RASA_VENV / "bin" / "python"),
+                    "-m",
+                    "rasa_addons.action_server",
+                    "--port",
+                    str(self.actions_port),
+                ],
+            )
         self.spawn_rasa("rasa", self.rasa_port)
         self.wait_ready(timeout)
 
@@ -492,10 +543,9 @@ class Stack:
         )
 
     def wait_ready(self, timeout: float) -> None:
-        checks = {
-            "actions": f"http://127.0.0.1:{self.actions_port}/health",
-            "rasa": f"{self.rasa_url}/status?token={self.token}",
-        }
+        checks = {"rasa": f"{self.rasa_url}/status?token={self.token}"}
+        if self.actions:
+            checks["actions"] = f"http://127.0.0.1:{self.actions_port}/health"
         started = time.monotonic()
         last_note = started
         pending = dict(checks)
@@ -547,6 +597,133 @@ class Stack:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         self.procs.clear()
+
+
+# --- loading a new model into running Rasa servers ---------------------------------------
+
+
+def _rasa_status(url: str, token: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{url}/status?token={token}", timeout=10) as resp:
+        status: dict[str, Any] = json.loads(resp.read())
+    return status
+
+
+def load_model(urls: Sequence[str], token: str, model: Path, timeout: float = 300.0) -> None:
+    """Load ``model`` into each Rasa replica in turn (rolling): the next one starts only when
+    the one before answers with the new model, so with several replicas the others keep
+    answering meanwhile. A replica blocks while it loads (seconds for a small bot, ~15-40 s for
+    the shipped one); the gateway keeps its conversations' messages and sends them when it
+    answers again. Rasa keeps the model it had when a load fails: this raises and names it."""
+    for url in urls:
+        started = time.monotonic()
+        request = urllib.request.Request(
+            f"{url}/model?token={token}",
+            data=json.dumps({"model_file": str(model)}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="PUT",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as resp:
+                resp.read()
+        except urllib.error.HTTPError as exc:
+            body = exc.read().decode(errors="replace")[:300]
+            raise SetupError(
+                f"Rasa at {url} did not load {_rel(model)} (HTTP {exc.code}: {body}); it keeps "
+                "the model it had"
+            ) from exc
+        except OSError as exc:
+            raise SetupError(f"Rasa at {url} is not reachable ({exc}); is it running?") from exc
+        loaded = _rasa_status(url, token).get("model_file")
+        if loaded != model.name:
+            raise SetupError(f"Rasa at {url} reports the model {loaded}, not {model.name}")
+        say(f"Rasa at {url} runs {model.name} ({time.monotonic() - started:.0f} s to load)")
+
+
+RUN_STATE = VAR / "run" / "stack.json"
+
+
+class ModelWatcher:
+    """What ``make run`` does every few seconds: when a model for the bot's current files
+    appears (``make train`` or ``make reload`` in another terminal), load it into every Rasa
+    replica. Conversations are kept: the trackers are in a SQL store, not in the agent that a
+    load replaces."""
+
+    def __init__(
+        self, urls: Sequence[str], token: str, loaded: Path, bot: Path | None = None
+    ) -> None:
+        self.urls, self.token, self.loaded, self.bot = list(urls), token, loaded, bot
+        self.told: str | None = None  # the changed files' hash we already said a word about
+        self.failed: Path | None = None
+
+    def check(self) -> bool:
+        """Load a newer model if there is one; True when one was loaded."""
+        digest = model_hash(self.bot)
+        candidate = models_dir(self.bot) / f"{digest}.tar.gz"
+        if candidate == self.loaded or candidate == self.failed:
+            return False
+        # rasa train writes the archive at the end; one that changed in the last 2 s may be
+        # half written.
+        if not candidate.exists():
+            if self.told is None:
+                say(
+                    "the bot's files changed: `make reload` checks them, trains, and loads the "
+                    "new model here (conversations are kept)"
+                )
+                self.told = digest
+            return False
+        if time.time() - candidate.stat().st_mtime < 2:
+            return False
+        say(f"loading the newly trained model {candidate.name} (conversations are kept)")
+        try:
+            load_model(self.urls, self.token, candidate)
+        except SetupError as exc:
+            print(f"    {exc}", flush=True)
+            self.failed = candidate
+            return False
+        self.loaded, self.told = candidate, None
+        return True
+
+    def save_state(self, path: Path = RUN_STATE) -> None:
+        """What ``make reload`` reads: who runs, and which model Rasa has."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {"pid": os.getpid(), "rasa_urls": self.urls, "model": str(self.loaded)}
+        path.write_text(json.dumps(state))
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def cmd_reload(args: argparse.Namespace) -> None:
+    """Validate, train if needed, and have the running ``make run`` load the model."""
+    setup()
+    model = train()
+    try:
+        state = json.loads(RUN_STATE.read_text())
+    except (OSError, ValueError):
+        state = {}
+    if not state or not _running(int(state.get("pid", 0))):
+        say("`make run` is not running here; it will start with this model")
+        return
+    deadline = time.monotonic() + args.timeout
+    say(f"waiting for `make run` to load {model.name}")
+    last_note = time.monotonic()
+    while state.get("model") != str(model):
+        if time.monotonic() > deadline:
+            raise SetupError(
+                f"`make run` did not load {model.name} within {args.timeout:.0f} s; see its "
+                "screen and var/run/rasa.log"
+            )
+        if time.monotonic() - last_note > 10:
+            print("    still loading (the shipped model takes up to a minute)", flush=True)
+            last_note = time.monotonic()
+        time.sleep(1)
+        state = json.loads(RUN_STATE.read_text())
+    say("Rasa runs the new model; open conversations kept their history and slots")
 
 
 # --- commands ---------------------------------------------------------------------------
@@ -610,7 +787,10 @@ def cmd_run(_: argparse.Namespace) -> None:
         int(os.environ.get("ACTIONS_PORT", "5055")),
         token,
         VAR / "run",
+        # Trackers in a file: a reload (or a restart) keeps every open conversation.
+        trackers=VAR / "run" / "trackers.sqlite3",
     )
+    watcher = ModelWatcher([stack.rasa_url], token, model)
     gateway_port = int(os.environ.get("GATEWAY_PORT", "8080"))
     demo_password = _secret("demo_agent_password", "DEMO_AGENT_PASSWORD", 9)
     gateway_env = {
@@ -634,6 +814,7 @@ def cmd_run(_: argparse.Namespace) -> None:
         stack.start()
         say("starting the gateway")
         start_gateway(stack, gateway_port, gateway_env)
+        watcher.save_state()
         gw = f"http://127.0.0.1:{gateway_port}"
         print(
             f"""
@@ -647,10 +828,10 @@ The Brightline assistant is running.
   Action server                    http://127.0.0.1:{stack.actions_port}
   Logs                             var/run/gateway.log, rasa.log, actions.log
 
-Talk to the bot without the widget:
-  curl -s "{stack.rasa_url}/webhooks/rest/webhook?token=$(cat var/rasa_token)" \\
-       -H 'Content-Type: application/json' \\
-       -d '{{"sender": "me", "message": "where is my order 1001?"}}'
+Talk to the bot in this terminal, through the gateway (handoff included):
+  .venv/bin/python -m bot chat --url {gw}
+Changed data/, domain.yml or config.yml? `make reload` (or `make train`) in another terminal:
+  the new model is loaded here and open conversations keep their history and slots.
 
 Press Ctrl-C to stop.
 """,
@@ -663,9 +844,12 @@ Press Ctrl-C to stop.
                         f"the {name} server stopped (exit {proc.returncode}); "
                         f"see var/run/{name}.log"
                     )
-            stopping.wait(1)
+            if watcher.check():
+                watcher.save_state()
+            stopping.wait(2)
     finally:
         say("stopping")
+        RUN_STATE.unlink(missing_ok=True)
         stack.stop()
 
 
@@ -942,6 +1126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_train.add_argument("--force", action="store_true", help="train even if up to date")
     p_train.set_defaults(func=cmd_train)
     sub.add_parser("run", help="start the whole stack").set_defaults(func=cmd_run)
+    p_reload = sub.add_parser(
+        "reload", help="validate, train if needed, and load the model into the running stack"
+    )
+    p_reload.add_argument("--timeout", type=float, default=300.0, help="seconds to wait")
+    p_reload.set_defaults(func=cmd_reload)
     sub.add_parser(
         "test-bot", help="the designer's checks: validation, stories, actions, NLU report"
     ).set_defaults(func=cmd_test_bot)

@@ -48,6 +48,26 @@ def rasa_stack(
     stack.stop()
 
 
+@pytest.fixture(scope="session")
+def fixture_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devctl.Stack]:
+    """A Rasa server with the gateway tests' own bot (tests/fixture_bot/README.md): keyword NLU
+    and rules, trained once per content hash and cached like the shipped model. Tests of the
+    gateway's mechanics (outages, recovery, ordering, Rasa's gateway channel) talk to it, so
+    a bot designer's change to data/ cannot fail them."""
+    model = devctl.train(bot=devctl.FIXTURE_BOT)
+    run_dir = tmp_path_factory.mktemp("fixture-stack")
+    stack = devctl.Stack(
+        model, devctl.free_port(), devctl.free_port(), "test-token", run_dir, actions=False
+    )
+    try:
+        stack.start()
+    except devctl.SetupError as exc:
+        stack.stop()
+        pytest.fail(f"could not start Rasa with the fixture bot: {exc}")
+    yield stack
+    stack.stop()
+
+
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     """A plain HTTP client session for the test (customer side)."""

@@ -225,13 +225,14 @@ async def test_two_agents_claim_at_once_exactly_one_wins(
 
 
 @pytest.fixture
-async def slow_rasa(rasa_stack: devctl.Stack) -> AsyncIterator[str]:
-    """A proxy in front of the real Rasa that holds each bot turn for 1.5 s."""
+async def slow_rasa(fixture_stack: devctl.Stack) -> AsyncIterator[str]:
+    """A proxy in front of a real Rasa (the gateway tests' fixture bot: this tests the
+    gateway, not the shipped bot) that holds each bot turn for 1.5 s."""
 
     async def forward(request: web.Request) -> web.Response:
         if request.path.startswith("/webhooks/"):  # the gateway channel or the REST one
             await asyncio.sleep(1.5)
-        return await forward_to_rasa(request, rasa_stack.rasa_url)
+        return await forward_to_rasa(request, fixture_stack.rasa_url)
 
     runner, url = await serve("/{tail:.*}", forward)
     yield url
@@ -239,13 +240,13 @@ async def slow_rasa(rasa_stack: devctl.Stack) -> AsyncIterator[str]:
 
 
 async def test_stale_bot_reply_is_dropped_after_an_agent_takes_over(
-    slow_rasa: str, rasa_stack: devctl.Stack, tmp_path: Path, http: aiohttp.ClientSession
+    slow_rasa: str, fixture_stack: devctl.Stack, tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
-    settings = gateway_settings(tmp_path, slow_rasa, rasa_stack.token)
+    settings = gateway_settings(tmp_path, slow_rasa, fixture_stack.token)
     async with running_gateway(settings) as gw:
         customer = await CustomerClient(gw.url, http).connect()
         try:
-            await customer.send("my speaker is too quiet")
+            await customer.send("where is my order 1001?")
             await customer.wait_for(lambda f: f.get("type") == "ack")
             service, store = gw.app[SERVICE], gw.app[STORE]
             sam = await store.agent_by_username("sam")

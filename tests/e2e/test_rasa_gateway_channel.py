@@ -1,5 +1,8 @@
 """Rasa's gateway channel (rasa_addons/gateway_channel.py) in the real Rasa server: replies
-and NLU in one request, and the gateway's fallback to the REST channel for a Rasa without it."""
+and NLU in one request, and the gateway's fallback to the REST channel for a Rasa without it.
+
+The Rasa server runs the gateway tests' own fixture bot (tests/fixture_bot), whose keyword NLU
+reads these sentences the same way whatever the shipped bot's data/ says."""
 
 from __future__ import annotations
 
@@ -33,14 +36,14 @@ async def post(
 
 
 async def test_replies_and_nlu_come_in_one_answer(
-    rasa_stack: devctl.Stack, http: aiohttp.ClientSession
+    fixture_stack: devctl.Stack, http: aiohttp.ClientSession
 ) -> None:
     sender = f"gc-{uuid.uuid4()}"
     status, body = await post(
         http,
-        f"{rasa_stack.rasa_url}{GATEWAY_WEBHOOK}",
+        f"{fixture_stack.rasa_url}{GATEWAY_WEBHOOK}",
         {"sender": sender, "message": "hello"},
-        rasa_stack.token,
+        fixture_stack.token,
     )
     assert status == 200 and isinstance(body, dict)
     assert body["messages"] and all(m["recipient_id"] == sender for m in body["messages"])
@@ -50,8 +53,8 @@ async def test_replies_and_nlu_come_in_one_answer(
 
     # The same NLU as the tracker records for that message.
     async with http.get(
-        f"{rasa_stack.rasa_url}/conversations/{sender}/tracker",
-        params={"token": rasa_stack.token, "include_events": "NONE"},
+        f"{fixture_stack.rasa_url}/conversations/{sender}/tracker",
+        params={"token": fixture_stack.token, "include_events": "NONE"},
     ) as resp:
         latest = (await resp.json())["latest_message"]["intent"]
     assert (latest["name"], latest["confidence"]) == (
@@ -62,24 +65,24 @@ async def test_replies_and_nlu_come_in_one_answer(
     # Same replies as the REST channel gives for the same message in a fresh conversation.
     _, rest = await post(
         http,
-        f"{rasa_stack.rasa_url}{REST_WEBHOOK}",
+        f"{fixture_stack.rasa_url}{REST_WEBHOOK}",
         {"sender": f"gc-{uuid.uuid4()}", "message": "hello"},
-        rasa_stack.token,
+        fixture_stack.token,
     )
     assert isinstance(rest, list)
     assert [m.get("text") for m in rest] == [m.get("text") for m in body["messages"]]
 
 
 async def test_a_paused_conversation_answers_nothing_and_says_so(
-    rasa_stack: devctl.Stack, http: aiohttp.ClientSession
+    fixture_stack: devctl.Stack, http: aiohttp.ClientSession
 ) -> None:
     sender = f"gc-{uuid.uuid4()}"
-    client = RasaClient([rasa_stack.rasa_url], rasa_stack.token, http)
+    client = RasaClient([fixture_stack.rasa_url], fixture_stack.token, http)
     await client.turn(sender, "hi")
     await client.pause(sender)
-    answer = await client.turn(sender, "is anyone there?")
+    answer = await client.turn(sender, "where is my order 1001?")
     assert answer.replies == [] and answer.paused is True
-    assert answer.nlu is not None and answer.nlu.intent is not None
+    assert answer.nlu is not None and answer.nlu.intent == "order_status"
     await client.resume(sender)
     answer = await client.turn(sender, "hello")
     assert answer.replies and answer.paused is False
@@ -96,10 +99,10 @@ async def test_a_paused_conversation_answers_nothing_and_says_so(
     ],
 )
 async def test_bad_requests_get_a_400_with_a_reason(
-    rasa_stack: devctl.Stack, http: aiohttp.ClientSession, body: Any, fragment: str
+    fixture_stack: devctl.Stack, http: aiohttp.ClientSession, body: Any, fragment: str
 ) -> None:
     status, answer = await post(
-        http, f"{rasa_stack.rasa_url}{GATEWAY_WEBHOOK}", body, rasa_stack.token
+        http, f"{fixture_stack.rasa_url}{GATEWAY_WEBHOOK}", body, fixture_stack.token
     )
     assert status == 400 and isinstance(answer, dict)
     assert fragment in answer["error"]
@@ -130,9 +133,9 @@ class CountingProxy:
 
 @pytest.fixture(params=[False, True], ids=["gateway-channel", "rest-only-rasa"])
 async def proxy(
-    request: pytest.FixtureRequest, rasa_stack: devctl.Stack
+    request: pytest.FixtureRequest, fixture_stack: devctl.Stack
 ) -> AsyncIterator[tuple[CountingProxy, str]]:
-    counting = CountingProxy(rasa_stack.rasa_url, without_gateway_channel=request.param)
+    counting = CountingProxy(fixture_stack.rasa_url, without_gateway_channel=request.param)
     runner, url = await serve("/{tail:.*}", counting.forward)
     yield counting, url
     await runner.cleanup()
@@ -140,12 +143,12 @@ async def proxy(
 
 async def test_the_gateway_records_nlu_with_one_request_per_turn_or_falls_back(
     proxy: tuple[CountingProxy, str],
-    rasa_stack: devctl.Stack,
+    fixture_stack: devctl.Stack,
     tmp_path: Path,
     http: aiohttp.ClientSession,
 ) -> None:
     counting, url = proxy
-    settings = gateway_settings(tmp_path, url, rasa_stack.token)
+    settings = gateway_settings(tmp_path, url, fixture_stack.token)
     async with running_gateway(settings) as gw:
         customer = await CustomerClient(gw.url, http).connect()
         try:

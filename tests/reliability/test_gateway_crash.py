@@ -2,8 +2,8 @@
 same port and database: nothing the customers saw acknowledged is lost or doubled, and every
 answer of the bot reaches them exactly once after their widgets reconnect.
 
-The real bot (Rasa + action server, the trained model) answers: each customer asks about
-order numbers, and each answer names the order, so answers can be matched to questions.
+Rasa answers with the gateway tests' own fixture bot (tests/fixture_bot): each customer asks
+about order numbers, and each answer names the order, so answers can be matched to questions.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import aiohttp
 import pytest
 
 from scripts import devctl
-from tests.gateway_fixtures import MAYA, shop_user
 from tests.reliability.support import (
     Database,
     Gateways,
@@ -40,19 +39,14 @@ BURST = (4, 5, 6)  # typed back to back by every customer at once...
 KILL_AT_ACKS = CUSTOMERS * (BURST[0] - 1) + CUSTOMERS * len(BURST) // 2
 
 
-# Customers are signed in to the shop as Maya or Jonas, and ask about their own orders.
-SHOPPERS = {MAYA: ("1001", "1005"), "2": ("1002", "1006")}
-
-
-def shopper(customer: int) -> str:
-    return (MAYA, "2")[customer % 2]
+# The orders each customer asks about, in turn.
+ORDERS = (("1001", "1005"), ("1002", "1006"))
 
 
 def question(customer: int, n: int) -> str:
-    """Message ``n`` of a customer: a question about one of their orders, which the bot
-    answers in one message that names the order (the #c..m.. tag keeps NLU confident; a longer
-    suffix makes it fall back)."""
-    return f"where is my order {SHOPPERS[shopper(customer)][n % 2]}? #c{customer}m{n}"
+    """Message ``n`` of a customer: a question about an order, which the bot answers in one
+    message that names the order (the #c..m.. tag makes every message unique)."""
+    return f"where is my order {ORDERS[customer % 2][n % 2]}? #c{customer}m{n}"
 
 
 async def state_at_kill(
@@ -72,7 +66,7 @@ async def state_at_kill(
 
 
 async def test_gateway_killed_during_load_loses_and_doubles_nothing(
-    rasa_stack: devctl.Stack,
+    fixture_stack: devctl.Stack,
     database: Database,
     gateways: Gateways,
     tmp_path: Path,
@@ -83,14 +77,11 @@ async def test_gateway_killed_during_load_loses_and_doubles_nothing(
         "gw",
         config,
         DATABASE_URL=database.url,
-        RASA_URL=rasa_stack.rasa_url,
-        RASA_TOKEN=rasa_stack.token,
+        RASA_URL=fixture_stack.rasa_url,
+        RASA_TOKEN=fixture_stack.token,
     )
     customers = await asyncio.gather(
-        *(
-            WidgetClient(gateway.url, http, user=shop_user(shopper(index))).start()
-            for index in range(CUSTOMERS)
-        )
+        *(WidgetClient(gateway.url, http).start() for index in range(CUSTOMERS))
     )
 
     async def type_messages(index: int, customer: WidgetClient) -> None:

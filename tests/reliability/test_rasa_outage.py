@@ -2,8 +2,9 @@
 after ``rasa.offer_human_after_seconds`` they are offered a person, and once Rasa is back the bot
 answers the waiting messages in order. Nothing is lost or answered twice.
 
-The gateway is a subprocess; Rasa is the real one (the trained model) behind a proxy that can be
-stopped like a process (connections refused) and started again on the same port.
+The gateway is a subprocess; Rasa is a real Rasa server with the gateway tests' own fixture bot
+(tests/fixture_bot), behind a proxy that can be stopped like a process (connections refused) and
+started again on the same port.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import pytest
 from bot.core.state import ConversationState
 from bot.core.types import HANDOFF_PAYLOAD
 from scripts import devctl
-from tests.gateway_fixtures import MAYA, shop_user
 from tests.reliability.support import (
     Database,
     GatewayProcess,
@@ -42,8 +42,8 @@ OFFER = "Would you like to talk to a person instead?"
 
 
 @pytest.fixture
-async def rasa_switch(rasa_stack: devctl.Stack) -> AsyncIterator[RasaSwitch]:
-    switch = RasaSwitch(rasa_stack.rasa_url)
+async def rasa_switch(fixture_stack: devctl.Stack) -> AsyncIterator[RasaSwitch]:
+    switch = RasaSwitch(fixture_stack.rasa_url)
     await switch.start()
     try:
         yield switch
@@ -54,7 +54,7 @@ async def rasa_switch(rasa_stack: devctl.Stack) -> AsyncIterator[RasaSwitch]:
 @pytest.fixture
 async def gateway(
     rasa_switch: RasaSwitch,
-    rasa_stack: devctl.Stack,
+    fixture_stack: devctl.Stack,
     database: Database,
     gateways: Gateways,
     tmp_path: Path,
@@ -68,7 +68,7 @@ async def gateway(
         config,
         DATABASE_URL=database.url,
         RASA_URL=rasa_switch.url,
-        RASA_TOKEN=rasa_stack.token,
+        RASA_TOKEN=fixture_stack.token,
     )
 
 
@@ -78,8 +78,7 @@ async def test_messages_wait_while_rasa_is_stopped_and_are_answered_in_order(
     database: Database,
     http: aiohttp.ClientSession,
 ) -> None:
-    # Signed in to the shop as Maya (orders 1001 and 1005): the bot answers at once.
-    customer = await WidgetClient(gateway.url, http, user=shop_user(MAYA)).start()
+    customer = await WidgetClient(gateway.url, http).start()
     try:
         await customer.send("where is my order 1001?")
         await customer.wait_for_text("bot", "Order 1001")
@@ -145,7 +144,7 @@ async def test_taking_the_offer_of_a_person_while_rasa_is_stopped(
     http: aiohttp.ClientSession,
 ) -> None:
     await database.add_agent("alex", "Alex")
-    customer = await WidgetClient(gateway.url, http, user=shop_user(MAYA)).start()
+    customer = await WidgetClient(gateway.url, http).start()
     agent = await logged_in(gateway.url, "alex")
     try:
         await customer.send("where is my order 1001?")
