@@ -224,6 +224,12 @@ def _ensure_venv(venv: Path, python: str, stamp_value: str, label: str, install:
     stamp = venv / ".csbot-stamp"
     if stamp.exists() and stamp.read_text() == stamp_value and (venv / "bin" / "python").exists():
         return
+    if venv.is_symlink():
+        # Installing would point the other checkout's environment at this one's code.
+        raise SetupError(
+            f"{_rel(venv)} is a link to {venv.resolve()}, which is not set up for this checkout "
+            f"({label}); run `make setup` where it lives, or remove the link"
+        )
     if not (venv / "bin" / "python").exists():
         say(f"creating {venv.name} with {python}")
         subprocess.run([python, "-m", "venv", str(venv)], check=True)
@@ -444,7 +450,7 @@ def with_sql_trackers(endpoints: str, database: Path) -> str:
     (Rasa's SQL tracker store plus the gateway channel's note): a model reload, or a restart
     of Rasa, keeps every tracker. Scale mode puts them in Redis instead (docs/architecture.md).
     """
-    store = re.compile(r"(?ms)^tracker_store:\n(?:[ \t]+.*\n?)+")
+    store = re.compile(r"(?m)^tracker_store:\n(?:[ \t]+.*(?:\n|$))+")
     if not store.search(endpoints):
         raise SystemExit("endpoints.yml has no tracker_store block: restore it from git")
     block = (
@@ -673,7 +679,7 @@ class ModelWatcher:
             return False
         if time.time() - candidate.stat().st_mtime < 2:
             return False
-        say(f"loading the newly trained model {candidate.name} (conversations are kept)")
+        say(f"loading {candidate.name}, the model of the bot's files now (conversations are kept)")
         try:
             load_model(self.urls, self.token, candidate)
         except SetupError as exc:

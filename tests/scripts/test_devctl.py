@@ -192,3 +192,14 @@ def test_old_models_are_pruned_but_never_the_one_in_use(tmp_path: Path) -> None:
     assert sorted(p.name for p in removed) == ["model1.tar.gz", "model2.tar.gz"]
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == ["model0.tar.gz", "model3.tar.gz", "model4.tar.gz", "model5.tar.gz", "notes.txt"]
+
+
+def test_make_runs_endpoints_keep_trackers_in_sqlite_and_everything_else(tmp_path: Path) -> None:
+    endpoints = devctl.endpoints_with_action_port(5999)
+    changed = devctl.with_sql_trackers(endpoints + "lock_store:\n  type: in_memory\n", tmp_path)
+    assert "GatewayInMemoryTrackerStore" not in changed
+    assert "type: rasa_addons.gateway_channel.GatewaySQLTrackerStore" in changed
+    assert f'db: "{tmp_path}"' in changed
+    assert "lock_store:\n  type: in_memory\n" in changed, "the block after it is kept"
+    assert 'url: "http://127.0.0.1:5999/webhook"' in changed
+    assert "token: ${ACTION_SERVER_TOKEN}" in changed
