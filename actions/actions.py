@@ -12,11 +12,11 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import backend
+from actions.fallback import ActionFallback
 from actions.handoff import (
     ActionRequestHandoff,
     hand_over_unverified,
     owned,
-    recent_intents,
 )
 from actions.identity import verified_customer
 from actions.troubleshooting import STEPS, TOPIC_BY_INTENT, next_step
@@ -484,21 +484,5 @@ def business_hours_text(hours: dict[str, Any] | None) -> str:
     return f"{schedule} {state} I'm here around the clock."
 
 
-class ActionFallback(Action):
-    """Asks the customer to rephrase; after a second miss in a row, the bot offers a person."""
-
-    def name(self) -> str:
-        return "action_fallback"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        repeated = recent_intents(tracker, 2) == ["nlu_fallback", "nlu_fallback"]
-        if repeated:
-            dispatcher.utter_message(text="Sorry, I still didn't understand that.")
-        else:
-            dispatcher.utter_message(response="utter_please_rephrase")
-        return [SlotSet("fallback_repeated", repeated)]
-
-
-__all__ = ["ActionRequestHandoff"]  # re-exported: the handoff action lives in actions/handoff.py
+# Re-exported: the handoff action lives in actions/handoff.py, the fallback in actions/fallback.py.
+__all__ = ["ActionFallback", "ActionRequestHandoff"]

@@ -31,6 +31,8 @@ def handoff_reason(tracker: Tracker) -> str:
         return "complaint"
     if intent == "request_human":
         return "customer_request"
+    if intent in NEEDS_THE_TEAM:
+        return "needs_the_team"
     if tracker.get_slot("troubleshoot_exhausted"):
         return "troubleshooting_failed"
     if "nlu_fallback" in recent_intents(tracker, 3):
@@ -42,11 +44,18 @@ REASON_TEXT = {
     "complaint": "Customer made a complaint",
     "customer_request": "Customer asked for a person",
     "troubleshooting_failed": "Guided troubleshooting did not fix the problem",
-    "bot_did_not_understand": "The bot did not understand the customer twice in a row",
+    "bot_did_not_understand": "The bot did not understand the customer several times in a row",
+    "needs_the_team": "The customer needs something only the team can do (a payment problem)",
     "customer_accepted_offer": "Customer accepted the offer of a person",
     "verification_failed": "The customer could not prove an order or device is theirs",
 }
 TEAM_BY_TOPIC = {"sound": "tech_support", "wifi": "tech_support"}
+# Requests the bot answers but cannot carry out, handed straight to the team.
+NEEDS_THE_TEAM = frozenset({"payment_problem"})
+# Requests about an order or its payment that the bot offers the orders team for.
+ORDER_TEAM_INTENTS = frozenset(
+    {"invoice", "payment_problem", "change_shipping_address", "change_order"}
+)
 
 
 def handoff_signal(tracker: Tracker, reason: str) -> dict[str, Any]:
@@ -61,7 +70,11 @@ def handoff_signal(tracker: Tracker, reason: str) -> dict[str, Any]:
     priority = "high" if reason == "complaint" or vip else "normal"
     if tracker.get_slot("serial_number") or tracker.get_slot("product") or topic:
         team = TEAM_BY_TOPIC.get(topic or "", "tech_support")
-    elif order_number or tracker.get_slot("order_request"):
+    elif (
+        order_number
+        or tracker.get_slot("order_request")
+        or ORDER_TEAM_INTENTS & set(recent_intents(tracker, 3))
+    ):
         team = "orders"
     else:
         team = "general"

@@ -65,9 +65,10 @@ BOT_REASON_TEXTS: dict[str, str] = {
     "complaint": "Customer made a complaint",
     "customer_request": "Customer asked for a person",
     "troubleshooting_failed": "Guided troubleshooting did not fix the problem",
-    "bot_did_not_understand": "The bot did not understand the customer twice in a row",
+    "bot_did_not_understand": "The bot did not understand the customer several times in a row",
     "customer_accepted_offer": "Customer accepted the offer of a person",
     "verification_failed": "The customer could not prove an order or device is theirs",
+    "needs_the_team": "The customer needs something only the team can do (a payment problem)",
 }
 # Policy reasons that start out above "normal" priority (legal threats, complaints).
 POLICY_PRIORITIES: dict[str, Priority] = {"intent:complaint": "high"}

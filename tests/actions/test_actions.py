@@ -289,21 +289,68 @@ def test_seed_is_repeatable(demo_db):
     assert backend.get_order("1004").status == "processing"
 
 
-def test_fallback_twice_in_a_row_sets_the_offer_flag():
-    def user(name):
-        return {"event": "user", "parse_data": {"intent": {"name": name}}}
+def fallback_user(name):
+    return {"event": "user", "parse_data": {"intent": {"name": name}}}
 
+
+def test_the_fallback_ladder_rephrase_then_topics_then_a_person():
     msgs, events = run_action(
         actions.ActionFallback(),
-        make_tracker(intent="nlu_fallback", events=[user("greet"), user("nlu_fallback")]),
+        make_tracker(
+            intent="nlu_fallback", events=[fallback_user("greet"), fallback_user("nlu_fallback")]
+        ),
     )
     assert slot_events(events) == {"fallback_repeated": False}
     assert msgs[0]["response"] == "utter_please_rephrase"
+
+    two = [fallback_user("greet"), fallback_user("nlu_fallback"), fallback_user("nlu_fallback")]
     msgs, events = run_action(
-        actions.ActionFallback(),
-        make_tracker(intent="nlu_fallback", events=[user("nlu_fallback"), user("nlu_fallback")]),
+        actions.ActionFallback(), make_tracker(intent="nlu_fallback", events=two)
+    )
+    assert slot_events(events) == {"fallback_repeated": False}
+    assert msgs[0]["response"] == "utter_which_topic"
+    payloads = [b["payload"] for b in msgs[0]["buttons"]]
+    assert "/order_status" in payloads and payloads[-1] == "/request_human"
+
+    three = [fallback_user("nlu_fallback")] * 3
+    msgs, events = run_action(
+        actions.ActionFallback(), make_tracker(intent="nlu_fallback", events=three)
     )
     assert slot_events(events) == {"fallback_repeated": True}
+    assert texts(msgs) == "Sorry, I still didn't understand that."
+
+
+def ranked(*pairs):
+    """A fallback message whose NLU ranked these intents (name, confidence)."""
+    tracker = make_tracker(intent="nlu_fallback")
+    tracker.latest_message["intent_ranking"] = [
+        {"name": "nlu_fallback", "confidence": 1.0},
+        *({"name": n, "confidence": c} for n, c in pairs),
+    ]
+    return tracker
+
+
+def test_two_close_topics_are_asked_about_with_a_button_each():
+    msgs, events = run_action(
+        actions.ActionFallback(), ranked(("refund_policy", 0.41), ("refund_status", 0.33))
+    )
+    assert slot_events(events) == {"fallback_repeated": False}
+    assert texts(msgs) == "Sorry, I'm not sure what you meant. Is it one of these?"
+    assert msgs[0]["buttons"] == [
+        {"title": "Return and refund rules", "payload": "/refund_policy"},
+        {"title": "A refund", "payload": "/refund_status"},
+    ]
+
+
+def test_a_clear_miss_or_an_unlikely_second_topic_asks_to_rephrase():
+    for tracker in (
+        ranked(("refund_policy", 0.60), ("refund_status", 0.20)),  # too far apart
+        ranked(("refund_policy", 0.12), ("refund_status", 0.10)),  # both unlikely
+        ranked(("out_of_scope", 0.40), ("greet", 0.35)),  # out_of_scope is not a topic
+        ranked(("refund_policy", 0.40)),  # nothing to compare with
+    ):
+        msgs, _ = run_action(actions.ActionFallback(), tracker)
+        assert msgs[0]["response"] == "utter_please_rephrase", tracker.latest_message
 
 
 def test_opening_hours_come_from_the_gateways_schedule():

@@ -23,7 +23,7 @@ def test_repo_gateway_yml_loads_with_its_env() -> None:
     )
     assert settings.http.port == 8080
     assert settings.rasa.token == "tok"
-    assert settings.handoff.consecutive_fallbacks == 3
+    assert settings.handoff.consecutive_fallbacks == 4
     # No account with a known password: without DEMO_AGENT_PASSWORD there is no demo agent.
     assert settings.demo_agent is not None and settings.demo_agent.password == ""
     with_password = load_settings(

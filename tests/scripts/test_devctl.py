@@ -153,7 +153,7 @@ def test_problem_lines_pick_the_line_that_matters_out_of_a_long_listing() -> Non
 
 def test_nlu_figures_count_rejections_handoffs_and_macro_f1() -> None:
     def p(gold: str, predicted: str) -> dict[str, object]:
-        return {"intent": gold, "intent_prediction": {"name": predicted, "confidence": 0.9}}
+        return {"intent": gold, "prediction": predicted, "confidence": 0.9}
 
     predictions = [
         p("greet", "greet"),
@@ -203,3 +203,22 @@ def test_make_runs_endpoints_keep_trackers_in_sqlite_and_everything_else(tmp_pat
     assert "lock_store:\n  type: in_memory\n" in changed, "the block after it is kept"
     assert 'url: "http://127.0.0.1:5999/webhook"' in changed
     assert "token: ${ACTION_SERVER_TOKEN}" in changed
+
+
+def test_the_held_out_reports_overlap_counts_intent_examples_only(tmp_path: Path) -> None:
+    nlu = tmp_path / "nlu.yml"
+    nlu.write_text(
+        'version: "3.1"\nnlu:\n- intent: greet\n  examples: |\n    - Hi\n    - hello there\n'
+        "- lookup: product\n  examples: |\n    - Nova Phone\n"
+        "- intent: inform\n  examples: |\n    - order [1001](order_number)\n"
+    )
+    assert devctl.intent_examples(nlu) == {"hi", "hello there", "order [1001](order_number)"}
+
+
+def test_the_shipped_held_out_set_is_mostly_unseen() -> None:
+    """At most the short greetings and thanks of the held-out set are also training examples."""
+    training = devctl.intent_examples(devctl.ROOT / "data" / "nlu.yml")
+    held_out = devctl.intent_examples(devctl.HELD_OUT)
+    shared = training & held_out
+    assert len(held_out) > 1000
+    assert len(shared) / len(held_out) < 0.08, sorted(shared)
