@@ -125,9 +125,14 @@ class WebchatChannel(UsesIntake):
         token = self.signer.sign(claims, TOKEN_PURPOSE)
         return web.json_response(self._session(token, conversation_id, user_id))
 
-    @staticmethod
-    def _session(token: str, conversation_id: str, user_id: str | None) -> dict[str, Any]:
-        return {"token": token, "conversation_id": conversation_id, "verified": user_id is not None}
+    def _session(self, token: str, conversation_id: str, user_id: str | None) -> dict[str, Any]:
+        return {
+            "token": token,
+            "conversation_id": conversation_id,
+            "verified": user_id is not None,
+            # The widget counts down to it as the customer types (gateway.yml limits:).
+            "max_message_chars": self.settings.limits.max_message_chars,
+        }
 
     def _shop_user(self, user: Any) -> tuple[str | None, web.Response | None]:
         """(the shop's user id, None) for a rightly signed ``user``, (None, None) for none,

@@ -37,6 +37,7 @@ async def test_session_bad_input(gateway: Gateway, http: aiohttp.ClientSession) 
     async with http.post(url, json={"token": None}) as r:
         assert r.status == 200
         body = await r.json()
+    assert body["max_message_chars"] == 50, "the widget counts down to the gateway's limit"
     async with http.post(url, json={"token": body["token"]}) as r:
         assert (await r.json())["conversation_id"] == body["conversation_id"]
     async with http.options(url) as r:  # the widget runs on other sites

@@ -387,7 +387,10 @@
         submitInput();
       }
     });
-    input.addEventListener('input', autoGrow);
+    input.addEventListener('input', function () {
+      autoGrow();
+      updateCounter();
+    });
     form.addEventListener('submit', function (e) {
       e.preventDefault();
       submitInput();
@@ -396,11 +399,17 @@
     form.appendChild(input);
     form.appendChild(sendBtn);
     ui.input = input;
+    ui.sendBtn = sendBtn;
+    // Shown near the limit: how many characters are left, or how many too many.
+    ui.counter = el('div', 'blw-counter', { 'data-testid': 'blw-counter', 'aria-live': 'polite', id: 'blw-counter' });
+    ui.counter.hidden = true;
+    input.setAttribute('aria-describedby', 'blw-counter');
 
     panel.appendChild(header);
     panel.appendChild(queue);
     panel.appendChild(body);
     panel.appendChild(conn);
+    panel.appendChild(ui.counter);
     panel.appendChild(form);
 
     wrap.appendChild(launcher);
@@ -415,6 +424,24 @@
     var input = ui.input;
     input.style.height = 'auto';
     input.style.height = Math.min(input.scrollHeight, 120) + 'px';
+  }
+
+  // The gateway's limit (the session says it); a longer message would be refused.
+  var maxChars = 4000;
+
+  function tooLongBy() {
+    return Math.max(0, ui.input.value.trim().length - maxChars);
+  }
+
+  function updateCounter() {
+    var length = ui.input.value.trim().length;
+    var over = tooLongBy();
+    ui.counter.hidden = length < maxChars * 0.8;
+    ui.counter.classList.toggle('blw-over', over > 0);
+    ui.counter.textContent = over > 0
+      ? 'Too long by ' + over.toLocaleString() + ' characters (the limit is ' + maxChars.toLocaleString() + ').'
+      : length.toLocaleString() + ' / ' + maxChars.toLocaleString();
+    ui.sendBtn.disabled = over > 0;
   }
 
   function nearBottom() {
@@ -698,8 +725,13 @@
   function submitInput() {
     var text = ui.input.value;
     if (!text.trim()) return;
+    if (tooLongBy() > 0) {
+      updateCounter(); // kept in the box, with the reason right above it
+      return;
+    }
     ui.input.value = '';
     autoGrow();
+    updateCounter();
     sendMessage(text);
     ui.input.focus();
   }
@@ -805,6 +837,10 @@
         if (changed) resetConversation();
         token = data.token;
         conversationId = data.conversation_id || conversationId;
+        if (typeof data.max_message_chars === 'number' && data.max_message_chars > 0) {
+          maxChars = data.max_message_chars;
+          updateCounter();
+        }
         local.setItem(TOKEN_KEY, token);
         needSession = false;
         return true;
@@ -982,8 +1018,10 @@
     if (code === 'too_long' && entry && !ui.input.value.trim()) {
       ui.input.value = entry.text; // let the customer shorten it
       autoGrow();
+      updateCounter();
       if (isOpen) ui.input.focus();
     }
+    row.scrollIntoView({ block: 'nearest' }); // the reason, where the customer can read it
     refreshQuickReplies();
   }
 
