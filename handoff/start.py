@@ -42,6 +42,27 @@ QUEUE_STATUS = "queue_status"
 
 MAX_HISTORY = 20
 
+# What the customer is told when the gateway's own policy, not the bot, moved them to a person:
+# without it they would only read where they stand in the queue, and not why.
+WHY_A_PERSON = {
+    "consecutive_fallbacks": "I haven't been able to understand your last few messages, so "
+    "I'm bringing in a person from our team.",
+    "low_confidence": "I'm not sure I've understood you correctly, so I'm bringing in a person "
+    "from our team.",
+    "explicit_request": "You asked for a person, so I'm bringing one in.",
+    "intent:complaint": "I'm sorry about this. I'm bringing in a person from our team.",
+}
+KEYWORD_WHY = "This sounds like something a person should look at, so I'm bringing one in."
+
+
+def why_a_person(reason: str) -> str:
+    """The sentence that explains a handoff the gateway's policy decided ("" for the bot's own
+    handoffs: the bot already said why)."""
+    if reason.startswith("keyword:"):
+        return KEYWORD_WHY + " "
+    why = WHY_A_PERSON.get(reason)
+    return why + " " if why else ""
+
 
 async def _history(
     store: Store, conversation: Conversation, current_handoff_id: int | None
@@ -231,6 +252,10 @@ class HandoffStarter(Component):
         tracker: dict[str, Any] | None,
         source_agent: Agent | None = None,
     ) -> Conversation:
+        # The bot's own handoff says why in its reply; the gateway's policy has to say it here.
+        decided_by_policy = (
+            decision.signal is None and decision.policy_reason is not None and source_agent is None
+        )
         try:
             await self.rasa.pause(conversation.id)
         except RasaUnavailable as exc:
@@ -312,13 +337,16 @@ class HandoffStarter(Component):
                 position, eta = await self.queue.position(conversation.id)
                 await self.outbound.system_message(
                     conversation,
+                    f"{why_a_person(packet.reason) if decided_by_policy else ''}"
                     f"{queue_line(position, eta)} They'll see our conversation so far, so "
                     "you won't need to repeat anything. You can keep typing here meanwhile.",
                     payload=QUEUE_STATUS,
                 )
         else:
             await self.outbound.system_message(
-                conversation, offline_notice(self.settings.hours_of(packet.team), now)
+                conversation,
+                f"{why_a_person(packet.reason) if decided_by_policy else ''}"
+                + offline_notice(self.settings.hours_of(packet.team), now),
             )
         await self.outbound.publish_state(conversation)
         await self.queue.broadcast()

@@ -38,6 +38,9 @@ async def gateway(tmp_path: Path) -> AsyncIterator[tuple[Gateway, ScriptedRasa]]
         await rasa.close()
 
 
+SYSTEM_LINES: dict[str, list[str]] = {}
+
+
 async def say_all(gw: Gateway, http: aiohttp.ClientSession, texts: list[str]) -> Any:
     customer = await CustomerClient(gw.url, http).connect()
     try:
@@ -49,6 +52,9 @@ async def say_all(gw: Gateway, http: aiohttp.ClientSession, texts: list[str]) ->
     store = gw.app[STORE]
     conversation = await store.conversation(customer.conversation_id)
     assert conversation is not None
+    SYSTEM_LINES[conversation.id] = [
+        m.text for m in await store.messages(conversation.id) if m.sender_kind.value == "system"
+    ]
     return conversation, await store.current_handoff(conversation.id)
 
 
@@ -59,6 +65,10 @@ async def test_two_fallbacks_in_a_row_hand_off(
     conversation, handoff = await say_all(gw, http, ["hello", "asdf", "qwer"])
     assert conversation.state is ConversationState.QUEUED
     assert handoff is not None and handoff.reason == "consecutive_fallbacks"
+    # The customer is told why, not only where they stand in the queue.
+    (line,) = SYSTEM_LINES[conversation.id]
+    assert line.startswith("I haven't been able to understand your last few messages, so ")
+    assert "number 1 in the queue" in line
     # NLU came with the answers; the one tracker read is for the packet's slots.
     assert rasa.tracker_reads == 1
     intents = [
@@ -87,3 +97,4 @@ async def test_a_low_confidence_streak_hands_off(
     conversation, handoff = await say_all(gw, http, ["hmm maybe", "not sure", "perhaps"])
     assert conversation.state is ConversationState.QUEUED
     assert handoff is not None and handoff.reason == "low_confidence"
+    assert SYSTEM_LINES[conversation.id][0].startswith("I'm not sure I've understood you")
