@@ -125,6 +125,19 @@ class Agent:
 
 
 @dataclass(frozen=True)
+class CannedReply:
+    """A saved answer an agent types as ``/shortcut``; ``scope`` is ``team:<name>`` or
+    ``agent:<id>`` (one agent's own)."""
+
+    id: int
+    scope: str
+    shortcut: str
+    text: str
+    created_by: int | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
 class SlaClock:
     """A service-level clock of a handoff (first_response, next_response or resolution)."""
 

@@ -40,10 +40,11 @@ How the package is put together (each module imports only those above it):
   :mod:`~bot.store.conversations`, :mod:`~bot.store.messages` (appending, the bot's turn),
   :mod:`~bot.store.handoffs` (with the queue view's rows), :mod:`~bot.store.agents` (agents,
   notes, CSAT, audit), :mod:`~bot.store.outbox`, :mod:`~bot.store.sla` (SLA clocks as
-  deadlines), :mod:`~bot.store.reports` (the dashboard's figures) and :mod:`~bot.store.search`
-  (the inbox, with full-text search). A query one aggregate needs from another
-  (``require_conversation``, ``customer_by_id``) is a plain function of a connection in the
-  module that owns it, so the mixins never call each other's methods;
+  deadlines), :mod:`~bot.store.reports` (the dashboard's figures), :mod:`~bot.store.search`
+  (the inbox, with full-text search) and :mod:`~bot.store.canned` (canned replies). A query
+  one aggregate needs from another (``require_conversation``, ``customer_by_id``) is a plain
+  function of a connection in the module that owns it, so the mixins never call each other's
+  methods;
 * :class:`Store`, here: all the mixins together, and the only class the rest of the gateway
   uses.
 """
@@ -51,6 +52,7 @@ How the package is put together (each module imports only those above it):
 from __future__ import annotations
 
 from bot.store.agents import AgentsMixin
+from bot.store.canned import CannedMixin, ShortcutTaken
 from bot.store.conversations import ConversationsMixin
 from bot.store.customers import CustomersMixin
 from bot.store.engine import DEFAULT_URL, alembic_config
@@ -62,7 +64,7 @@ from bot.store.schema import metadata
 from bot.store.search import SearchMixin
 from bot.store.sla import SlaMixin
 
-__all__ = ["DEFAULT_URL", "Store", "alembic_config", "metadata"]
+__all__ = ["DEFAULT_URL", "ShortcutTaken", "Store", "alembic_config", "metadata"]
 
 
 class Store(
@@ -75,6 +77,7 @@ class Store(
     SlaMixin,
     ReportsMixin,
     SearchMixin,
+    CannedMixin,
 ):
     """The conversation record. Create with :meth:`connect`, then :meth:`migrate` once.
 

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from bot.core.models import (
     Agent,
+    CannedReply,
     Conversation,
     CsatRating,
     Customer,
@@ -36,6 +37,7 @@ __all__ = [
     "RowMapper",
     "row_mapper",
     "to_agent",
+    "to_canned_reply",
     "to_conversation",
     "to_csat",
     "to_customer",
@@ -94,3 +96,4 @@ to_note = row_mapper(Note)
 to_csat = row_mapper(CsatRating)
 to_outbox_item = row_mapper(OutboxItem)
 to_sla_clock = row_mapper(SlaClock)
+to_canned_reply = row_mapper(CannedReply)

@@ -22,6 +22,7 @@ __all__ = [
     "agents",
     "audit",
     "aware",
+    "canned_replies",
     "conversations",
     "csat",
     "customers",
@@ -308,6 +309,18 @@ audit = sa.Table(
     # No foreign key: the audit trail may mention conversations that were never stored.
     sa.Column("conversation_id", UUIDHex, index=True),
     sa.Column("details", JSONType),
+)
+
+canned_replies = sa.Table(
+    "canned_replies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("scope", sa.String(80), nullable=False),
+    sa.Column("shortcut", sa.String(32), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("agents.id"), nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("scope", "shortcut"),
 )
 
 outbox = sa.Table(

@@ -35,6 +35,7 @@ from handoff.console.api import (
     api_transfer,
     api_update_agent,
 )
+from handoff.console.canned import add_routes as add_canned_routes
 from handoff.console.context import (
     CONSOLE,
     PREFIX,
@@ -47,6 +48,7 @@ from handoff.console.http import json_default, security_headers
 from handoff.console.live import close_sockets, websocket
 from handoff.console.login import login_form, login_submit, logout
 from handoff.console.pages import (
+    canned_page,
     conversation_page,
     dashboard_page,
     inbox_page,
@@ -98,6 +100,7 @@ def setup_console(app: web.Application, settings: Settings) -> ConsoleContext:
     r.add_get(PREFIX, queue_page, name="console_queue")
     r.add_get(f"{PREFIX}/", queue_page)
     r.add_get(f"{PREFIX}/team", team_page)
+    r.add_get(f"{PREFIX}/canned", canned_page)
     r.add_get(f"{PREFIX}/inbox", inbox_page)
     r.add_get(f"{PREFIX}/dashboard", dashboard_page)
     r.add_get(f"{PREFIX}/login", login_form, name="console_login")
@@ -122,6 +125,7 @@ def setup_console(app: web.Application, settings: Settings) -> ConsoleContext:
     r.add_post(f"{conv}/notes", api_note)
     r.add_post(f"{conv}/transfer", api_transfer)
     r.add_post(f"{conv}/resolve", api_resolve)
+    add_canned_routes(r, PREFIX)
     # The versioned directory is what pages use; the plain one serves the same files unversioned.
     r.add_static(f"{STATIC_PREFIX}{app[CONSOLE].static_version}/", STATIC_DIR)
     r.add_static(STATIC_PREFIX, STATIC_DIR, name="console_static")

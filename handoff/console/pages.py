@@ -32,6 +32,19 @@ async def team_page(request: web.Request, agent: Agent, session: Session) -> web
 
 
 @page
+async def canned_page(request: web.Request, agent: Agent, session: Session) -> web.StreamResponse:
+    """The agent's canned replies (their own, their teams'); supervisors manage teams' ones."""
+    return render(
+        request,
+        "canned.html",
+        agent=agent,
+        csrf_token=session.csrf,
+        page="canned",
+        teams=console_ctx(request).settings.queue.teams,
+    )
+
+
+@page
 async def dashboard_page(
     request: web.Request, agent: Agent, session: Session
 ) -> web.StreamResponse:

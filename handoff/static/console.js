@@ -13,6 +13,7 @@
  */
 
 import { initAvailability } from "./console/availability.js";
+import { initCannedPage } from "./console/canned-page.js";
 import { tick } from "./console/clock.js";
 import { initConversation } from "./console/conversation.js";
 import { initDashboard } from "./console/dashboard.js";
@@ -29,6 +30,7 @@ if (PAGE === "queue") initQueue(readAgent());
 else if (PAGE === "team") initTeam(readAgent());
 else if (PAGE === "dashboard") initDashboard(readAgent());
 else if (PAGE === "inbox") initInbox();
+else if (PAGE === "canned") initCannedPage();
 else if (PAGE === "conversation") initConversation(readAgent());
 else if (PAGE === "not-found") connectLive(function () {});
 if (PAGE === "queue" || PAGE === "conversation") setInterval(tick, 1000);

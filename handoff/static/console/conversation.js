@@ -13,6 +13,7 @@
  */
 
 import { api, apiConversation } from "./api.js";
+import { attachCanned } from "./canned.js";
 import { sendReply, updateCounter } from "./composer.js";
 import { renderContext } from "./context-card.js";
 import { renderActions, renderStatus, renderTransferOptions } from "./controls.js";
@@ -186,6 +187,7 @@ export function initConversation(me) {
     });
   });
 
+  attachCanned(page); // first: its Enter picks a reply instead of sending
   els.replyInput.addEventListener("keydown", function (event) {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing && !event.altKey) {
       event.preventDefault();
