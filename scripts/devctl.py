@@ -312,7 +312,7 @@ def train(force: bool = False, validated: bool = False, bot: Path | None = None)
         return model
     if not validated:
         validate_data(bot)
-    say(f"training {label} {digest} (data, domain or config changed; up to 2 minutes)")
+    say(f"training {label} {digest} (data, domain or config changed; up to 10 minutes)")
     log = VAR / "logs" / ("train.log" if bot == ROOT else f"train-{bot.name}.log")
     run_with_progress(
         [
