@@ -26,6 +26,7 @@ from bot.appkeys import (
 )
 from bot.broker import create_broker
 from bot.config import Settings
+from bot.core.clock import utcnow
 from bot.core.errors import DuplicateAgent
 from bot.http_errors import json_error
 from bot.http_headers import security_headers
@@ -163,7 +164,9 @@ async def metrics(request: web.Request) -> web.Response:
         response = json_error(401, "unauthenticated", "Send 'Authorization: Bearer <token>'.")
         response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    body = request.app[ENGINE].metrics.exposition()
+    engine = request.app[ENGINE]
+    engine.metrics.set_live(await request.app[DESK].dashboard.live_by_team(utcnow()))
+    body = engine.metrics.exposition()
     return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
 
 

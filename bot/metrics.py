@@ -3,12 +3,14 @@
 One :class:`Metrics` per engine, on its own registry (tests run several gateways in one
 process). Each replica exposes its own figures; Prometheus scrapes every replica and sums them.
 The counters say how much happened; rates and ratios (containment, CSAT averages) are
-computed in PromQL from them.
+computed in PromQL from them. The gauges (``csbot_queue_waiting`` and the rest) are read from the
+shared record when Prometheus scrapes, so every replica reports the same values: aggregate
+them with ``max``, not ``sum``.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -70,6 +72,35 @@ class Metrics:
             "Conversations the gateway assigned to an agent (push teams)",
             registry=r,
         )
+
+        # Now, per team, from the shared record at each scrape (see set_live).
+        self.waiting = Gauge(
+            "csbot_queue_waiting", "Conversations waiting for a person", ["team"], registry=r
+        )
+        self.oldest_wait = Gauge(
+            "csbot_queue_oldest_wait_seconds",
+            "How long the longest-waiting conversation has waited (0 when none)",
+            ["team"],
+            registry=r,
+        )
+        self.agents_online = Gauge(
+            "csbot_agents_online", "Agents online who work the team", ["team"], registry=r
+        )
+        self.sla_at_risk = Gauge(
+            "csbot_sla_at_risk",
+            "Conversations whose service-level clock has warned and not yet been met",
+            ["team"],
+            registry=r,
+        )
+
+    def set_live(self, by_team: dict[str, dict[str, float]]) -> None:
+        """The live gauges, from ``{team: {"waiting", "oldest_wait_seconds", "agents_online",
+        "at_risk"}}`` (every team, zeros included, so a drained queue reads 0)."""
+        for team, values in by_team.items():
+            self.waiting.labels(team).set(values["waiting"])
+            self.oldest_wait.labels(team).set(values["oldest_wait_seconds"])
+            self.agents_online.labels(team).set(values["agents_online"])
+            self.sla_at_risk.labels(team).set(values["at_risk"])
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format."""

@@ -183,6 +183,38 @@ class Dashboard(Component):
         }
         return {"waiting": len(waiting), "agents_online": len(online), "at_risk": len(at_risk)}
 
+    async def live_by_team(self, now: datetime) -> dict[str, dict[str, float]]:
+        """The live figures of every team at once (the /metrics gauges): waiting, the oldest
+        wait in seconds, agents online, and conversations at risk of an SLA breach."""
+        teams = {
+            t.name: {
+                "waiting": 0.0,
+                "oldest_wait_seconds": 0.0,
+                "agents_online": 0.0,
+                "at_risk": 0.0,
+            }
+            for t in self.settings.queue.teams
+        }
+        default = self.settings.queue.default_team
+        for queued in await self.store.queue_rows([ConversationState.QUEUED]):
+            row = teams.get(queued.conversation.team or default)
+            if row is not None:
+                row["waiting"] += 1
+                since = queued.handoff_requested_at or queued.conversation.updated_at
+                waited = max(0.0, (now - since).total_seconds())
+                row["oldest_wait_seconds"] = max(row["oldest_wait_seconds"], waited)
+        present = set(await self.broker.present())
+        for agent in await self.store.agents():
+            if availability(agent, present) == "online":
+                for name, row in teams.items():
+                    row["agents_online"] += works_for(agent, name, default)
+        for _, team in {
+            (clock.conversation_id, clock.team) for clock in await self.store.clocks_at_risk()
+        }:
+            if team in teams:
+                teams[team]["at_risk"] += 1
+        return teams
+
     async def report(self, start: datetime, end: datetime, team: str | None) -> dict[str, Any]:
         raw = await self.store.raw_report(start, end, team)
         return {

@@ -3,6 +3,7 @@ counting what really happened (a scripted Rasa, a customer, an agent)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,8 +13,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.appkeys import DESK, SERVICE, STORE
 from tests.fakes.rasa import ScriptedRasa
-from tests.gateway_fixtures import Gateway, gateway_settings, running_gateway, scripted_gateway
-from tests.helpers import CustomerClient, dead_port
+from tests.gateway_fixtures import (
+    AGENT_PASSWORD,
+    Gateway,
+    gateway_settings,
+    running_gateway,
+    scripted_gateway,
+)
+from tests.helpers import AgentClient, CustomerClient, dead_port
 
 TOKEN = "metrics-token-0123456789"
 
@@ -68,6 +75,44 @@ async def test_the_counters_follow_a_conversation(
     assert got["csbot_resolved_total{}"] == 1
     assert got["csbot_csat_ratings_total{score=4}"] == 1
     assert got["csbot_rasa_turn_seconds_count{}"] == 2
+    # Resolved: nobody waits now, in any team.
+    assert got["csbot_queue_waiting{team=general}"] == 0
+    assert got["csbot_queue_waiting{team=orders}"] == 0
+
+
+async def test_the_live_gauges_show_who_waits_where_and_who_is_online(
+    gateway: Gateway, http: aiohttp.ClientSession
+) -> None:
+    store = gateway.app[STORE]
+    customer = await CustomerClient(gateway.url, http).connect()
+    try:
+        await customer.say("a person please", "queue")
+        await gateway.app[SERVICE].drain()
+        got = await scrape(gateway, http)
+        assert got["csbot_queue_waiting{team=general}"] == 1
+        assert got["csbot_queue_waiting{team=orders}"] == 0
+        assert 0 <= got["csbot_queue_oldest_wait_seconds{team=general}"] < 60
+        assert got["csbot_queue_oldest_wait_seconds{team=orders}"] == 0
+        # Sam (the demo supervisor) has no console open: nobody is online.
+        assert got["csbot_agents_online{team=general}"] == 0
+        assert got["csbot_sla_at_risk{team=general}"] == 0
+        sam = await store.agent_by_username("sam")
+        assert sam is not None
+        await gateway.app[DESK].claim(customer.conversation_id or "", sam)
+        got = await scrape(gateway, http)
+        assert got["csbot_queue_waiting{team=general}"] == 0
+        # With the console open, Sam counts as online in each of his teams.
+        console = await AgentClient(gateway.url).login("sam", AGENT_PASSWORD)
+        try:
+            await console.open_socket()
+            await asyncio.sleep(0.2)
+            got = await scrape(gateway, http)
+            assert got["csbot_agents_online{team=general}"] == 1
+            assert got["csbot_agents_online{team=tech_support}"] == 1
+        finally:
+            await console.close()
+    finally:
+        await customer.close()
 
 
 async def test_metrics_need_the_token(gateway: Gateway, http: aiohttp.ClientSession) -> None:
