@@ -77,11 +77,13 @@ def close_candidates(message: dict[str, Any]) -> list[str]:
     ranking = [
         r
         for r in message.get("intent_ranking") or []
-        if r.get("name") in TITLES and isinstance(r.get("confidence"), int | float)
+        if r.get("name") != "nlu_fallback" and isinstance(r.get("confidence"), int | float)
     ]
     if len(ranking) < 2:
         return []
     first, second = ranking[0], ranking[1]
+    if first["name"] not in TITLES or second["name"] not in TITLES:
+        return []  # out of scope, or small talk, is one of the two: no topic to offer
     if second["confidence"] < CLOSE_FLOOR or first["confidence"] - second["confidence"] > CLOSE_GAP:
         return []
     return [first["name"], second["name"]]

@@ -68,13 +68,13 @@ def handoff_signal(tracker: Tracker, reason: str) -> dict[str, Any]:
     customer = backend.get_customer(verified) if verified is not None else None
     vip = bool(customer and customer.vip)
     priority = "high" if reason == "complaint" or vip else "normal"
-    if tracker.get_slot("serial_number") or tracker.get_slot("product") or topic:
+    if ORDER_TEAM_INTENTS & set(recent_intents(tracker, 2)):
+        # An invoice or a payment, even for a named product, is the orders team's ("charged
+        # twice for my Aurora Speaker"); 2: the request, then the "yes" to the offer.
+        team = "orders"
+    elif tracker.get_slot("serial_number") or tracker.get_slot("product") or topic:
         team = TEAM_BY_TOPIC.get(topic or "", "tech_support")
-    elif (
-        order_number
-        or tracker.get_slot("order_request")
-        or ORDER_TEAM_INTENTS & set(recent_intents(tracker, 3))
-    ):
+    elif order_number or tracker.get_slot("order_request"):
         team = "orders"
     else:
         team = "general"

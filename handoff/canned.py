@@ -23,6 +23,8 @@ PLACEHOLDERS = ("customer_name", "order_number", "agent_name")
 SHORTCUT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 PLACEHOLDER_RE = re.compile(r"\{([^{}\s]*)\}")
 MAX_TEXT = 2000
+MAX_LISTED = 1000  # the Replies page lists them all (a team rarely has more than a few dozen)
+MAX_OFFERED = 20  # the reply box offers the first few that match
 
 
 class NotAllowed(Exception):
@@ -95,8 +97,10 @@ class CannedReplies:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store, self.settings = store, settings
 
-    async def usable(self, agent: Agent, prefix: str = "") -> list[CannedReply]:
-        return await self.store.canned_replies(scopes_of(agent, self.settings), prefix)
+    async def usable(
+        self, agent: Agent, prefix: str = "", limit: int = MAX_LISTED
+    ) -> list[CannedReply]:
+        return await self.store.canned_replies(scopes_of(agent, self.settings), prefix, limit)
 
     async def add(self, agent: Agent, shortcut: object, text: object, team: object) -> CannedReply:
         shortcut, text = check(shortcut, text)
@@ -139,7 +143,7 @@ class CannedReplies:
             "order_number": str(order) if order else None,
             "agent_name": agent.display_name,
         }
-        return [fill(reply, values) for reply in await self.usable(agent, prefix)]
+        return [fill(reply, values) for reply in await self.usable(agent, prefix, MAX_OFFERED)]
 
     def _scope(self, agent: Agent, team: object) -> str:
         if team is None or team == "":

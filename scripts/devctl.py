@@ -137,10 +137,20 @@ def find_python311() -> str:
 # --- environments ---------------------------------------------------------------------
 
 
+def _editor_litter(path: Path) -> bool:
+    """Files an editor leaves beside the ones it edits (swap, backup, lock files)."""
+    name = path.name
+    return name.startswith((".", "#")) or name.endswith(("~", ".swp", ".swx", ".tmp"))
+
+
 def _digest(paths: Iterable[Path], extra: str = "", base: Path = ROOT) -> str:
     h = hashlib.sha256(extra.encode())
     for path in paths:
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        files = (
+            sorted(p for p in path.rglob("*") if p.is_file() and not _editor_litter(p))
+            if path.is_dir()
+            else [path]
+        )
         for f in files:
             h.update(str(f.relative_to(base if f.is_relative_to(base) else ROOT)).encode())
             h.update(b"\0")
@@ -639,7 +649,10 @@ def load_model(urls: Sequence[str], token: str, model: Path, timeout: float = 30
             ) from exc
         except OSError as exc:
             raise SetupError(f"Rasa at {url} is not reachable ({exc}); is it running?") from exc
-        loaded = _rasa_status(url, token).get("model_file")
+        try:
+            loaded = _rasa_status(url, token).get("model_file")
+        except (OSError, ValueError) as exc:
+            raise SetupError(f"Rasa at {url} did not answer after the load ({exc})") from exc
         if loaded != model.name:
             raise SetupError(f"Rasa at {url} reports the model {loaded}, not {model.name}")
         say(f"Rasa at {url} runs {model.name} ({time.monotonic() - started:.0f} s to load)")
@@ -659,10 +672,19 @@ class ModelWatcher:
     ) -> None:
         self.urls, self.token, self.loaded, self.bot = list(urls), token, loaded, bot
         self.told: str | None = None  # the changed files' hash we already said a word about
-        self.failed: Path | None = None
+        self.failed: Path | None = None  # a model that did not load (not tried again)
+        self.error: str | None = None
 
     def check(self) -> bool:
-        """Load a newer model if there is one; True when one was loaded."""
+        """Load a newer model if there is one; True when one was loaded. Never raises: a
+        file that vanished mid-hash or a Rasa that did not answer is said, and tried again."""
+        try:
+            return self._check()
+        except (OSError, ValueError, SetupError) as exc:
+            print(f"    could not check for a new model: {exc}", flush=True)
+            return False
+
+    def _check(self) -> bool:
         digest = model_hash(self.bot)
         candidate = models_dir(self.bot) / f"{digest}.tar.gz"
         if candidate == self.loaded or candidate == self.failed:
@@ -670,7 +692,7 @@ class ModelWatcher:
         # rasa train writes the archive at the end; one that changed in the last 2 s may be
         # half written.
         if not candidate.exists():
-            if self.told is None:
+            if self.told != digest:
                 say(
                     "the bot's files changed: `make reload` checks them, trains, and loads the "
                     "new model here (conversations are kept)"
@@ -684,16 +706,25 @@ class ModelWatcher:
             load_model(self.urls, self.token, candidate)
         except SetupError as exc:
             print(f"    {exc}", flush=True)
-            self.failed = candidate
-            return False
-        self.loaded, self.told = candidate, None
+            self.failed, self.error = candidate, str(exc)
+            return True  # the state changed: make reload is waiting to hear
+        self.loaded, self.told, self.error = candidate, None, None
         return True
 
     def save_state(self, path: Path = RUN_STATE) -> None:
-        """What ``make reload`` reads: who runs, and which model Rasa has."""
+        """What ``make reload`` reads: who runs, which model Rasa has, and the last failure.
+        Written to a temporary file and renamed, so a reader never sees half of it."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        state = {"pid": os.getpid(), "rasa_urls": self.urls, "model": str(self.loaded)}
-        path.write_text(json.dumps(state))
+        state = {
+            "pid": os.getpid(),
+            "rasa_urls": self.urls,
+            "model": str(self.loaded),
+            "failed": str(self.failed) if self.failed else None,
+            "error": self.error,
+        }
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(state))
+        os.replace(temporary, path)
 
 
 def _running(pid: int) -> bool:
@@ -719,6 +750,13 @@ def cmd_reload(args: argparse.Namespace) -> None:
     say(f"waiting for `make run` to load {model.name}")
     last_note = time.monotonic()
     while state.get("model") != str(model):
+        if state.get("failed") == str(model):
+            raise SetupError(
+                f"`make run` could not load {model.name}: {state.get('error')}; Rasa keeps the "
+                "model it had (see var/run/rasa.log)"
+            )
+        if not _running(int(state.get("pid", 0))):
+            raise SetupError("`make run` stopped while waiting; start it again with `make run`")
         if time.monotonic() > deadline:
             raise SetupError(
                 f"`make run` did not load {model.name} within {args.timeout:.0f} s; see its "
@@ -728,7 +766,10 @@ def cmd_reload(args: argparse.Namespace) -> None:
             print("    still loading (the shipped model takes up to a minute)", flush=True)
             last_note = time.monotonic()
         time.sleep(1)
-        state = json.loads(RUN_STATE.read_text())
+        try:
+            state = json.loads(RUN_STATE.read_text())
+        except (OSError, ValueError):
+            state = {"pid": state.get("pid", 0)}  # gone or being replaced: look again
     say("Rasa runs the new model; open conversations kept their history and slots")
 
 

@@ -234,6 +234,27 @@ def test_handoff_after_failed_troubleshooting_carries_reason_and_steps():
     assert slot_events(events) == {"handoff_reason": "troubleshooting_failed"}
 
 
+def test_a_payment_problem_goes_to_the_orders_team_even_for_a_named_product():
+    payment = {"event": "user", "parse_data": {"intent": {"name": "payment_problem"}}}
+    signal = handoff_payload(
+        run_action(
+            actions.ActionRequestHandoff(),
+            make_tracker({"product": "Aurora Speaker"}, intent="payment_problem", events=[payment]),
+        )[0]
+    )
+    assert (signal["reason"], signal["team"]) == ("needs_the_team", "orders")
+    # An invoice offer the customer accepted: the "yes" comes after the request.
+    invoice = {"event": "user", "parse_data": {"intent": {"name": "invoice"}}}
+    yes = {"event": "user", "parse_data": {"intent": {"name": "affirm"}}}
+    signal = handoff_payload(
+        run_action(
+            actions.ActionRequestHandoff(),
+            make_tracker(intent="affirm", events=[invoice, yes]),
+        )[0]
+    )
+    assert (signal["reason"], signal["team"]) == ("customer_accepted_offer", "orders")
+
+
 def test_handoff_reasons_and_priority():
     signal = handoff_payload(
         run_action(actions.ActionRequestHandoff(), make_tracker(intent="complaint"))[0]
@@ -347,6 +368,7 @@ def test_a_clear_miss_or_an_unlikely_second_topic_asks_to_rephrase():
         ranked(("refund_policy", 0.60), ("refund_status", 0.20)),  # too far apart
         ranked(("refund_policy", 0.12), ("refund_status", 0.10)),  # both unlikely
         ranked(("out_of_scope", 0.40), ("greet", 0.35)),  # out_of_scope is not a topic
+        ranked(("out_of_scope", 0.40), ("refund_status", 0.35), ("refund_policy", 0.33)),
         ranked(("refund_policy", 0.40)),  # nothing to compare with
     ):
         msgs, _ = run_action(actions.ActionFallback(), tracker)

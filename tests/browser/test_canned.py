@@ -80,7 +80,12 @@ async def test_a_supervisor_adds_a_team_reply_and_uses_it_in_a_conversation(
 
         await box.fill("/nothing")
         await expect(page.get_by_test_id("canned-empty")).to_contain_text("/nothing")
+        await box.press("Enter")  # nothing to pick: not sent either
         await box.press("Escape")
         await expect(menu).to_be_hidden()
+        await box.press("Enter")  # a shortcut is never sent to the customer by mistake
+        await expect(box).to_have_value("/nothing")
+        stored = await gateway.app[STORE].messages(customer.conversation_id or "")
+        assert not [m for m in stored if m.sender_kind.value == "agent"]
     finally:
         await customer.close()

@@ -50,6 +50,8 @@ async def test_the_counter_warns_before_the_limit_and_keeps_a_too_long_text(
     await expect(counter).to_be_hidden()
     await box.fill("x" * 50)
     await expect(counter).to_have_text(f"50 / {LIMIT}")
+    await box.fill("\N{GRINNING FACE}" * 50)  # one character each, as the gateway counts
+    await expect(counter).to_have_text(f"50 / {LIMIT}")
     await expect(send).to_be_enabled()
 
     too_long = "my speaker crackles " * 4  # 80 characters, 79 once trimmed

@@ -13,6 +13,7 @@ import pytest
 
 from bot.appkeys import SERVICE, STORE
 from bot.core.state import ConversationState
+from handoff.start import why_a_person
 from tests.fakes.rasa import ScriptedRasa
 from tests.gateway_fixtures import Gateway, gateway_settings, running_gateway
 from tests.helpers import CustomerClient
@@ -98,3 +99,12 @@ async def test_a_low_confidence_streak_hands_off(
     assert conversation.state is ConversationState.QUEUED
     assert handoff is not None and handoff.reason == "low_confidence"
     assert SYSTEM_LINES[conversation.id][0].startswith("I'm not sure I've understood you")
+
+
+def test_why_a_person_explains_only_the_gateways_own_decisions() -> None:
+    assert why_a_person("keyword:lawyer").startswith("This sounds like something a person")
+    assert why_a_person("intent:complaint").startswith("I'm sorry about this.")
+    assert why_a_person("explicit_request").startswith("You asked for a person")
+    # The bot's own reasons: its reply already said why.
+    assert why_a_person("customer_request") == ""
+    assert why_a_person("troubleshooting_failed") == ""

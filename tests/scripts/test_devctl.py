@@ -63,6 +63,10 @@ def test_model_hash_follows_training_data(tmp_path: Path, monkeypatch: pytest.Mo
     assert devctl.model_hash() == first
     (root / "data" / "rules.yml").write_text("a")
     assert devctl.model_hash() != first
+    second = devctl.model_hash()
+    for litter in (".nlu.yml.swp", "nlu.yml~", "#nlu.yml#", ".#nlu.yml"):
+        (root / "data" / litter).write_text("an editor's")
+    assert devctl.model_hash() == second, "an editor's swap and backup files are not data"
 
 
 def test_model_is_restored_from_cache_without_training(

@@ -182,7 +182,10 @@ async def test_replicas_load_the_new_model_one_after_another(
 
 
 async def test_a_model_that_cannot_load_leaves_rasa_on_the_one_it_had(
-    stack: devctl.Stack, models: tuple[Path, Path, Path], tmp_path: Path
+    stack: devctl.Stack,
+    models: tuple[Path, Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     original, variant_bot, _ = models
     broken = tmp_path / "broken.tar.gz"
@@ -191,21 +194,43 @@ async def test_a_model_that_cannot_load_leaves_rasa_on_the_one_it_had(
         await asyncio.to_thread(devctl.load_model, [stack.rasa_url], stack.token, broken)
     assert devctl._rasa_status(stack.rasa_url, stack.token)["model_file"] == original.name
 
-    # make run's watcher says so once and carries on with the old model.
+    # make run's watcher says so once, records it for make reload, and keeps the old model.
+    # (A models/ of the test's own: the corrupt archive must never be left in the real one.)
+    monkeypatch.setattr(devctl, "MODELS", tmp_path / "models")
+    bad = devctl.models_dir(variant_bot) / f"{devctl.model_hash(variant_bot)}.tar.gz"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"not a model either")
+    old = time.time() - 10
+    os.utime(bad, (old, old))
     watcher = devctl.ModelWatcher([stack.rasa_url], stack.token, original, bot=variant_bot)
-    folder = devctl.models_dir(variant_bot)
-    digest = devctl.model_hash(variant_bot)
-    good = folder / f"{digest}.tar.gz"
-    saved = good.read_bytes()
-    try:
-        good.write_bytes(b"not a model either")
-        old = time.time() - 10
-        os.utime(good, (old, old))
-        assert not await asyncio.to_thread(watcher.check)
-        assert watcher.failed == good and watcher.loaded == original
-        assert not await asyncio.to_thread(watcher.check), "not retried for ever"
-    finally:
-        good.write_bytes(saved)
+    assert await asyncio.to_thread(watcher.check), "a failure is news for make reload"
+    assert watcher.failed == bad and watcher.loaded == original
+    assert watcher.error is not None and "keeps the model it had" in watcher.error
+    assert not await asyncio.to_thread(watcher.check), "not retried for ever"
+    state = tmp_path / "stack.json"
+    watcher.save_state(state)
+    assert json.loads(state.read_text())["failed"] == str(bad)
+
+    # make reload, waiting for that model, says at once that it failed and why.
+    monkeypatch.setattr(devctl, "RUN_STATE", state)
+    monkeypatch.setattr(devctl, "setup", lambda: None)
+    monkeypatch.setattr(devctl, "train", lambda **_: bad)
+    started = time.monotonic()
+    with pytest.raises(devctl.SetupError, match="could not load"):
+        await asyncio.to_thread(devctl.cmd_reload, argparse.Namespace(timeout=60))
+    assert time.monotonic() - started < 10
+
+
+def test_the_watcher_survives_a_file_that_vanishes_while_it_hashes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def vanished(_bot: Path | None = None) -> str:
+        raise FileNotFoundError("data/.nlu.yml.swp")
+
+    monkeypatch.setattr(devctl, "model_hash", vanished)
+    watcher = devctl.ModelWatcher(["http://127.0.0.1:9"], "t", tmp_path / "m.tar.gz")
+    assert watcher.check() is False
+    assert "could not check for a new model" in capsys.readouterr().out
 
 
 def test_make_reload_waits_for_the_running_stack_to_load_the_model(

@@ -429,12 +429,17 @@
   // The gateway's limit (the session says it); a longer message would be refused.
   var maxChars = 4000;
 
+  // Characters as the gateway counts them (code points: an emoji is one, not two).
+  function typedLength() {
+    return Array.from(ui.input.value.trim()).length;
+  }
+
   function tooLongBy() {
-    return Math.max(0, ui.input.value.trim().length - maxChars);
+    return Math.max(0, typedLength() - maxChars);
   }
 
   function updateCounter() {
-    var length = ui.input.value.trim().length;
+    var length = typedLength();
     var over = tooLongBy();
     ui.counter.hidden = length < maxChars * 0.8;
     ui.counter.classList.toggle('blw-over', over > 0);

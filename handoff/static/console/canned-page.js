@@ -94,9 +94,10 @@ export function initCannedPage() {
     const payload = { shortcut: shortcut.value, text: text.value };
     save.disabled = true;
     try {
-      if (editing) await api("PUT", "/console/api/canned/" + editing.id, payload);
-      else await api("POST", "/console/api/canned", { ...payload, team: scope.value || null });
-      flash((editing ? "Saved /" : "Added /") + shortcut.value.replace(/^\//, "").toLowerCase() + ".", "info");
+      const saved = editing
+        ? await api("PUT", "/console/api/canned/" + editing.id, payload)
+        : await api("POST", "/console/api/canned", { ...payload, team: scope.value || null });
+      flash((editing ? "Saved /" : "Added /") + saved.shortcut + ".", "info");
       reset();
       load();
     } catch (err) {

@@ -38,10 +38,11 @@ export function attachCanned(page) {
   function pick(item) {
     input.value = item.filled;
     close();
-    const hint = input.value.indexOf("[");
-    const end = hint >= 0 ? input.value.indexOf("]", hint) : -1;
+    // The first missing value's hint, as the server wrote it ("[order number]").
+    const hintText = item.missing && item.missing.length ? "[" + item.missing[0].replace(/_/g, " ") + "]" : "";
+    const hint = hintText ? input.value.indexOf(hintText) : -1;
     input.focus();
-    if (hint >= 0 && end > hint) input.setSelectionRange(hint, end + 1);
+    if (hint >= 0) input.setSelectionRange(hint, hint + hintText.length);
     else input.setSelectionRange(input.value.length, input.value.length);
     input.dispatchEvent(new Event("input"));
   }
@@ -107,7 +108,15 @@ export function attachCanned(page) {
   });
 
   input.addEventListener("keydown", function (event) {
-    if (menu.hidden) return;
+    if (menu.hidden) {
+      // "/ref" typed and Enter pressed before the list came, or after Escape: never send a
+      // shortcut to the customer by mistake.
+      if (event.key === "Enter" && !event.shiftKey && TRIGGER.test(input.value)) {
+        event.preventDefault();
+        event.stopImmediatePropagation();
+      }
+      return;
+    }
     if (event.key === "Escape") {
       close();
     } else if (event.key === "ArrowDown" || event.key === "ArrowUp") {
@@ -116,8 +125,8 @@ export function attachCanned(page) {
       render(TRIGGER.exec(input.value)?.[1] || "");
     } else if ((event.key === "Enter" || event.key === "Tab") && items.length) {
       pick(items[active]);
-    } else {
-      return;
+    } else if (event.key !== "Enter") {
+      return; // typing goes on; Enter with nothing to pick does nothing
     }
     event.preventDefault();
     event.stopImmediatePropagation(); // not a send

@@ -9,7 +9,7 @@ import { addMessage, renderTranscript } from "./transcript.js";
 export function updateCounter(page) {
   const { replyInput, replyCounter } = page.els;
   const maxChars = page.maxChars;
-  const length = replyInput.value.trim().length;
+  const length = Array.from(replyInput.value.trim()).length; // code points, as the server counts
   if (maxChars && length > maxChars * 0.8) {
     replyCounter.textContent = length + " / " + maxChars;
     replyCounter.classList.toggle("counter--over", length > maxChars);
@@ -32,8 +32,9 @@ export async function sendReply(page, refresh) {
     setError(replyError, "Type a message first.");
     return;
   }
-  if (maxChars && text.length > maxChars) {
-    setError(replyError, "The reply is too long: " + text.length + " characters, the limit is " + maxChars + ".");
+  const length = Array.from(text).length;
+  if (maxChars && length > maxChars) {
+    setError(replyError, "The reply is too long: " + length + " characters, the limit is " + maxChars + ".");
     return;
   }
   page.sending = true;
