@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from scripts import devctl
+from tests.helpers import started
 
 # As `python -m bot serve` does: PTB 23's durations (see bot/__main__.py).
 os.environ.setdefault("PTB_TIMEDELTA", "true")
@@ -38,12 +39,9 @@ def rasa_stack(
     run_dir = tmp_path_factory.mktemp("rasa-stack")
     os.environ["BRIGHTLINE_BACKEND_DB"] = str(run_dir / "backend.sqlite3")
     devctl.seed_backend()
-    stack = devctl.Stack(rasa_model, devctl.free_port(), devctl.free_port(), "test-token", run_dir)
-    try:
-        stack.start()
-    except devctl.SetupError as exc:
-        stack.stop()
-        pytest.fail(f"could not start Rasa: {exc}")
+    stack = started(
+        devctl.Stack(rasa_model, devctl.free_port(), devctl.free_port(), "test-token", run_dir)
+    )
     yield stack
     stack.stop()
 
@@ -56,14 +54,12 @@ def fixture_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devctl.S
     a bot designer's change to data/ cannot fail them."""
     model = devctl.train(bot=devctl.FIXTURE_BOT)
     run_dir = tmp_path_factory.mktemp("fixture-stack")
-    stack = devctl.Stack(
-        model, devctl.free_port(), devctl.free_port(), "test-token", run_dir, actions=False
+    stack = started(
+        devctl.Stack(
+            model, devctl.free_port(), devctl.free_port(), "test-token", run_dir, actions=False
+        ),
+        "Rasa with the fixture bot",
     )
-    try:
-        stack.start()
-    except devctl.SetupError as exc:
-        stack.stop()
-        pytest.fail(f"could not start Rasa with the fixture bot: {exc}")
     yield stack
     stack.stop()
 

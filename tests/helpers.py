@@ -12,7 +12,10 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
+
+from scripts import devctl
 
 Frame = dict[str, Any]
 
@@ -231,3 +234,13 @@ class AgentClient:
         if self._reader is not None:
             await asyncio.gather(self._reader, return_exceptions=True)
         await self.http.close()
+
+
+def started(stack: devctl.Stack, what: str = "Rasa") -> devctl.Stack:
+    """``stack`` started, or the test failed with what the servers said (never skipped)."""
+    try:
+        stack.start()
+    except devctl.SetupError as exc:
+        stack.stop()
+        pytest.fail(f"could not start {what}: {exc}")
+    return stack

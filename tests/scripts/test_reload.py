@@ -27,7 +27,7 @@ from aiohttp import web
 from bot.rasa_client import RasaClient
 from scripts import devctl
 from tests.fakes import serve
-from tests.helpers import forward
+from tests.helpers import forward, started
 
 NEW_GREETING = "Hello from the newly trained model."
 
@@ -44,21 +44,17 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
 
 
 def start_stack(run_dir: Path, model: Path, trackers: Path | None) -> devctl.Stack:
-    stack = devctl.Stack(
-        model,
-        devctl.free_port(),
-        devctl.free_port(),
-        "reload-token",
-        run_dir,
-        actions=False,
-        trackers=trackers,
+    return started(
+        devctl.Stack(
+            model,
+            devctl.free_port(),
+            devctl.free_port(),
+            "reload-token",
+            run_dir,
+            actions=False,
+            trackers=trackers,
+        )
     )
-    try:
-        stack.start()
-    except devctl.SetupError as exc:
-        stack.stop()
-        pytest.fail(f"could not start Rasa: {exc}")
-    return stack
 
 
 @pytest.fixture
