@@ -27,6 +27,7 @@ from telegram import (
     Message,
     Update,
 )
+from telegram.constants import ChatAction
 from telegram.error import (
     BadRequest,
     Forbidden,
@@ -430,6 +431,13 @@ class TelegramConnector(ChannelConnector):
             raise DeliveryError(str(exc), permanent=True) from exc
         except TelegramError as exc:
             raise DeliveryError(str(exc)) from exc
+
+    async def typing(self, conversation: Conversation) -> None:
+        """Telegram's "typing…" under the chat title (shown for 5 s or until a message)."""
+        if self._ready:
+            await self.bot.send_chat_action(
+                chat_id=int(conversation.channel_user_id), action=ChatAction.TYPING
+            )
 
     def _keyboard(self, buttons: Sequence[Button]) -> InlineKeyboardMarkup | None:
         if not buttons:

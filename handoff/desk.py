@@ -88,6 +88,13 @@ class AgentDesk(Component):
             await self.starter.sla.agent_replied(handoff, self.clock())
         return message
 
+    async def agent_typing(self, conversation_id: str, agent: Agent) -> None:
+        """The agent is writing a reply: the customer sees "Sam is typing…" (the console says
+        so at most every few seconds while the agent types)."""
+        conversation = await self.records.get(conversation_id)
+        _check_assignee(conversation, agent)
+        await self.outbound.typing(conversation, "agent")
+
     async def add_note(self, conversation_id: str, agent: Agent, text: str) -> Note:
         text = agent_text(text, "note", self.settings.limits.max_message_chars)
         await self.records.get(conversation_id)

@@ -56,6 +56,11 @@ def agent_joined_frame(name: str) -> Frame:
     return {"type": "agent_joined", "name": name}
 
 
+def typing_frame(sender: str) -> Frame:
+    """Someone is writing to the customer: ``bot`` (Rasa is answering) or ``agent``."""
+    return {"type": "typing", "sender": sender}
+
+
 def ack_frame(client_id: str, seq: int) -> Frame:
     return {"type": "ack", "client_id": client_id, "seq": seq}
 
@@ -78,6 +83,11 @@ def console_conversation_frame(conversation: Conversation) -> Frame:
         "state": conversation.state.value,
         "assigned_agent_id": conversation.assigned_agent_id,
     }
+
+
+def console_typing_frame(conversation_id: str) -> Frame:
+    """The customer is typing in the conversation (the widget says so every few seconds)."""
+    return {"type": "typing", "conversation_id": conversation_id}
 
 
 def console_queue_frame(items: list[dict[str, Any]]) -> Frame:

@@ -8,7 +8,7 @@ stands. The composition root (``bot/app.py``) wires the implementations in.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bot.core.models import Agent, Conversation
 from bot.core.policy import HandoffDecision
@@ -22,6 +22,14 @@ class ChannelSender(Protocol):
     def channel(self) -> str: ...
 
     async def deliver(self, conversation: Conversation, message: StoredMessage) -> None: ...
+
+
+@runtime_checkable
+class TypingSender(Protocol):
+    """A channel sender that can also show the customer that someone is typing (Telegram's
+    chat action). Best effort: it may raise, and nobody retries it."""
+
+    async def typing(self, conversation: Conversation) -> None: ...
 
 
 class HandoffDesk(Protocol):

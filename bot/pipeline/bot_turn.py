@@ -145,6 +145,7 @@ class BotTurn(Component):
             # The only way the bot learns who the customer is (actions/identity.py).
             metadata[VERIFIED_METADATA_KEY] = verified[0]
         text = message.payload or typed_text(message.text)
+        await self.outbound.typing(conversation, "bot")  # the dots while Rasa answers
         started = time.monotonic()
         try:
             answer = await self.rasa.turn(conversation.id, text, metadata)

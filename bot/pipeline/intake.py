@@ -236,6 +236,13 @@ class Intake(Component):
     async def conversation(self, conversation_id: str) -> Conversation | None:
         return await self.store.conversation(conversation_id)
 
+    async def customer_typing(self, conversation_id: str) -> None:
+        """The customer is typing (the widget says so at most every few seconds): the agents
+        who have the conversation open see it."""
+        conversation = await self.store.conversation(conversation_id)
+        if conversation is not None:
+            await self.outbound.customer_typing(conversation)
+
     async def subscribe(self, conversation_id: str) -> Subscription:
         """Everything the customer's sockets should see of the conversation, live."""
         return await self.broker.subscribe(conversation_topic(conversation_id))

@@ -18,12 +18,14 @@ from bot.core.frames import (
     CONSOLE_TOPIC,
     console_conversation_frame,
     console_message_frame,
+    console_typing_frame,
     conversation_topic,
     message_frame,
     state_frame,
+    typing_frame,
 )
 from bot.core.models import Conversation, OutboundDraft
-from bot.core.ports import ChannelSender
+from bot.core.ports import ChannelSender, TypingSender
 from bot.core.state import HUMAN_STATES
 from bot.core.types import Button, SenderKind, StoredMessage
 from bot.store import Store
@@ -90,6 +92,22 @@ class Outbound:
     async def publish_state(self, conversation: Conversation) -> None:
         await self.publish(conversation_topic(conversation.id), state_frame(conversation.state))
         await self.publish(CONSOLE_TOPIC, console_conversation_frame(conversation))
+
+    async def typing(self, conversation: Conversation, sender: str) -> None:
+        """Show the customer that ``sender`` ("bot" or "agent") is writing: on their sockets,
+        and through the channel when it can (Telegram's chat action). Never raises."""
+        await self.publish(conversation_topic(conversation.id), typing_frame(sender))
+        channel = self.senders.get(conversation.channel)
+        if isinstance(channel, TypingSender):
+            try:
+                await channel.typing(conversation)
+            except Exception as exc:  # an indicator is not worth a failure anywhere
+                log.info("typing indicator not sent", channel=conversation.channel, error=str(exc))
+
+    async def customer_typing(self, conversation: Conversation) -> None:
+        """Tell the consoles the customer is typing, while people have the conversation."""
+        if conversation.state in HUMAN_STATES:
+            await self.publish(CONSOLE_TOPIC, console_typing_frame(conversation.id))
 
     async def publish(self, topic: str, event: dict[str, Any]) -> None:
         """Best effort: no error for the caller to retry into a duplicate."""

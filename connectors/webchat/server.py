@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import re
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ TOKEN_MAX_AGE = 90 * 24 * 3600
 CHANNEL = "webchat"
 # Sequence numbers are far below this; a larger after_seq is a client bug (or a probe).
 MAX_SEQ = 2**53
+# A customer's "typing" frames reach the consoles at most this often per socket.
+TYPING_EVERY_SECONDS = 1.0
 USER_HASH_RE = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -208,6 +211,7 @@ class WebchatSocket:
         self.ws, self.visitor, self.conversation_id = ws, visitor, conv
         self.verified_id = verified_id  # the shop's id of a signed-in visitor
         self.stored = False  # whether the conversation is in the store yet
+        self.last_typing = -TYPING_EVERY_SECONDS
 
     async def send(self, frame: Frame) -> None:
         if not self.ws.closed:
@@ -275,6 +279,12 @@ class WebchatSocket:
             await self.on_sync(frame)
         elif kind == "ping":
             await self.send({"type": "pong"})
+        elif kind == "typing":
+            # At most one every TYPING_EVERY_SECONDS per socket, whatever the client sends.
+            now = time.monotonic()
+            if now - self.last_typing >= TYPING_EVERY_SECONDS:
+                self.last_typing = now
+                await self.intake.customer_typing(self.conversation_id)
         else:
             await self.error("bad_request", f"Unknown frame type {kind!r}.")
 

@@ -33,6 +33,7 @@ from handoff.console.api import (
     api_resolve,
     api_teams,
     api_transfer,
+    api_typing,
     api_update_agent,
 )
 from handoff.console.canned import add_routes as add_canned_routes
@@ -122,6 +123,7 @@ def setup_console(app: web.Application, settings: Settings) -> ConsoleContext:
     r.add_get(conv, api_conversation)
     r.add_post(f"{conv}/claim", api_claim)
     r.add_post(f"{conv}/reply", api_reply)
+    r.add_post(f"{conv}/typing", api_typing)
     r.add_post(f"{conv}/notes", api_note)
     r.add_post(f"{conv}/transfer", api_transfer)
     r.add_post(f"{conv}/resolve", api_resolve)

@@ -84,6 +84,12 @@ async def api_reply(request: web.Request, agent: Agent) -> Any:
 
 
 @api
+async def api_typing(request: web.Request, agent: Agent) -> Any:
+    await console_ctx(request).desk.agent_typing(_conversation_id(request), agent)
+    return {"ok": True}
+
+
+@api
 async def api_note(request: web.Request, agent: Agent) -> Any:
     text = _text_field(request, await _json_body(request), "note")
     note = await console_ctx(request).desk.add_note(_conversation_id(request), agent, text)

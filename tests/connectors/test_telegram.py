@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.appkeys import CONNECTORS, SERVICE, STORE
+from bot.appkeys import CONNECTORS, DESK, SERVICE, STORE
 from bot.config import Settings, SettingsError
 from bot.core.errors import DeliveryError
 from bot.core.models import Conversation
@@ -476,3 +476,21 @@ async def test_telegram_unreachable_at_start_is_retried_in_the_background(
         status, _, _ = await api.post_to_webhook(gw.url, update)
         assert status == 200
         await api.wait_for_text(CHAT, TECH_PROBLEM)
+
+
+async def test_an_agent_typing_shows_telegrams_typing_action(
+    gateway: Gateway, api: FakeTelegramApi
+) -> None:
+    update = load_update("text", update_id=api.next_update_id(), text="a person please")
+    await api.post_to_webhook(gateway.url, update)
+    await quiet_period(gateway)
+    conversation = await conversation_of(gateway.app[STORE], CHAT)
+    assert conversation is not None
+    sam = await gateway.app[STORE].agent_by_username("sam")
+    assert sam is not None
+    await gateway.app[DESK].take_over(conversation.id, sam)
+    before = len(api.calls_to("sendChatAction", chat_id=CHAT))  # the bot's own, while it tried
+    await gateway.app[DESK].agent_typing(conversation.id, sam)
+    calls = api.calls_to("sendChatAction", chat_id=CHAT)
+    assert len(calls) == before + 1
+    assert calls[-1].ok and calls[-1].params["action"] == "typing"

@@ -280,6 +280,11 @@ class FakeTelegramApi:
         queue = self._failures.get(method.lower())
         return queue.popleft() if queue else None
 
+    async def _m_sendchataction(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if params.get("action") not in {"typing", "upload_photo", "upload_document"}:
+            return 400, _error(400, "Bad Request: wrong parameter action in request")
+        return 200, _ok(True)
+
     async def _m_getme(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         return 200, _ok({**BOT_USER, "can_join_groups": True, "supports_inline_queries": False})
 

@@ -390,6 +390,7 @@
     input.addEventListener('input', function () {
       autoGrow();
       updateCounter();
+      tellTyping();
     });
     form.addEventListener('submit', function (e) {
       e.preventDefault();
@@ -737,6 +738,7 @@
     ui.input.value = '';
     autoGrow();
     updateCounter();
+    typingSentAt = 0; // the next message's first key says so again at once
     sendMessage(text);
     ui.input.focus();
   }
@@ -759,6 +761,16 @@
     var frame = { type: 'message', client_id: entry.client_id, text: entry.text };
     if (entry.payload !== undefined) frame.payload = entry.payload;
     return sendFrame(frame);
+  }
+
+  // While the customer types, the agent sees "The customer is typing…" (a hint every 3 s).
+  var typingSentAt = 0;
+  function tellTyping() {
+    if (!ui.input.value.trim() || !ws || ws.readyState !== 1) return;
+    var now = Date.now();
+    if (now - typingSentAt < 3000) return;
+    typingSentAt = now;
+    sendFrame({ type: 'typing' });
   }
 
   function sendFrame(frame) {

@@ -56,3 +56,27 @@ export async function sendReply(page, refresh) {
     replyInput.focus();
   }
 }
+
+const TYPING_EVERY_MS = 3000; // at most one "typing" to the server per this while typing
+const CUSTOMER_TYPING_MS = 4000; // the line stays this long after the customer's last signal
+
+/** While the agent types a reply (not a /shortcut), the customer sees "Sam is typing…". */
+export function tellTyping(page) {
+  const text = page.els.replyInput.value.trim();
+  if (!text || text.startsWith("/") || page.els.replyInput.disabled) return;
+  const now = Date.now();
+  if (page.typingSentAt && now - page.typingSentAt < TYPING_EVERY_MS) return;
+  page.typingSentAt = now;
+  api("POST", apiConversation(page.convId, "typing")).catch(function () {
+    // only a hint: a lost one costs nothing
+  });
+}
+
+/** "Customer is typing…" under the transcript, for a few seconds after each signal. */
+export function showCustomerTyping(page) {
+  const line = page.els.customerTyping;
+  if (!line) return;
+  line.hidden = false;
+  clearTimeout(page.customerTypingTimer);
+  page.customerTypingTimer = setTimeout(function () { line.hidden = true; }, CUSTOMER_TYPING_MS);
+}

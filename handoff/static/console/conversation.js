@@ -14,7 +14,7 @@
 
 import { api, apiConversation } from "./api.js";
 import { attachCanned } from "./canned.js";
-import { sendReply, updateCounter } from "./composer.js";
+import { sendReply, showCustomerTyping, tellTyping, updateCounter } from "./composer.js";
 import { renderContext } from "./context-card.js";
 import { renderActions, renderStatus, renderTransferOptions } from "./controls.js";
 import { $ } from "./dom.js";
@@ -63,6 +63,7 @@ export function initConversation(me) {
     els: {
       transcript: $("#transcript"),
       replyInput: $("#reply-input"),
+      customerTyping: $("#customer-typing"),
       replySend: $("#reply-send"),
       replyError: $("#reply-error"),
       replyHint: $("#reply-hint"),
@@ -197,6 +198,7 @@ export function initConversation(me) {
   els.replyInput.addEventListener("input", function () {
     updateCounter(page);
     setError(els.replyError, "");
+    tellTyping(page);
   });
   els.noteInput.addEventListener("input", function () { setError(els.noteError, ""); });
   els.replySend.addEventListener("click", function () { sendReply(page, refresh); });
@@ -223,6 +225,8 @@ export function initConversation(me) {
         if (addMessage(page, event.message)) renderTranscript(page);
       } else if (event.type === "note") {
         if (addNote(page, event.note)) renderNotes(page);
+      } else if (event.type === "typing") {
+        showCustomerTyping(page);
       } else if (event.type === "conversation") {
         if (page.view && page.view.conversation) {
           // Show the new state at once; the refresh brings the rest (system messages, packet).
