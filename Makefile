@@ -2,7 +2,7 @@
 PY ?= python3
 DEVCTL = $(PY) scripts/devctl.py
 
-.PHONY: setup train run reload test test-bot nlu-report lint bench clean
+.PHONY: setup train run reload test test-bot test-drill nlu-report lint bench clean
 
 setup:  ## create/update .venv-rasa (Python 3.10, Rasa) and .venv (gateway)
 	$(DEVCTL) setup
@@ -21,6 +21,9 @@ test:  ## validate data, run test stories, action tests and pytest
 
 test-bot:  ## bot designers: validate data, train if needed, test stories, action tests, NLU report
 	$(DEVCTL) test-bot
+
+test-drill:  ## a new intent in a copy of the project passes test-bot and the gateway suites (CI)
+	$(DEVCTL) test-drill
 
 nlu-report:  ## the NLU on the held-out set tests/nlu/test_set.yml -> docs/bot-quality.md
 	$(DEVCTL) nlu-report

@@ -87,9 +87,17 @@ async def test_bot_answers_once_rasa_is_back(
             await asyncio.sleep(1.0)  # a few failed retries
             switchable.down = False
             await customer.wait_for(
-                lambda f: f.get("sender") == "bot" and "Order 1001 is on its way" in f["text"]
+                lambda f: (
+                    f.get("type") == "message"
+                    and f.get("sender") == "bot"
+                    and "Order 1001 is on its way" in f["text"]
+                )
             )
-            await customer.wait_for(lambda f: f.get("sender") == "bot" and "1008" in f["text"])
+            await customer.wait_for(
+                lambda f: (
+                    f.get("type") == "message" and f.get("sender") == "bot" and "1008" in f["text"]
+                )
+            )
             await asyncio.sleep(1.0)  # room for a duplicate to show up, if there were one
             answers = [t for t in customer.texts("bot") if "Order 1001" in t]
             assert len(answers) == 1
@@ -117,7 +125,11 @@ async def test_message_stored_before_a_gateway_restart_is_answered_after_it(
         back = await CustomerClient(gw.url, http).connect(token=token)
         try:
             await back.wait_for(
-                lambda f: f.get("sender") == "bot" and "Order 1001 is on its way" in f["text"]
+                lambda f: (
+                    f.get("type") == "message"
+                    and f.get("sender") == "bot"
+                    and "Order 1001 is on its way" in f["text"]
+                )
             )
             await asyncio.sleep(1.0)
             assert sum("Order 1001" in t for t in back.texts("bot")) == 1
@@ -232,7 +244,11 @@ async def test_a_message_that_came_in_during_a_failed_turn_is_not_left_waiting(
             await customer.send("hello")
             # Both answered well before the next retry round (300 s).
             await customer.wait_for(
-                lambda f: f.get("sender") == "bot" and "Order 1001" in f.get("text", ""),
+                lambda f: (
+                    f.get("type") == "message"
+                    and f.get("sender") == "bot"
+                    and "Order 1001" in f.get("text", "")
+                ),
                 timeout=20,
             )
             await service.drain()

@@ -7,7 +7,9 @@ shipped model read "and is 1008 on its way?". The gateway suites now talk to the
 (tests/fixture_bot); this runs them next to a changed data/ to show it.
 
 It trains the copy's model (about 10 minutes) the first time its data is new; the model is
-cached by content hash like every other, so later runs restore it.
+cached by content hash like every other, so later runs restore it. That training is why it is
+not part of `make test` (a designer's data change would cost two trainings there): it runs as
+`make test-drill`, which CI runs after `make test`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pytest
 from scripts import devctl
 from tests.architecture.test_fixture_bot import GATEWAY_MECHANICS
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.drill]
 
 ROOT = devctl.ROOT
 COPIED = [
