@@ -30,6 +30,7 @@ from bot.core.types import Button, Direction, SenderKind, StoredMessage, is_text
 from bot.pipeline.context import Component, EngineContext
 from bot.rasa_client import RasaUnavailable
 from bot.store.agents import AVAILABILITY
+from handoff.canned import CannedReplies
 from handoff.queue import HandoffQueue, queue_line
 from handoff.reports import Dashboard
 from handoff.routing import Router, availability
@@ -52,6 +53,7 @@ class AgentDesk(Component):
         super().__init__(ctx)
         self.queue, self.starter, self.router = queue, starter, router
         self.dashboard = dashboard
+        self.canned = CannedReplies(self.store, self.settings)
 
     async def take_over(self, conversation_id: str, agent: Agent) -> Conversation:
         """An agent takes a live bot conversation: the bot stops, the agent is assigned."""

@@ -21,8 +21,7 @@ from handoff.console.http import api, console_ctx
 
 
 def _replies(request: web.Request) -> CannedReplies:
-    ctx = console_ctx(request)
-    return CannedReplies(ctx.desk.store, ctx.settings)
+    return console_ctx(request).desk.canned
 
 
 def _reply_id(request: web.Request) -> int:
