@@ -322,7 +322,7 @@ def train(force: bool = False, validated: bool = False, bot: Path | None = None)
         return model
     if not validated:
         validate_data(bot)
-    say(f"training {label} {digest} (data, domain or config changed; up to 10 minutes)")
+    say(f"training {label} {digest} (data, domain or config changed; up to 15 minutes)")
     log = VAR / "logs" / ("train.log" if bot == ROOT else f"train-{bot.name}.log")
     run_with_progress(
         [
@@ -1207,7 +1207,7 @@ def cmd_test(args: argparse.Namespace) -> None:
 def cmd_test_drill(_: argparse.Namespace) -> None:
     """The designer drill (tests/scripts/test_designer_drill.py): a copy of the project with a
     new intent passes make test-bot and the gateway's Rasa suites. It trains the copy's model
-    when its data is new (about 10 minutes; then cached), so it is not part of make test."""
+    when its data is new (about 12 minutes; then cached), so it is not part of make test."""
     setup()
     started = time.monotonic()
     say("the designer drill: a new intent in a copy of the project (training it if new)")

@@ -6,7 +6,7 @@ Issue 15 saw a gateway test fail after exactly this change, because it depended 
 shipped model read "and is 1008 on its way?". The gateway suites now talk to the fixture bot
 (tests/fixture_bot); this runs them next to a changed data/ to show it.
 
-It trains the copy's model (about 10 minutes) the first time its data is new; the model is
+It trains the copy's model (about 12 minutes) the first time its data is new; the model is
 cached by content hash like every other, so later runs restore it. That training is why it is
 not part of `make test` (a designer's data change would cost two trainings there): it runs as
 `make test-drill`, which CI runs after `make test`.
@@ -117,7 +117,7 @@ def run(project: Path, command: list[str], timeout: float) -> subprocess.Complet
     )
 
 
-@pytest.mark.timeout(2400)  # the copy's training, the first time its data is new: ~10 minutes
+@pytest.mark.timeout(2400)  # the copy's training, the first time its data is new: ~12 minutes
 def test_a_new_intent_passes_the_designer_target_and_the_gateway_suites(tmp_path: Path) -> None:
     project = copy_of_the_project(tmp_path / "project")
     add_store_locations(project)
