@@ -12,6 +12,7 @@
  * every URL, and no browser can mix a new entry with an old cached module.
  */
 
+import { initAlertsButton } from "./console/alerts.js";
 import { initAvailability } from "./console/availability.js";
 import { initCannedPage } from "./console/canned-page.js";
 import { tick } from "./console/clock.js";
@@ -26,6 +27,7 @@ import { initTeam } from "./console/team.js";
 const PAGE = document.body.dataset.page || "";
 
 initAvailability();
+initAlertsButton();
 if (PAGE === "queue") initQueue(readAgent());
 else if (PAGE === "team") initTeam(readAgent());
 else if (PAGE === "dashboard") initDashboard(readAgent());

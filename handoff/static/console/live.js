@@ -1,5 +1,6 @@
 /* The live connection: one WebSocket to /console/ws that reconnects by itself. */
 
+import { watchForAlerts } from "./alerts.js";
 import { api } from "./api.js";
 import { $ } from "./dom.js";
 import { isLeaving, toLogin } from "./session.js";
@@ -69,6 +70,7 @@ export function connectLive(onEvent, onOpen) {
         setStatus("online", "Live");
         if (onOpen) onOpen(sock, opens);
       }
+      watchForAlerts(data); // sound and desktop notification, on every page
       onEvent(data);
     });
     sock.addEventListener("close", function (event) {
