@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.config import Settings
 from bot.core.clock import utcnow
-from bot.core.errors import BadMessage, NotFound
+from bot.core.errors import BadMessage, Forbidden, NotFound
 from bot.core.models import Agent, CannedReply
 from bot.store import ShortcutTaken, Store
 
@@ -25,10 +25,6 @@ PLACEHOLDER_RE = re.compile(r"\{([^{}\s]*)\}")
 MAX_TEXT = 2000
 MAX_LISTED = 1000  # the Replies page lists them all (a team rarely has more than a few dozen)
 MAX_OFFERED = 20  # the reply box offers the first few that match
-
-
-class NotAllowed(Exception):
-    """The agent may not manage this canned reply (a team's, for a non-supervisor)."""
 
 
 @dataclass(frozen=True)
@@ -151,7 +147,7 @@ class CannedReplies:
         if not isinstance(team, str) or not self.settings.queue.knows(team):
             raise BadMessage("unknown_team", f"There is no team {team!r} in gateway.yml.")
         if agent.role != "supervisor":
-            raise NotAllowed("Only supervisors can add a team's canned replies.")
+            raise Forbidden("Only supervisors can add a team's canned replies.")
         return f"team:{team}"
 
     async def _managed(self, agent: Agent, reply_id: int) -> CannedReply:
@@ -159,7 +155,7 @@ class CannedReplies:
         if reply is None or reply.scope not in scopes_of(agent, self.settings):
             raise NotFound("No such canned reply.")
         if not may_manage(agent, reply.scope):
-            raise NotAllowed("Only supervisors can change a team's canned replies.")
+            raise Forbidden("Only supervisors can change a team's canned replies.")
         return reply
 
     @staticmethod

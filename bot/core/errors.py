@@ -15,6 +15,7 @@ __all__ = [
     "DeliveryError",
     "DuplicateAgent",
     "DuplicateMessage",
+    "Forbidden",
     "NotFound",
     "ServiceError",
     "StaleVersion",
@@ -28,6 +29,10 @@ class ServiceError(Exception):
 
 class Conflict(ServiceError):
     """The action does not fit the conversation's state (or someone else got there first)."""
+
+
+class Forbidden(ServiceError):
+    """The agent's role does not allow this (a team's canned replies, for a non-supervisor)."""
 
 
 class BadMessage(ServiceError):

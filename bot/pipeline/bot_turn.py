@@ -145,7 +145,10 @@ class BotTurn(Component):
             # The only way the bot learns who the customer is (actions/identity.py).
             metadata[VERIFIED_METADATA_KEY] = verified[0]
         text = message.payload or typed_text(message.text)
-        await self.outbound.typing(conversation, "bot")  # the dots while Rasa answers
+        # The dots while Rasa answers: on the sockets first (the reply must come after them),
+        # then the channel's chat action beside the Rasa call, not before it.
+        await self.outbound.show_typing(conversation, "bot")
+        channel_typing = asyncio.ensure_future(self.outbound.channel_typing(conversation))
         started = time.monotonic()
         try:
             answer = await self.rasa.turn(conversation.id, text, metadata)
@@ -153,6 +156,8 @@ class BotTurn(Component):
             self.metrics.bot_turns.labels("rasa_unavailable").inc()
             await self._bot_unavailable(conversation, message, exc)
             return False
+        finally:
+            await channel_typing  # never raises; usually done long before Rasa answers
         self.metrics.rasa_seconds.observe(time.monotonic() - started)
         tracker: dict[str, Any] | None = None
         paused = answer.paused

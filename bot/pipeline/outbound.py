@@ -96,12 +96,21 @@ class Outbound:
     async def typing(self, conversation: Conversation, sender: str) -> None:
         """Show the customer that ``sender`` ("bot" or "agent") is writing: on their sockets,
         and through the channel when it can (Telegram's chat action). Never raises."""
+        await self.show_typing(conversation, sender)
+        await self.channel_typing(conversation)
+
+    async def show_typing(self, conversation: Conversation, sender: str) -> None:
+        """The typing dots on the customer's sockets (the widget)."""
         await self.publish(conversation_topic(conversation.id), typing_frame(sender))
+
+    async def channel_typing(self, conversation: Conversation) -> None:
+        """The channel's own typing indicator, if it has one (a call to its API). Never
+        raises: an indicator is not worth a failure anywhere."""
         channel = self.senders.get(conversation.channel)
         if isinstance(channel, TypingSender):
             try:
                 await channel.typing(conversation)
-            except Exception as exc:  # an indicator is not worth a failure anywhere
+            except Exception as exc:
                 log.info("typing indicator not sent", channel=conversation.channel, error=str(exc))
 
     async def customer_typing(self, conversation: Conversation) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.core.models import Agent
-from handoff.canned import CannedReplies, NotAllowed, json_of
+from handoff.canned import CannedReplies, json_of
 from handoff.console.api import _json_body
 from handoff.console.context import ApiError
 from handoff.console.http import api, console_ctx
@@ -35,10 +35,6 @@ def _prefix(request: web.Request) -> str:
     return request.query.get("q", "").strip().lstrip("/")[:32]
 
 
-def _forbidden(exc: NotAllowed) -> ApiError:
-    return ApiError(403, "forbidden", str(exc))
-
-
 @api
 async def api_canned(request: web.Request, agent: Agent) -> Any:
     replies = await _replies(request).usable(agent, _prefix(request))
@@ -48,33 +44,24 @@ async def api_canned(request: web.Request, agent: Agent) -> Any:
 @api
 async def api_add_canned(request: web.Request, agent: Agent) -> Any:
     body = await _json_body(request)
-    try:
-        reply = await _replies(request).add(
-            agent, body.get("shortcut"), body.get("text"), body.get("team")
-        )
-    except NotAllowed as exc:
-        raise _forbidden(exc) from None
+    reply = await _replies(request).add(
+        agent, body.get("shortcut"), body.get("text"), body.get("team")
+    )
     return json_of(reply, agent)
 
 
 @api
 async def api_change_canned(request: web.Request, agent: Agent) -> Any:
     body = await _json_body(request)
-    try:
-        reply = await _replies(request).change(
-            agent, _reply_id(request), body.get("shortcut"), body.get("text")
-        )
-    except NotAllowed as exc:
-        raise _forbidden(exc) from None
+    reply = await _replies(request).change(
+        agent, _reply_id(request), body.get("shortcut"), body.get("text")
+    )
     return json_of(reply, agent)
 
 
 @api
 async def api_delete_canned(request: web.Request, agent: Agent) -> Any:
-    try:
-        await _replies(request).delete(agent, _reply_id(request))
-    except NotAllowed as exc:
-        raise _forbidden(exc) from None
+    await _replies(request).delete(agent, _reply_id(request))
     return {"ok": True}
 
 

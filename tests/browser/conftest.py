@@ -57,10 +57,19 @@ def page_errors() -> Iterator[list[str]]:
 
 
 async def signed_in(
-    browser: Browser, base_url: str, username: str, password: str, height: int = 900
+    browser: Browser,
+    base_url: str,
+    username: str,
+    password: str,
+    height: int = 900,
+    init_script: str | None = None,
 ) -> Page:
-    """A new browser context signed in to the console as ``username``, on the queue page."""
-    page = await (await browser.new_context(viewport={"width": 1400, "height": height})).new_page()
+    """A new browser context signed in to the console as ``username``, on the queue page;
+    ``init_script`` runs in every page of it before the page's own scripts."""
+    context = await browser.new_context(viewport={"width": 1400, "height": height})
+    if init_script is not None:
+        await context.add_init_script(init_script)
+    page = await context.new_page()
     page.on("pageerror", lambda exc: PAGE_ERRORS.append(f"{username}: {exc}"))
     await page.goto(base_url + "/console/login")
     await page.get_by_test_id("login-username").fill(username)

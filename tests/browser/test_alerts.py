@@ -15,7 +15,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 
 from bot.appkeys import DESK, SERVICE, STORE
-from tests.browser.conftest import PAGE_ERRORS, SHOTS, gateway_without_bot
+from tests.browser.conftest import SHOTS, gateway_without_bot, signed_in
 from tests.gateway_fixtures import AGENT_PASSWORD, Gateway
 from tests.helpers import CustomerClient
 
@@ -56,15 +56,9 @@ async def test_an_assignment_and_a_customer_message_raise_notifications(
     gateway: Gateway, browser: Browser, http: aiohttp.ClientSession
 ) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    context = await browser.new_context(viewport={"width": 1400, "height": 900})
-    await context.add_init_script(RECORD_NOTIFICATIONS)
-    page = await context.new_page()
-    page.on("pageerror", lambda exc: PAGE_ERRORS.append(f"sam: {exc}"))
-    await page.goto(gateway.url + "/console/login")
-    await page.get_by_test_id("login-username").fill("sam")
-    await page.get_by_test_id("login-password").fill(AGENT_PASSWORD)
-    await page.get_by_test_id("login-submit").click()
-    await page.wait_for_url("**/console")
+    page = await signed_in(
+        browser, gateway.url, "sam", AGENT_PASSWORD, init_script=RECORD_NOTIFICATIONS
+    )
     await expect(page.get_by_test_id("live-status")).to_have_text("Live", timeout=15_000)
     assert await notes(page) == []
 
@@ -100,19 +94,13 @@ async def test_an_assignment_and_a_customer_message_raise_notifications(
 
 
 async def test_the_enable_alerts_button_asks_once(gateway: Gateway, browser: Browser) -> None:
-    context = await browser.new_context(viewport={"width": 1400, "height": 900})
-    await context.add_init_script(
-        RECORD_NOTIFICATIONS.replace('permission = "granted"', 'permission = "default"').replace(
-            'return Promise.resolve("granted");',
-            'RecordedNotification.permission = "granted"; return Promise.resolve("granted");',
-        )
+    not_asked_yet = RECORD_NOTIFICATIONS.replace(
+        'permission = "granted"', 'permission = "default"'
+    ).replace(
+        'return Promise.resolve("granted");',
+        'RecordedNotification.permission = "granted"; return Promise.resolve("granted");',
     )
-    page = await context.new_page()
-    await page.goto(gateway.url + "/console/login")
-    await page.get_by_test_id("login-username").fill("sam")
-    await page.get_by_test_id("login-password").fill(AGENT_PASSWORD)
-    await page.get_by_test_id("login-submit").click()
-    await page.wait_for_url("**/console")
+    page = await signed_in(browser, gateway.url, "sam", AGENT_PASSWORD, init_script=not_asked_yet)
     button = page.get_by_test_id("enable-alerts")
     await expect(button).to_be_visible()
     await page.screenshot(path=str(SHOTS / "console-enable-alerts.png"))
