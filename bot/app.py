@@ -8,6 +8,7 @@ import functools
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import structlog
@@ -27,7 +28,7 @@ from bot.appkeys import (
 from bot.broker import create_broker
 from bot.config import Settings
 from bot.core.clock import utcnow
-from bot.core.errors import DuplicateAgent
+from bot.core.errors import DuplicateAgent, NotFound
 from bot.http_errors import json_error
 from bot.http_headers import security_headers
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -41,7 +42,7 @@ from handoff.console import setup_console
 
 log = structlog.get_logger(__name__)
 
-CORS_PATHS = ("/webchat/session",)
+CORS_PATHS = ("/webchat/session", "/webchat/files")
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
@@ -170,6 +171,39 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
 
 
+# A stored file is only ever shown or downloaded: never run as a page, never framed, never
+# sniffed into another type (bot/core/files.py decided its type from its bytes).
+FILE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "X-Content-Type-Options": "nosniff",
+    # The widget shows pictures on the shop's own pages.
+    "Cross-Origin-Resource-Policy": "cross-origin",
+    "Cache-Control": "private, max-age=86400, immutable",
+}
+
+
+async def stored_file(request: web.Request) -> web.Response:
+    """``GET /files/{id}/{name}``: an uploaded picture (inline) or file (a download).
+
+    The id is 128 random bits, handed only to the conversation's customer and the agents: the
+    address is the permission, like a shared link (docs/security.md)."""
+    try:
+        record, data = await request.app[ENGINE].files.read(request.match_info["file_id"])
+    except NotFound:
+        return json_error(404, "not_found", "No such file (the link may be wrong or old).")
+    inline = record.content_type.startswith("image/")
+    disposition = "inline" if inline else "attachment"
+    content_type = record.content_type
+    if content_type == "text/plain":
+        content_type += "; charset=utf-8"
+    headers = {
+        **FILE_HEADERS,
+        "Content-Type": content_type,
+        "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(record.name, safe='')}",
+    }
+    return web.Response(body=data, headers=headers)
+
+
 async def healthz(request: web.Request) -> web.Response:
     """Public and minimal: up or degraded. The details are for supervisors (console API)."""
     ok = await request.app[BROKER].ping()
@@ -199,7 +233,10 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_resources)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
-    app.router.add_route("OPTIONS", "/webchat/session", healthz)  # answered by the middleware
+    app.router.add_get("/files/{file_id}/{name}", stored_file)
+    # Answered by the middleware:
+    app.router.add_route("OPTIONS", "/webchat/session", healthz)
+    app.router.add_route("OPTIONS", "/webchat/files", healthz)
     webchat = app[WEBCHAT] = WebchatChannel(settings)
     webchat.add_routes(app)
     app[CONSOLE_CONTEXT] = setup_console(app, settings)

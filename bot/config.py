@@ -251,6 +251,36 @@ class LimitSettings(_Section):
     sockets_per_visitor: int = Field(5, ge=1)
 
 
+# Every type bot/core/files.py can recognise in a file's bytes (a test keeps them equal).
+FILE_CONTENT_TYPES = (
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+    "text/plain",
+)
+
+
+class FileSettings(_Section):
+    """Pictures and files customers and agents send (docs/widget.md, docs/console.md)."""
+
+    # Where LocalFileStorage keeps the bytes (relative to the working directory).
+    dir: str = "var/files"
+    max_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    # Content types found in the bytes (bot/core/files.py); nothing else is taken.
+    types: list[str] = Field(default_factory=lambda: list(FILE_CONTENT_TYPES))
+
+    @field_validator("types")
+    @classmethod
+    def _known_types(cls, value: list[str]) -> list[str]:
+        known = set(FILE_CONTENT_TYPES)
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown types {unknown}; the gateway can take {sorted(known)}")
+        return value
+
+
 class PrivacySettings(_Section):
     """What is masked in customer messages before they are stored or reach the bot. Payment
     card numbers (Luhn-checked) always are; e-mail addresses and phone numbers on request."""
@@ -351,6 +381,7 @@ class Settings(_Section):
     sla: list[SlaPolicy] = Field(default_factory=list)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    files: FileSettings = Field(default_factory=FileSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     channels: ChannelsSettings = Field(default_factory=ChannelsSettings)

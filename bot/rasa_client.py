@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import mimetypes
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import structlog
 
-from bot.core.types import BotReply, Button, Understood
+from bot.core.types import Attachment, BotReply, Button, Understood
 
 log = structlog.get_logger(__name__)
 
@@ -58,9 +60,30 @@ def parse_replies(items: list[dict[str, Any]]) -> list[BotReply]:
                 text=item.get("text"),
                 buttons=buttons,
                 custom=custom if isinstance(custom, dict) else None,
+                attachment=outside_attachment("image", item.get("image"))
+                or outside_attachment("file", item.get("attachment")),
             )
         )
     return replies
+
+
+def outside_attachment(kind: str, value: Any) -> Attachment | None:
+    """A Rasa ``image`` (a URL) or ``attachment`` (a URL, or {"url", "name"}) response as an
+    attachment; None for anything that is not an http(s) address."""
+    name = None
+    if isinstance(value, dict):
+        name, value = value.get("name") or value.get("title"), value.get("url")
+    if not isinstance(value, str) or len(value) > 2000:
+        return None
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    last = unquote(parts.path.rsplit("/", 1)[-1]) or ("image" if kind == "image" else "file")
+    content_type = mimetypes.guess_type(last)[0] or (
+        "image/*" if kind == "image" else "application/octet-stream"
+    )
+    label = name if isinstance(name, str) and name.strip() else last
+    return Attachment(kind, label[:100], content_type, url=value.strip())
 
 
 def parse_answer(body: Any) -> BotAnswer:

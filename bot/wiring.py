@@ -15,9 +15,11 @@ from bot.broker import Broker
 from bot.config import Settings
 from bot.core.clock import utcnow
 from bot.core.ports import ChannelSender
+from bot.filestore import LocalFileStorage
 from bot.metrics import Metrics
 from bot.outbox import OutboxWorker
 from bot.pipeline.context import EngineContext
+from bot.pipeline.files import Files
 from bot.pipeline.outbound import Outbound
 from bot.pipeline.records import Records
 from bot.rasa_client import RasaClient
@@ -43,6 +45,7 @@ class Engine:
     outbox: OutboxWorker
     senders: dict[str, ChannelSender]
     metrics: Metrics
+    files: Files
 
 
 def build_engine(
@@ -65,11 +68,14 @@ def build_engine(
     )
     outbound = Outbound(store, broker, channel_senders, outbox.notify)
     metrics = Metrics()
-    ctx = EngineContext(settings, store, broker, rasa, Records(store), outbound, clock, metrics)
+    files = Files(store, LocalFileStorage(settings.files.dir), settings.files)
+    ctx = EngineContext(
+        settings, store, broker, rasa, Records(store), outbound, files, clock, metrics
+    )
     queue = HandoffQueue(ctx)
     router = Router(ctx, queue)
     starter = HandoffStarter(ctx, queue, router, SlaKeeper(ctx, queue, router))
     desk = AgentDesk(ctx, queue, starter, router, Dashboard(ctx))
     router.on_assigned = desk.announce_assignment
     service = ConversationService(ctx, starter)
-    return Engine(service, desk, queue, router, starter, outbox, channel_senders, metrics)
+    return Engine(service, desk, queue, router, starter, outbox, channel_senders, metrics, files)

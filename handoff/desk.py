@@ -82,6 +82,30 @@ class AgentDesk(Component):
         message = await self.outbound.send(
             conversation, SenderKind.AGENT, text, sender_name=agent.display_name
         )
+        return await self._agent_sent(conversation_id, message)
+
+    async def agent_file(
+        self, conversation_id: str, agent: Agent, data: bytes, name: str | None, caption: str = ""
+    ) -> StoredMessage:
+        """Send the customer a picture or file (with an optional caption). Checked before
+        anything is stored: who may send, the caption, then the file itself (FileRefused)."""
+        caption = caption.strip()
+        if caption:
+            caption = agent_text(caption, "caption", self.settings.limits.max_message_chars)
+        conversation = await self.records.get(conversation_id)
+        _check_assignee(conversation, agent)
+        attachment = await self.files.save(data, name, "agent")
+        message = await self.outbound.send(
+            conversation,
+            SenderKind.AGENT,
+            caption,
+            sender_name=agent.display_name,
+            attachment=attachment,
+        )
+        return await self._agent_sent(conversation_id, message)
+
+    async def _agent_sent(self, conversation_id: str, message: StoredMessage) -> StoredMessage:
+        """Bookkeeping after an agent's message: the metric, first response, SLA clocks."""
         self.metrics.agent_replies.inc()
         handoff = await self.store.current_handoff(conversation_id)
         if handoff is not None:

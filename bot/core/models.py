@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.core.state import ConversationState
-from bot.core.types import Button, SenderKind, StoredMessage
+from bot.core.types import Attachment, Button, SenderKind, StoredMessage
 
 __all__ = [
     "Agent",
@@ -200,6 +200,19 @@ class OutboxItem:
 
 
 @dataclass(frozen=True)
+class StoredFile:
+    """An uploaded picture or file (its bytes are in the file storage under ``id``)."""
+
+    id: str
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+    uploaded_by: str  # "customer" or "agent"
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class OutboundDraft:
     """A message to store (and maybe queue for a channel) before it has a seq."""
 
@@ -208,6 +221,7 @@ class OutboundDraft:
     sender_name: str | None = None
     buttons: tuple[Button, ...] = ()
     payload: str | None = None
+    attachment: Attachment | None = None
 
 
 @dataclass(frozen=True)

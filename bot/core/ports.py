@@ -59,3 +59,14 @@ class HandoffDesk(Protocol):
         """The periodic duties of the human side: follow-ups join the queue when their team
         opens, push teams hand out what waits, SLA clocks are checked."""
         ...
+
+
+class FileStorage(Protocol):
+    """Where the bytes of uploaded pictures and files live (bot/filestore.py): a local
+    directory by default. Keys are the files' random ids."""
+
+    async def put(self, key: str, data: bytes) -> None: ...
+
+    async def get(self, key: str) -> bytes:
+        """The stored bytes; FileNotFoundError when there are none under ``key``."""
+        ...

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+from urllib.parse import quote
 
 
 class SenderKind(StrEnum):
@@ -30,6 +31,64 @@ class Button:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A picture or a file that goes with a message.
+
+    Either one the gateway stores (``file_id``: uploaded by a customer or an agent, served at
+    :meth:`path`) or one that lives elsewhere (``url``: a bot's image response). ``kind`` is
+    ``image`` (shown inline) or ``file`` (offered for download).
+    """
+
+    kind: str
+    name: str
+    content_type: str
+    size: int | None = None
+    file_id: str | None = None
+    url: str | None = None
+
+    @property
+    def path(self) -> str | None:
+        """Where the gateway serves a stored file (relative to its own address)."""
+        if self.file_id is None:
+            return None
+        return f"/files/{self.file_id}/{quote(self.name, safe='')}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "content_type": self.content_type,
+            "size": self.size,
+            "file_id": self.file_id,
+            "url": self.url if self.file_id is None else self.path,
+        }
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any] | None) -> Attachment | None:
+        if not value:
+            return None
+        return cls(
+            kind=str(value["kind"]),
+            name=str(value["name"]),
+            content_type=str(value["content_type"]),
+            size=value.get("size"),
+            file_id=value.get("file_id"),
+            url=None if value.get("file_id") else value.get("url"),
+        )
+
+    def stored(self) -> dict[str, Any]:
+        """The JSON the message row keeps (the URL of a stored file is derived, not kept)."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "content_type": self.content_type,
+            "size": self.size,
+            "file_id": self.file_id,
+            "url": self.url,
+        }
+
+
+@dataclass(frozen=True)
 class InboundMessage:
     """A customer message as a connector hands it to the conversation service."""
 
@@ -43,6 +102,8 @@ class InboundMessage:
     # True for a payload the connector made itself (Telegram's /start); a payload a customer
     # pressed or sent counts only if the bot offered it in its latest buttons.
     trusted_payload: bool = False
+    # A picture or file the customer sent (stored before the message: bot/pipeline/files.py).
+    attachment: Attachment | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +123,7 @@ class StoredMessage:
     intent: str | None = None
     confidence: float | None = None
     channel_message_id: str | None = None
+    attachment: Attachment | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +142,7 @@ class StoredMessage:
             # Outbound only (a notice's kind, e.g. "queue_status"): what a customer pressed
             # stays out of the frames.
             "payload": self.payload if self.direction is Direction.OUTBOUND else None,
+            "attachment": self.attachment.to_dict() if self.attachment else None,
         }
 
 
@@ -88,6 +151,8 @@ class BotReply:
     text: str | None = None
     buttons: list[Button] = field(default_factory=list)
     custom: dict[str, Any] | None = None
+    # Rasa's ``image`` (a URL) or ``attachment`` responses.
+    attachment: Attachment | None = None
 
 
 @dataclass(frozen=True)
@@ -119,3 +184,6 @@ def is_text(value: str | None) -> bool:
 HANDOFF_PAYLOAD = "gateway:handoff"
 UNSUPPORTED_PAYLOAD = "gateway:unsupported"
 EDITED_PAYLOAD = "gateway:edited"
+# A picture or file without words: kept for the agents; while the bot has the conversation,
+# the gateway says the bot cannot look at it and a person can.
+ATTACHMENT_PAYLOAD = "gateway:attachment"

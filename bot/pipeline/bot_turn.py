@@ -30,6 +30,7 @@ from bot.core.policy import Turn, decide
 from bot.core.ports import HandoffDesk
 from bot.core.state import ConversationState
 from bot.core.types import (
+    ATTACHMENT_PAYLOAD,
     EDITED_PAYLOAD,
     HANDOFF_PAYLOAD,
     UNSUPPORTED_PAYLOAD,
@@ -46,6 +47,8 @@ log = structlog.get_logger(__name__)
 # How long "the customer was told Rasa is down" is remembered (one notice per outage).
 OUTAGE_MEMORY = 600.0
 NOTICES = {
+    ATTACHMENT_PAYLOAD: "Thanks, I've kept it. I can't look at pictures or files myself, but a "
+    "person can: tell me what it's about, or say \"talk to a person\" and they'll see it.",
     UNSUPPORTED_PAYLOAD: "Sorry, I can only read text messages for now. Could you type what you "
     "need instead?",
     EDITED_PAYLOAD: "I can't see changes to messages I've already received. Please send the "
@@ -196,9 +199,14 @@ class BotTurn(Component):
                 nlu = newest_user_parse(tracker)
         decision = decide(self.settings.handoff, replies, _recent_turns(turn, message, nlu))
         drafts = [
-            OutboundDraft(SenderKind.BOT, reply.text or "", buttons=tuple(reply.buttons))
+            OutboundDraft(
+                SenderKind.BOT,
+                reply.text or "",
+                buttons=tuple(reply.buttons),
+                attachment=reply.attachment,
+            )
             for reply in replies
-            if reply.text or reply.buttons
+            if reply.text or reply.buttons or reply.attachment
         ]
         version = conversation.version
         while True:

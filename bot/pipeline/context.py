@@ -10,6 +10,7 @@ from datetime import datetime
 from bot.broker import Broker
 from bot.config import Settings
 from bot.metrics import Metrics
+from bot.pipeline.files import Files
 from bot.pipeline.outbound import Outbound
 from bot.pipeline.records import Records
 from bot.rasa_client import RasaClient
@@ -26,6 +27,7 @@ class EngineContext:
     rasa: RasaClient
     records: Records
     outbound: Outbound
+    files: Files
     clock: Callable[[], datetime]
     metrics: Metrics = field(default_factory=Metrics)
 
@@ -42,4 +44,5 @@ class Component:
             ctx.rasa,
         )
         self.records, self.outbound, self.clock = ctx.records, ctx.outbound, ctx.clock
+        self.files = ctx.files
         self.metrics = ctx.metrics

@@ -28,6 +28,7 @@ from bot.core.ports import HandoffDesk
 from bot.core.redact import redact
 from bot.core.state import HUMAN_STATES, ConversationState
 from bot.core.types import (
+    ATTACHMENT_PAYLOAD,
     EDITED_PAYLOAD,
     UNSUPPORTED_PAYLOAD,
     InboundMessage,
@@ -86,7 +87,7 @@ async def ignore_empty(message: InboundMessage, call_next: Next) -> AcceptResult
 
 
 # Payloads that only ever get a notice from the gateway (never reach the bot).
-NOTICE_PAYLOADS = frozenset({EDITED_PAYLOAD, UNSUPPORTED_PAYLOAD})
+NOTICE_PAYLOADS = frozenset({ATTACHMENT_PAYLOAD, EDITED_PAYLOAD, UNSUPPORTED_PAYLOAD})
 
 DEFAULT_CHECKS: Sequence[InboundCheck] = (ignore_own_messages, ignore_empty)
 
@@ -146,7 +147,7 @@ class Intake(Component):
     ) -> Accepted:
         """Validate and store a customer message (deduped on its channel id); no scheduling."""
         text = message.text.strip()
-        if not text and not message.payload:
+        if not text and not message.payload and message.attachment is None:
             raise BadMessage("bad_request", "The message is empty.")
         limit = self.settings.limits.max_message_chars
         if len(message.text) > limit:
@@ -171,15 +172,20 @@ class Intake(Component):
                 )
             ).id
         payload = await self._allowed_payload(message, conversation_id)
+        if message.attachment is not None and not text:
+            # Words go to the bot (the picture stays for the agents); a picture alone gets a
+            # notice while the bot has the conversation.
+            payload = ATTACHMENT_PAYLOAD
         if not text and payload is None:
             raise BadMessage("bad_request", "That button is no longer available; please type.")
         try:
             conversation, stored = await self.store.append_inbound(
                 conversation_id,
-                text=text or payload or "",
+                text=text or ("" if message.attachment else payload or ""),
                 sender_name=message.display_name,
                 payload=payload,
                 channel_message_id=message.channel_message_id,
+                attachment=message.attachment,
             )
         except DuplicateMessage as dup:
             existing = await self.store.conversation(conversation_id)

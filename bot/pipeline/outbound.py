@@ -27,7 +27,7 @@ from bot.core.frames import (
 from bot.core.models import Conversation, OutboundDraft
 from bot.core.ports import ChannelSender, TypingSender
 from bot.core.state import HUMAN_STATES
-from bot.core.types import Button, SenderKind, StoredMessage
+from bot.core.types import Attachment, Button, SenderKind, StoredMessage
 from bot.store import Store
 
 log = structlog.get_logger(__name__)
@@ -59,10 +59,12 @@ class Outbound:
         buttons: list[Button] | None = None,
         sender_name: str | None = None,
         payload: str | None = None,
+        attachment: Attachment | None = None,
     ) -> StoredMessage:
+        draft = OutboundDraft(sender, text, sender_name, tuple(buttons or ()), payload, attachment)
         _, (message,) = await self.store.append_outbound(
             conversation.id,
-            [OutboundDraft(sender, text, sender_name, tuple(buttons or ()), payload)],
+            [draft],
             outbox_channel=self.outbox_channel(conversation),
         )
         await self.announce(conversation, [message])

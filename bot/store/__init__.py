@@ -41,10 +41,10 @@ How the package is put together (each module imports only those above it):
   :mod:`~bot.store.handoffs` (with the queue view's rows), :mod:`~bot.store.agents` (agents,
   notes, CSAT, audit), :mod:`~bot.store.outbox`, :mod:`~bot.store.sla` (SLA clocks as
   deadlines), :mod:`~bot.store.reports` (the dashboard's figures), :mod:`~bot.store.search`
-  (the inbox, with full-text search) and :mod:`~bot.store.canned` (canned replies). A query
-  one aggregate needs from another (``require_conversation``, ``customer_by_id``) is a plain
-  function of a connection in the module that owns it, so the mixins never call each other's
-  methods;
+  (the inbox, with full-text search), :mod:`~bot.store.canned` (canned replies) and
+  :mod:`~bot.store.files` (uploads). A query one aggregate needs from another
+  (``require_conversation``, ``customer_by_id``) is a plain function of a connection in the
+  module that owns it, so the mixins never call each other's methods;
 * :class:`Store`, here: all the mixins together, and the only class the rest of the gateway
   uses.
 """
@@ -56,6 +56,7 @@ from bot.store.canned import CannedMixin, ShortcutTaken
 from bot.store.conversations import ConversationsMixin
 from bot.store.customers import CustomersMixin
 from bot.store.engine import DEFAULT_URL, alembic_config
+from bot.store.files import FilesMixin
 from bot.store.handoffs import HandoffsMixin
 from bot.store.messages import MessagesMixin
 from bot.store.outbox import OutboxMixin
@@ -78,6 +79,7 @@ class Store(
     ReportsMixin,
     SearchMixin,
     CannedMixin,
+    FilesMixin,
 ):
     """The conversation record. Create with :meth:`connect`, then :meth:`migrate` once.
 

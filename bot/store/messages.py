@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from bot.core.clock import utcnow
 from bot.core.errors import DuplicateMessage, NotFound, StaleVersion
 from bot.core.models import Conversation, MessageNlu, OutboundDraft, PendingTurn
-from bot.core.types import Button, Direction, SenderKind, StoredMessage
+from bot.core.types import Attachment, Button, Direction, SenderKind, StoredMessage
 from bot.store.engine import Conn, StoreEngine, first
 from bot.store.rows import to_conversation, to_message
 from bot.store.schema import messages
@@ -101,6 +101,7 @@ async def _insert_message(
                 "confidence": confidence,
                 "channel_message_id": channel_message_id,
                 "created_at": created_at,
+                "attachment": draft.attachment.stored() if draft.attachment else None,
             },
         )
     ).scalar_one()
@@ -118,6 +119,7 @@ async def _insert_message(
         intent=intent,
         confidence=confidence,
         channel_message_id=channel_message_id,
+        attachment=draft.attachment,
     )
 
 
@@ -175,6 +177,7 @@ class MessagesMixin(StoreEngine):
         sender_name: str | None = None,
         payload: str | None = None,
         channel_message_id: str | None = None,
+        attachment: Attachment | None = None,
     ) -> tuple[Conversation, StoredMessage]:
         """Store a customer's message like :meth:`append_message`, and return the conversation
         as it is now (read in the same transaction, so no second read is needed)."""
@@ -183,7 +186,9 @@ class MessagesMixin(StoreEngine):
             message = await _insert_message(
                 conn,
                 conversation_id,
-                OutboundDraft(SenderKind.CUSTOMER, text, sender_name, payload=payload),
+                OutboundDraft(
+                    SenderKind.CUSTOMER, text, sender_name, payload=payload, attachment=attachment
+                ),
                 direction=Direction.INBOUND,
                 channel_message_id=channel_message_id,
                 seq=claimed.last_seq,

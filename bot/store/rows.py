@@ -26,9 +26,10 @@ from bot.core.models import (
     Note,
     OutboxItem,
     SlaClock,
+    StoredFile,
 )
 from bot.core.state import ConversationState
-from bot.core.types import Button, Direction, SenderKind, StoredMessage
+from bot.core.types import Attachment, Button, Direction, SenderKind, StoredMessage
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -88,7 +89,11 @@ to_customer = row_mapper(Customer, vip=bool)
 to_identity = row_mapper(Identity)
 to_conversation = row_mapper(Conversation, state=ConversationState, awaiting_csat=bool)
 to_message = row_mapper(
-    StoredMessage, direction=Direction, sender_kind=SenderKind, buttons=_buttons
+    StoredMessage,
+    direction=Direction,
+    sender_kind=SenderKind,
+    buttons=_buttons,
+    attachment=Attachment.from_dict,
 )
 to_handoff = row_mapper(Handoff, packet=dict)
 to_agent = row_mapper(Agent, teams=list, skills=list, languages=list)
@@ -97,3 +102,4 @@ to_csat = row_mapper(CsatRating)
 to_outbox_item = row_mapper(OutboxItem)
 to_sla_clock = row_mapper(SlaClock)
 to_canned_reply = row_mapper(CannedReply)
+to_stored_file = row_mapper(StoredFile)

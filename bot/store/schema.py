@@ -26,6 +26,7 @@ __all__ = [
     "conversations",
     "csat",
     "customers",
+    "files",
     "handoffs",
     "identities",
     "messages",
@@ -238,6 +239,8 @@ messages = sa.Table(
     sa.Column("confidence", sa.Float),
     sa.Column("channel_message_id", sa.String(255)),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # A picture or file with the message (bot.core.types.Attachment.stored()); NULL: none.
+    sa.Column("attachment", JSONType),
     sa.UniqueConstraint("conversation_id", "seq"),
     # Dedupe key for inbound messages; partial so outbound ids and NULLs are not constrained.
     _partial_index(
@@ -309,6 +312,18 @@ audit = sa.Table(
     # No foreign key: the audit trail may mention conversations that were never stored.
     sa.Column("conversation_id", UUIDHex, index=True),
     sa.Column("details", JSONType),
+)
+
+files = sa.Table(
+    "files",
+    metadata,
+    sa.Column("id", UUIDHex, primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("content_type", sa.String(100), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("uploaded_by", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
 )
 
 canned_replies = sa.Table(

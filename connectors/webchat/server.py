@@ -22,6 +22,7 @@ from aiohttp import WSMsgType, web
 
 from bot.broker import Subscription
 from bot.config import Settings
+from bot.core.files import FileRefused
 from bot.core.frames import Frame, ack_frame, error_frame
 from bot.core.identity import shop_hash_matches, valid_user_id
 from bot.core.signing import Signer
@@ -30,6 +31,7 @@ from bot.core.types import InboundMessage, is_text
 from bot.http_errors import json_error
 from bot.http_headers import client_address
 from bot.pipeline.intake import AcceptStatus, Intake
+from bot.uploads import read_upload
 from connectors.base import UsesIntake
 from connectors.webchat.demo_shop import page_handler
 from connectors.webchat.limits import SLOT_RENEW_SECONDS, SocketSlots, WebchatLimits
@@ -73,6 +75,7 @@ class WebchatChannel(UsesIntake):
         app.on_cleanup.append(lambda _app: self.close())
         app.router.add_post("/webchat/session", self.create_session)
         app.router.add_get("/webchat/ws", self.websocket)
+        app.router.add_post("/webchat/files", self.upload)
         app.router.add_get("/widget.js", _static("widget.js", "application/javascript"))
         app.router.add_get("/widget.css", _static("widget.css", "text/css"))
         app.router.add_get("/", page_handler(self.settings))
@@ -135,6 +138,7 @@ class WebchatChannel(UsesIntake):
             "verified": user_id is not None,
             # The widget counts down to it as the customer types (gateway.yml limits:).
             "max_message_chars": self.settings.limits.max_message_chars,
+            "max_file_bytes": self.settings.files.max_bytes,
         }
 
     def _shop_user(self, user: Any) -> tuple[str | None, web.Response | None]:
@@ -169,6 +173,44 @@ class WebchatChannel(UsesIntake):
                 "on the shop's server.",
             )
         return str(user["id"]), None
+
+    async def upload(self, request: web.Request) -> web.Response:
+        """A picture or file from the customer: multipart with ``token``, ``client_id`` (the
+        dedupe key, like a message's), an optional ``caption`` and ``file``. It becomes a
+        customer message; the socket then gets it as a message frame like any other."""
+        try:
+            upload = await read_upload(request, self.intake.files.max_bytes)
+        except FileRefused as exc:
+            return json_error(exc.status, exc.code, str(exc))
+        visitor = self.visitor_from_token(upload.fields.get("token"))
+        if visitor is None:
+            return json_error(401, "invalid_token", "A valid visitor token is required.")
+        client_id, caption = upload.fields.get("client_id"), upload.fields.get("caption", "")
+        if not client_id or len(client_id) > 100 or not is_text(client_id):
+            return json_error(400, "bad_request", "client_id must be a string of 1-100 characters.")
+        conversation_id = visitor["c"]
+        if await self.limits.new_message(conversation_id):
+            return json_error(429, "rate_limited", "You're sending messages too quickly.")
+        try:
+            attachment = await self.intake.files.save(upload.data, upload.filename, "customer")
+        except FileRefused as exc:
+            return json_error(exc.status, exc.code, str(exc))
+        await self.intake.start_conversation(
+            CHANNEL, visitor["v"], conversation_id, visitor.get("u")
+        )
+        message = InboundMessage(
+            channel=CHANNEL,
+            channel_user_id=visitor["v"],
+            channel_message_id=client_id,
+            text=caption,
+            attachment=attachment,
+        )
+        result = await self.intake.accept(message, conversation_id, checks=())
+        if result.status is AcceptStatus.REJECTED:
+            return json_error(400, result.code or "bad_request", result.message or "")
+        return web.json_response(
+            {"seq": result.seq, "client_id": client_id, "attachment": attachment.to_dict()}
+        )
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         visitor = self.visitor_from_token(request.query.get("token"))

@@ -24,6 +24,7 @@ from handoff.console.api import (
     api_conversation,
     api_dashboard,
     api_dashboard_csv,
+    api_file,
     api_health,
     api_inbox,
     api_me,
@@ -123,6 +124,7 @@ def setup_console(app: web.Application, settings: Settings) -> ConsoleContext:
     r.add_get(conv, api_conversation)
     r.add_post(f"{conv}/claim", api_claim)
     r.add_post(f"{conv}/reply", api_reply)
+    r.add_post(f"{conv}/files", api_file)
     r.add_post(f"{conv}/typing", api_typing)
     r.add_post(f"{conv}/notes", api_note)
     r.add_post(f"{conv}/transfer", api_transfer)

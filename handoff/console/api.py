@@ -11,6 +11,7 @@ from aiohttp import web
 
 from bot.core.frames import note_dict
 from bot.core.models import Agent, InboxFilter
+from bot.uploads import read_upload
 from handoff.console.context import ApiError
 from handoff.console.http import agent_json, api, console_ctx
 from handoff.desk import agent_text
@@ -80,6 +81,21 @@ async def api_claim(request: web.Request, agent: Agent) -> Any:
 async def api_reply(request: web.Request, agent: Agent) -> Any:
     text = _text_field(request, await _json_body(request), "reply")
     message = await console_ctx(request).desk.agent_reply(_conversation_id(request), agent, text)
+    return {"ok": True, "message": message.to_dict()}
+
+
+@api
+async def api_file(request: web.Request, agent: Agent) -> Any:
+    """A picture or file for the customer: multipart with ``file`` and an optional ``caption``."""
+    ctx = console_ctx(request)
+    upload = await read_upload(request, ctx.settings.files.max_bytes)
+    message = await ctx.desk.agent_file(
+        _conversation_id(request),
+        agent,
+        upload.data,
+        upload.filename,
+        upload.fields.get("caption", ""),
+    )
     return {"ok": True, "message": message.to_dict()}
 
 

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from bot.broker import BrokerError
 from bot.core.errors import BadMessage, Conflict, Forbidden, NotFound
+from bot.core.files import FileRefused
 from bot.core.models import Agent
 from bot.core.state import IllegalTransition
 from bot.http_errors import json_error
@@ -196,6 +197,8 @@ def api(handler: ApiHandler) -> Handler:
             return json_error(exc.status, exc.code, exc.message)
         except BadMessage as exc:
             return json_error(400, exc.code, str(exc))
+        except FileRefused as exc:
+            return json_error(exc.status, exc.code, str(exc))
         except Forbidden as exc:
             return json_error(403, "forbidden", str(exc))
         except NotFound as exc:

@@ -129,6 +129,7 @@
   var ICON_CHAT = ['M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z'];
   var ICON_CLOSE = ['M6 6l12 12', 'M18 6L6 18'];
   var ICON_CHEVRON = ['M6 9l6 6 6-6'];
+  var ICON_ATTACH = ['M21.4 11.05l-9.19 9.19a6 6 0 0 1-8.49-8.49l9.19-9.19a4 4 0 0 1 5.66 5.66l-9.2 9.19a2 2 0 0 1-2.83-2.83l8.49-8.48'];
   var ICON_SEND = ['M3.4 20.4l17.45-7.48a1 1 0 0 0 0-1.84L3.4 3.6a.99.99 0 0 0-1.39.91L2 9.12c0 .5.37.93.87.99L17 12 2.87 13.88c-.5.07-.87.5-.87 1l.01 4.61c0 .71.73 1.2 1.39.91z'];
 
   function el(tag, cls, attrs) {
@@ -379,6 +380,22 @@
       autocomplete: 'off',
       'data-testid': 'blw-input'
     });
+    // A picture or a file: checked by the gateway (type and size), shown to the agent.
+    var fileInput = el('input', 'blw-file-input', {
+      type: 'file',
+      accept: 'image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain',
+      'data-testid': 'blw-file-input',
+      tabindex: '-1',
+      'aria-hidden': 'true'
+    });
+    var attachBtn = el('button', 'blw-attach', { type: 'button', 'aria-label': 'Send a picture or file', title: 'Send a picture or file', 'data-testid': 'blw-attach' });
+    attachBtn.appendChild(icon(ICON_ATTACH));
+    attachBtn.addEventListener('click', function () { fileInput.click(); });
+    fileInput.addEventListener('change', function () {
+      var file = fileInput.files && fileInput.files[0];
+      fileInput.value = '';
+      if (file) sendFile(file);
+    });
     var sendBtn = el('button', 'blw-send', { type: 'submit', 'aria-label': 'Send message', 'data-testid': 'blw-send' });
     sendBtn.appendChild(icon(ICON_SEND));
     input.addEventListener('keydown', function (e) {
@@ -397,6 +414,8 @@
       submitInput();
     });
     form.appendChild(label);
+    form.appendChild(fileInput);
+    form.appendChild(attachBtn);
     form.appendChild(input);
     form.appendChild(sendBtn);
     ui.input = input;
@@ -429,6 +448,7 @@
 
   // The gateway's limit (the session says it); a longer message would be refused.
   var maxChars = 4000;
+  var maxFileBytes = 0; // from the session; the gateway checks again
 
   // Characters as the gateway counts them (code points: an emoji is one, not two).
   function typedLength() {
@@ -524,7 +544,34 @@
     log.insertBefore(node, before);
   }
 
-  function buildMessage(sender, senderName, text, createdAt) {
+  // A picture inline (a link to the full size), any other file as a download link. Only
+  // http(s) addresses are used; a stored file's address is relative to the gateway.
+  function attachmentNode(att) {
+    if (!att || typeof att !== 'object' || typeof att.url !== 'string') return null;
+    var href = att.file_id ? BASE + att.url : att.url;
+    if (!/^https?:\/\//i.test(href)) return null;
+    var name = String(att.name || 'file');
+    var link = el('a', 'blw-attachment', { href: href, target: '_blank', rel: 'noopener noreferrer', 'data-testid': 'blw-attachment' });
+    if (att.kind === 'image') {
+      link.classList.add('blw-attachment-image');
+      link.appendChild(el('img', 'blw-image', { src: href, alt: name, loading: 'lazy', 'data-testid': 'blw-image' }));
+    } else {
+      link.classList.add('blw-attachment-file');
+      if (att.file_id) link.setAttribute('download', name);
+      link.appendChild(icon(ICON_ATTACH, 'blw-attachment-icon'));
+      var label = el('span', 'blw-attachment-name');
+      label.textContent = name + (typeof att.size === 'number' ? ' (' + sizeText(att.size) + ')' : '');
+      link.appendChild(label);
+    }
+    return link;
+  }
+
+  function sizeText(n) {
+    if (n >= 1024 * 1024) return (n / (1024 * 1024)).toFixed(1) + ' MB';
+    return Math.max(1, Math.round(n / 1024)) + ' KB';
+  }
+
+  function buildMessage(sender, senderName, text, createdAt, attachment) {
     var row = el('div', 'blw-row blw-from-' + sender, { 'data-testid': 'blw-msg', 'data-sender': sender });
     if (sender === 'system') {
       var sys = el('div', 'blw-system-text');
@@ -544,6 +591,8 @@
       if (when) bubble.title = when;
       row.appendChild(bubble);
     }
+    var att = attachmentNode(attachment);
+    if (att) row.appendChild(att);
     if (sender === 'customer') {
       row.appendChild(el('div', 'blw-status', { 'data-testid': 'blw-status' }));
     }
@@ -587,6 +636,12 @@
     var sender = ['customer', 'bot', 'agent', 'system'].indexOf(f.sender) >= 0 ? f.sender : 'bot';
     var stick = nearBottom();
 
+    // Our own upload coming back: the "Sending…" line gives way to the real message.
+    if (sender === 'customer' && f.client_id && pendingUploads[f.client_id]) {
+      var pending = pendingUploads[f.client_id];
+      delete pendingUploads[f.client_id];
+      if (pending.parentNode) pending.parentNode.removeChild(pending);
+    }
     // Our own message coming back (sync after reconnect / reload): adopt the local bubble.
     if (sender === 'customer' && f.client_id && byClientId[f.client_id]) {
       var mine = byClientId[f.client_id];
@@ -598,9 +653,10 @@
 
     var text = f.text == null ? '' : String(f.text);
     var buttons = Array.isArray(f.buttons) ? f.buttons.filter(function (b) { return b && b.title != null; }) : [];
-    if (!text && !buttons.length) return;
+    var attachment = f.attachment && typeof f.attachment === 'object' ? f.attachment : null;
+    if (!text && !buttons.length && !attachment) return;
 
-    var row = buildMessage(sender, f.sender_name, text, f.created_at);
+    var row = buildMessage(sender, f.sender_name, text, f.created_at, attachment);
     if (f.payload === 'queue_status') {
       // The chat line about our place in the queue: kept up to date in place by the queue
       // frames, so it and the bar always say the same.
@@ -756,6 +812,54 @@
     return entry.client_id;
   }
 
+  // Uploads in flight: client_id -> their "Sending…" row.
+  var pendingUploads = {};
+
+  function sendFile(file) {
+    start();
+    var clientId = uuid();
+    var row = el('div', 'blw-row blw-from-customer blw-sending', { 'data-testid': 'blw-upload' });
+    var bubble = el('div', 'blw-bubble blw-upload-bubble');
+    bubble.textContent = file.name;
+    row.appendChild(bubble);
+    row.appendChild(el('div', 'blw-status', { 'data-testid': 'blw-status' }));
+    ui.log.appendChild(row);
+    scrollToBottom();
+    function failed(text) {
+      delete pendingUploads[clientId];
+      row.classList.remove('blw-sending');
+      row.classList.add('blw-failed');
+      setStatus(row, text, true);
+      row.scrollIntoView({ block: 'nearest' });
+    }
+    if (maxFileBytes && file.size > maxFileBytes) {
+      failed('This file is ' + sizeText(file.size) + '; the limit is ' + sizeText(maxFileBytes) + '. Please send a smaller one.');
+      return;
+    }
+    pendingUploads[clientId] = row;
+    setStatus(row, 'Sending\u2026', false);
+    function upload() {
+      var form = new FormData();
+      form.append('token', token);
+      form.append('client_id', clientId);
+      form.append('file', file, file.name);
+      return fetch(BASE + '/webchat/files', { method: 'POST', body: form, credentials: 'omit', cache: 'no-store' });
+    }
+    function whenReady(tries) {
+      if (token) return Promise.resolve();
+      if (tries <= 0) return Promise.reject(new Error('no session'));
+      return new Promise(function (resolve) { setTimeout(resolve, 300); }).then(function () { return whenReady(tries - 1); });
+    }
+    whenReady(20).then(upload).then(function (res) {
+      if (res.ok) return;
+      return res.json().catch(function () { return {}; }).then(function (err) {
+        failed((err && err.message) || 'The file could not be sent (HTTP ' + res.status + ').');
+      });
+    }).catch(function () {
+      failed('The file could not be sent: no connection. Please try again.');
+    });
+  }
+
   function transmit(entry) {
     if (!connected || !ws) return false; // stays in `unacked`, resent after the next (re)connect
     var frame = { type: 'message', client_id: entry.client_id, text: entry.text };
@@ -854,6 +958,7 @@
         if (changed) resetConversation();
         token = data.token;
         conversationId = data.conversation_id || conversationId;
+        if (typeof data.max_file_bytes === 'number' && data.max_file_bytes > 0) maxFileBytes = data.max_file_bytes;
         if (typeof data.max_message_chars === 'number' && data.max_message_chars > 0) {
           maxChars = data.max_message_chars;
           updateCounter();

@@ -28,7 +28,9 @@ export function apiConversation(id, action) {
 export async function api(method, path, payload) {
   const init = { method: method, credentials: "same-origin", headers: { Accept: "application/json" } };
   if (method !== "GET") init.headers["X-CSRF-Token"] = csrfToken();
-  if (payload !== undefined) {
+  if (payload instanceof FormData) {
+    init.body = payload; // multipart: the browser sets the Content-Type with its boundary
+  } else if (payload !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(payload);
   }

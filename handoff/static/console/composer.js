@@ -57,6 +57,30 @@ export async function sendReply(page, refresh) {
   }
 }
 
+/** Send the customer a picture or file; the gateway checks its type and size. */
+export async function sendFile(page, file, refresh) {
+  const { replyAttach, replyError, transcript } = page.els;
+  if (page.sending) return;
+  setError(replyError, "");
+  page.sending = true;
+  replyAttach.disabled = true;
+  replyAttach.textContent = "Sending " + file.name + "…";
+  const form = new FormData();
+  form.append("file", file, file.name);
+  try {
+    const result = await api("POST", apiConversation(page.convId, "files"), form);
+    if (result && result.message && addMessage(page, result.message)) renderTranscript(page);
+    transcript.scrollTop = transcript.scrollHeight;
+  } catch (err) {
+    setError(replyError, err.message);
+    if (err.status === 409) refresh();
+  } finally {
+    page.sending = false;
+    replyAttach.textContent = "Attach file";
+    renderActions(page);
+  }
+}
+
 const TYPING_EVERY_MS = 3000; // at most one "typing" to the server per this while typing
 const CUSTOMER_TYPING_MS = 4000; // the line stays this long after the customer's last signal
 

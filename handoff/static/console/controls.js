@@ -83,6 +83,7 @@ export function renderActions(page) {
 
   replyInput.disabled = !canAct;
   replySend.disabled = !canAct || page.sending;
+  if (page.els.replyAttach) page.els.replyAttach.disabled = !canAct || page.sending;
   replyInput.closest(".composer").classList.toggle("is-disabled", !canAct);
   let hint = "";
   if (state === "queued" || state === "pending_followup") hint = "Claim this conversation to reply to the customer.";

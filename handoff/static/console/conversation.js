@@ -14,7 +14,7 @@
 
 import { api, apiConversation } from "./api.js";
 import { attachCanned } from "./canned.js";
-import { sendReply, showCustomerTyping, tellTyping, updateCounter } from "./composer.js";
+import { sendFile, sendReply, showCustomerTyping, tellTyping, updateCounter } from "./composer.js";
 import { renderContext } from "./context-card.js";
 import { renderActions, renderStatus, renderTransferOptions } from "./controls.js";
 import { $ } from "./dom.js";
@@ -65,6 +65,8 @@ export function initConversation(me) {
       replyInput: $("#reply-input"),
       customerTyping: $("#customer-typing"),
       replySend: $("#reply-send"),
+      replyAttach: $("#reply-attach"),
+      replyFile: $("#reply-file"),
       replyError: $("#reply-error"),
       replyHint: $("#reply-hint"),
       replyCounter: $("#reply-counter"),
@@ -202,6 +204,12 @@ export function initConversation(me) {
   });
   els.noteInput.addEventListener("input", function () { setError(els.noteError, ""); });
   els.replySend.addEventListener("click", function () { sendReply(page, refresh); });
+  els.replyAttach.addEventListener("click", function () { els.replyFile.click(); });
+  els.replyFile.addEventListener("change", function () {
+    const file = els.replyFile.files && els.replyFile.files[0];
+    els.replyFile.value = "";
+    if (file) sendFile(page, file, refresh);
+  });
   els.noteAdd.addEventListener("click", function () { submitNote(page); });
   els.noteInput.addEventListener("keydown", function (event) {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {

@@ -9,6 +9,33 @@ import { customerName } from "./people.js";
 
 const SENDERS = new Set(["customer", "bot", "agent", "system"]);
 
+function sizeText(n) {
+  if (typeof n !== "number") return "";
+  return n >= 1048576 ? (n / 1048576).toFixed(1) + " MB" : Math.max(1, Math.round(n / 1024)) + " KB";
+}
+
+/**
+ * A message's picture or file. Uploads are served by the gateway itself and shown inline; a
+ * bot's image from elsewhere is a link (the console loads nothing from other sites).
+ */
+function attachmentNode(att) {
+  if (!att || typeof att !== "object" || typeof att.url !== "string") return null;
+  const own = Boolean(att.file_id) && att.url.startsWith("/files/");
+  if (!own && !/^https?:\/\//i.test(att.url)) return null;
+  const name = String(att.name || "file");
+  if (own && att.kind === "image") {
+    return h(
+      "a",
+      { class: "msg__attachment msg__attachment--image", href: att.url, target: "_blank", rel: "noopener", testid: "msg-attachment" },
+      h("img", { src: att.url, alt: name, loading: "lazy", testid: "msg-image" })
+    );
+  }
+  const label = (att.kind === "image" ? "Picture: " : "File: ") + name + (att.size ? " (" + sizeText(att.size) + ")" : "");
+  const attrs = { class: "msg__attachment msg__attachment--file", href: att.url, target: "_blank", rel: "noopener noreferrer", testid: "msg-attachment" };
+  if (own) attrs.download = name;
+  return h("a", attrs, label);
+}
+
 function messageNode(m, view) {
   const sender = SENDERS.has(m.sender) ? m.sender : "system";
   const who =
@@ -35,7 +62,8 @@ function messageNode(m, view) {
           h("time", { datetime: m.created_at, title: fmtFull(m.created_at) }, fmtTime(m.created_at))
         )
       : null,
-    h("div", { class: "msg__bubble" }, m.text || ""),
+    m.text || !m.attachment ? h("div", { class: "msg__bubble" }, m.text || "") : null,
+    attachmentNode(m.attachment),
     buttons.length
       ? h("div", { class: "msg__buttons" }, buttons.map(function (b) {
           return h("span", { class: "chip", title: b.payload || null }, b.title || b.payload || "");
