@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
 
@@ -62,7 +63,8 @@ async def _read(request: web.Request, max_bytes: int) -> Upload:
             if data is not None:
                 raise FileRefused("bad_request", "Send one file at a time.", 400)
             data = await _read_part(part, max_bytes, too_large(max_bytes))
-            filename = part.filename
+            # aiohttp's client percent-encodes the name; browsers send it as UTF-8.
+            filename = unquote(part.filename) if part.filename else None
         elif part.name:
             limit = FileRefused("bad_request", f"The field {part.name!r} is too long.", 400)
             fields[part.name] = (await _read_part(part, MAX_FIELD_BYTES, limit)).decode("utf-8")

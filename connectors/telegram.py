@@ -5,6 +5,11 @@ Updates come in through the gateway's own route (webhook mode, when ``public_url
 getUpdates loop (polling mode). Either way an update is acknowledged (HTTP 200, or moving the
 getUpdates offset past it) only after it is stored, so Telegram re-sends what we did not store.
 Outbound messages go out through ``deliver()``, which the outbox calls and retries.
+
+Pictures and documents a customer sends are downloaded through the Bot API (``getFile``) and
+stored like any upload (bot/pipeline/files.py); what the gateway refuses (too large, a type it
+does not take) is answered with the reason in the chat. Pictures and files from agents or the
+bot go out with ``sendPhoto`` / ``sendDocument``, the text as their caption.
 """
 
 from __future__ import annotations
@@ -50,10 +55,12 @@ from telegram.ext import (
 
 from bot.config import SettingsError, TelegramSettings
 from bot.core.errors import DeliveryError
+from bot.core.files import FileRefused
 from bot.core.models import Conversation
 from bot.core.types import (
     EDITED_PAYLOAD,
     UNSUPPORTED_PAYLOAD,
+    Attachment,
     Button,
     InboundMessage,
     SenderKind,
@@ -61,7 +68,9 @@ from bot.core.types import (
 )
 from bot.http_errors import json_error
 from bot.pipeline.intake import AcceptResult, AcceptStatus, Intake
+from connectors import telegram_files
 from connectors.base import ChannelConnector
+from connectors.telegram_files import DOWNLOAD_LIMIT
 
 log = structlog.get_logger(__name__)
 
@@ -126,6 +135,11 @@ class TelegramConnector(ChannelConnector):
             CommandHandler("start", self._on_start, filters=private_message),
             MessageHandler(private_message & filters.TEXT, self._on_text),
             CallbackQueryHandler(self._on_button),
+            # A GIF also carries a document (an MP4): it stays an unsupported kind.
+            MessageHandler(
+                private_message & (filters.PHOTO | (filters.Document.ALL & ~filters.ANIMATION)),
+                self._on_file,
+            ),
             MessageHandler(
                 filters.ChatType.PRIVATE & filters.UpdateType.MESSAGES, self._on_unsupported
             ),
@@ -356,8 +370,31 @@ class TelegramConnector(ChannelConnector):
             # Remove the buttons, so an answer (or a rating) can't be given twice.
             self._later(query.message.edit_reply_markup(None), "editMessageReplyMarkup")
 
+    async def _on_file(self, update: Update, context: Context) -> None:
+        """A photo or a document: downloaded, stored as an upload, and accepted with its
+        caption. Refused (too large, a type the gateway does not take): the customer is told
+        why and nothing is stored. Not downloadable (Telegram unreachable, ...): a placeholder
+        is stored instead, so an agent still sees that something was sent."""
+        message, chat = update.message, update.effective_chat
+        assert message is not None and chat is not None
+        files = self.intake.files
+        incoming = telegram_files.incoming_file(message, min(files.max_bytes, DOWNLOAD_LIMIT))
+        caption = message.caption or ""
+        try:
+            attachment = await telegram_files.receive(self.bot, incoming, files)
+        except FileRefused as exc:
+            log.info("telegram file refused", update_id=update.update_id, code=exc.code)
+            self._later(self.bot.send_message(chat.id, str(exc)), "sendMessage")
+            return
+        except TelegramError as exc:
+            log.warning("telegram file download failed", update_id=update.update_id, error=str(exc))
+            text = f"[{incoming.label} that could not be downloaded] {caption}".strip()
+            await self._accept(update, text, payload=UNSUPPORTED_PAYLOAD, trusted=True)
+            return
+        await self._accept(update, caption, attachment=attachment)
+
     async def _on_unsupported(self, update: Update, context: Context) -> None:
-        """Stickers, photos, voice, edits, ...: stored as a placeholder, answered politely."""
+        """Stickers, voice, videos, edits, ...: stored as a placeholder, answered politely."""
         message = update.effective_message
         assert message is not None
         # Stored for the agents as a placeholder; while the bot has the conversation, the
@@ -385,7 +422,12 @@ class TelegramConnector(ChannelConnector):
         )
 
     async def _accept(
-        self, update: Update, text: str, payload: str | None = None, trusted: bool = False
+        self,
+        update: Update,
+        text: str,
+        payload: str | None = None,
+        trusted: bool = False,
+        attachment: Attachment | None = None,
     ) -> AcceptResult:
         chat, user = update.effective_chat, update.effective_user
         assert chat is not None
@@ -399,6 +441,7 @@ class TelegramConnector(ChannelConnector):
                 payload=payload,
                 display_name=(user.full_name or None) if user else None,
                 trusted_payload=trusted,
+                attachment=attachment,
             )
         )
         if result.status is AcceptStatus.REJECTED and result.message:
@@ -410,19 +453,24 @@ class TelegramConnector(ChannelConnector):
     async def deliver(self, conversation: Conversation, message: StoredMessage) -> None:
         if not self._ready:
             raise DeliveryError("the Telegram connector is not connected yet")
+        chat_id = int(conversation.channel_user_id)
         text = message.text
         if message.sender_kind is SenderKind.AGENT and message.sender_name:
-            text = f"{message.sender_name}: {text}"
-        if not text.strip():
-            text = "Please choose:"  # Telegram needs text; a bot may send buttons alone
-        parts = [text[i : i + MAX_TEXT] for i in range(0, len(text), MAX_TEXT)]
+            text = f"{message.sender_name}: {text}".strip()
+        keyboard = self._keyboard(message.buttons)
         try:
-            for n, part in enumerate(parts, start=1):
-                await self.bot.send_message(
-                    chat_id=int(conversation.channel_user_id),
-                    text=part,
-                    # The buttons go under the last part, next to the question they answer.
-                    reply_markup=self._keyboard(message.buttons) if n == len(parts) else None,
+            if message.attachment is None:
+                # Telegram needs text; a bot may send buttons alone.
+                await self._send_text(chat_id, text if text.strip() else "Please choose:", keyboard)
+            else:
+                await telegram_files.send(
+                    self.bot,
+                    self.intake.files,
+                    chat_id,
+                    message.attachment,
+                    text,
+                    keyboard,
+                    self._send_text,
                 )
         except RetryAfter as exc:
             raise DeliveryError(str(exc), retry_after=_retry_after(exc)) from exc
@@ -431,6 +479,18 @@ class TelegramConnector(ChannelConnector):
             raise DeliveryError(str(exc), permanent=True) from exc
         except TelegramError as exc:
             raise DeliveryError(str(exc)) from exc
+
+    async def _send_text(
+        self, chat_id: int, text: str, keyboard: InlineKeyboardMarkup | None
+    ) -> None:
+        parts = [text[i : i + MAX_TEXT] for i in range(0, len(text), MAX_TEXT)]
+        for n, part in enumerate(parts, start=1):
+            await self.bot.send_message(
+                chat_id=chat_id,
+                text=part,
+                # The buttons go under the last part, next to the question they answer.
+                reply_markup=keyboard if n == len(parts) else None,
+            )
 
     async def typing(self, conversation: Conversation) -> None:
         """Telegram's "typing…" under the chat title (shown for 5 s or until a message)."""

@@ -46,6 +46,7 @@ def gateway_settings(tmp: Path, rasa_url: str, rasa_token: str | None, **extra: 
             "rasa": {"urls": [rasa_url], "token": rasa_token, "timeout_seconds": 10},
             "demo_agent": {"username": "sam", "password": AGENT_PASSWORD, "display_name": "Sam"},
             "identity": {"shop_secret": SHOP_SECRET},
+            "files": {"dir": str(tmp / "files")},
             **extra,
         }
     )

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import struct
 import time
 import uuid
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -244,3 +246,22 @@ def started(stack: devctl.Stack, what: str = "Rasa") -> devctl.Stack:
         stack.stop()
         pytest.fail(f"could not start {what}: {exc}")
     return stack
+
+
+def png_bytes(
+    width: int = 48, height: int = 32, rgb: tuple[int, int, int] = (30, 120, 200)
+) -> bytes:
+    """A real (decodable) PNG of one colour: browsers draw it, so a test can check it showed."""
+    raw = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from bot.config import Settings
 from bot.core.identity import shop_user_hash
+from bot.http_headers import CONTENT_SECURITY_POLICY
 
 PAGE = Path(__file__).parent / "static" / "demo.html"
 ACCOUNT_MARK = "<!--account-->"
@@ -45,6 +46,14 @@ def _account_links(settings: Settings, user_id: str | None) -> str:
     )
 
 
+# The gateway's page policy, except that pictures may come from any https address: a bot's
+# image responses live elsewhere (a shop's own page needs the same in its img-src,
+# docs/widget.md).
+SHOP_PAGE_CSP = CONTENT_SECURITY_POLICY.replace(
+    "img-src 'self' data:", "img-src 'self' data: https:"
+)
+
+
 def page_handler(
     settings: Settings,
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -66,7 +75,9 @@ def page_handler(
             WIDGET_MARK, attrs
         )
         return web.Response(
-            text=body, content_type="text/html", headers={"Cache-Control": "no-store"}
+            text=body,
+            content_type="text/html",
+            headers={"Cache-Control": "no-store", "Content-Security-Policy": SHOP_PAGE_CSP},
         )
 
     return shop_page

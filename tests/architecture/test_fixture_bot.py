@@ -30,6 +30,7 @@ SHIPPED_BOT_TESTS = {
     "e2e/test_verification.py",
 }
 GATEWAY_MECHANICS = {
+    "browser/test_files.py",  # a Rasa image response, drawn in the widget
     "e2e/test_rasa_gateway_channel.py",
     "e2e/test_recovery.py",
     "reliability/test_gateway_crash.py",

@@ -18,10 +18,12 @@ class ScriptedRasa:
         nlu: dict[str, tuple[str, float]],
         buttons: dict[str, list[dict[str, str]]] | None = None,
         customs: dict[str, dict[str, Any]] | None = None,
+        images: dict[str, str] | None = None,
     ) -> None:
         self.nlu = nlu
         self.buttons = buttons or {}  # message text -> buttons of the answer
         self.customs = customs or {}  # message text -> custom payload of the answer
+        self.images = images or {}  # message text -> the URL of an image response after "ok"
         self.received: list[str] = []  # every message text, as the gateway sent it
         self.metadata: list[dict[str, Any]] = []  # the metadata that came with each
         self.tracker_reads = 0
@@ -38,9 +40,12 @@ class ScriptedRasa:
             reply["buttons"] = self.buttons[body["message"]]
         if body["message"] in self.customs:
             reply["custom"] = self.customs[body["message"]]
+        messages = [reply]
+        if body["message"] in self.images:
+            messages.append({"recipient_id": body["sender"], "image": self.images[body["message"]]})
         return web.json_response(
             {
-                "messages": [reply],
+                "messages": messages,
                 "nlu": {"intent": intent, "confidence": confidence},
                 "paused": False,
             }

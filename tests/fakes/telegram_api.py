@@ -3,9 +3,11 @@
 ``FakeTelegramApi`` answers ``/bot{token}/{method}`` (GET or POST; JSON, form or multipart
 parameters) on a random local port the way api.telegram.org does: ``{"ok": true, "result": ...}``
 or ``{"ok": false, "error_code": ..., "description": ...}``. It records every call with its
-parsed parameters, lets a test queue failures (429 with ``retry_after``, 403, ...), serves
-queued updates to getUpdates (honouring ``offset``; long polls are held briefly), and can post
-updates to the gateway's webhook with the secret it was registered with.
+parsed parameters (an uploaded file as an :class:`UploadedFile`), lets a test queue failures
+(429 with ``retry_after``, 403, ...), serves queued updates to getUpdates (honouring
+``offset``; long polls are held briefly), serves the files a test added (``getFile``, then
+``/file/bot{token}/{file_path}``, recorded as ``downloadFile``), and can post updates to the
+gateway's webhook with the secret it was registered with.
 
 Updates are built from the hand-written payloads in ``tests/fakes/data/telegram_*.json``.
 """
@@ -46,6 +48,8 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 _INT_PARAMS = {"chat_id", "offset", "limit", "timeout", "message_id", "max_connections"}
 _BOOL_PARAMS = {"drop_pending_updates", "show_alert", "disable_notification"}
 _JSON_PARAMS = {"reply_markup", "allowed_updates", "entities", "link_preview_options"}
+DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile: bots may download files up to 20 MB
+MAX_CAPTION = 1024
 
 
 def load_update(
@@ -100,6 +104,15 @@ class TelegramCall:
         return [button["text"] for row in keyboard for button in row]
 
 
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file part of a multipart call (sendPhoto, sendDocument, ...)."""
+
+    filename: str | None
+    content_type: str
+    data: bytes
+
+
 @dataclass
 class _Failure:
     status: int
@@ -117,6 +130,7 @@ class FakeTelegramApi:
         self.updates: list[dict[str, Any]] = []  # not yet confirmed by a getUpdates offset
         self.webhook: dict[str, Any] = {"url": ""}
         self.sent: dict[tuple[int, int], dict[str, Any]] = {}  # (chat, message_id) -> Message
+        self.files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, bytes)
         self._failures: dict[str, deque[_Failure]] = {}
         self._message_ids = itertools.count(5001)
         self._update_ids = itertools.count(900_000_001)
@@ -126,7 +140,11 @@ class FakeTelegramApi:
         self.url = ""
 
     async def __aenter__(self) -> FakeTelegramApi:
-        self._runner, self.url = await serve("/bot{token}/{method}", self._handle)
+        self._runner, self.url = await serve(
+            "/bot{token}/{method}",
+            self._handle,
+            {"/file/bot{token}/{file_path:.+}": self._download},
+        )
         self._http = aiohttp.ClientSession()
         return self
 
@@ -159,6 +177,12 @@ class FakeTelegramApi:
         }.get(status, "Error")
         queue = self._failures.setdefault(method.lower(), deque())
         queue.extend(_Failure(status, text, retry_after) for _ in range(times))
+
+    def add_file(self, file_id: str, data: bytes, file_path: str | None = None) -> str:
+        """A file a customer sent, as Telegram keeps it: ``getFile(file_id)`` names its path,
+        and the path serves ``data``. Returns the file id."""
+        self.files[file_id] = (file_path or f"documents/file_{len(self.files)}", data)
+        return file_id
 
     async def queue_update(self, update: dict[str, Any]) -> None:
         """An update for getUpdates (polling mode)."""
@@ -276,6 +300,27 @@ class FakeTelegramApi:
             self._changed.notify_all()
         return web.json_response(response, status=status)
 
+    async def _download(self, request: web.Request) -> web.Response:
+        """``GET /file/bot{token}/{file_path}``: the bytes of a file getFile named."""
+        token, path = request.match_info["token"], request.match_info["file_path"]
+        found = next((data for p, data in self.files.values() if p == path), None)
+        body: bytes | dict[str, Any]
+        if token != self.token:
+            status, body = 401, _error(401, "Unauthorized")
+        elif failure := self._take_failure("downloadFile"):
+            status, body = failure.status, _error(failure.status, failure.description)
+        elif found is None:
+            status, body = 404, _error(404, "Not Found")
+        else:
+            status, body = 200, found
+        response = {"ok": status == 200, "size": len(found or b"")}
+        async with self._changed:
+            self.calls.append(TelegramCall("downloadFile", {"file_path": path}, token, status, response))
+            self._changed.notify_all()
+        if isinstance(body, bytes):
+            return web.Response(body=body, content_type="application/octet-stream")
+        return web.json_response(body, status=status)
+
     def _take_failure(self, method: str) -> _Failure | None:
         queue = self._failures.get(method.lower())
         return queue.popleft() if queue else None
@@ -351,6 +396,66 @@ class FakeTelegramApi:
         self.sent[(chat_id, message["message_id"])] = message
         return 200, _ok(message)
 
+    async def _m_getfile(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        file_id = str(params.get("file_id") or "")
+        if file_id not in self.files:
+            return 400, _error(400, "Bad Request: invalid file_id")
+        path, data = self.files[file_id]
+        if len(data) > DOWNLOAD_LIMIT:
+            return 400, _error(400, "Bad Request: file is too big")
+        return 200, _ok(
+            {
+                "file_id": file_id,
+                "file_unique_id": f"uniq-{file_id[-12:]}",
+                "file_size": len(data),
+                "file_path": path,
+            }
+        )
+
+    async def _m_sendphoto(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        return self._send_media("photo", params)
+
+    async def _m_senddocument(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        return self._send_media("document", params)
+
+    def _send_media(self, kind: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """sendPhoto / sendDocument: an upload (multipart), a file_id, or an http(s) URL that
+        Telegram would fetch itself (not fetched here: fail_next() plays a failed fetch)."""
+        chat_id, media = params.get("chat_id"), params.get(kind)
+        if not isinstance(chat_id, int):
+            return 400, _error(400, "Bad Request: chat not found")
+        if not media:
+            return 400, _error(400, f"Bad Request: there is no {kind} in the request")
+        if isinstance(media, str) and not (
+            media.startswith(("http://", "https://")) or media in self.files
+        ):
+            return 400, _error(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        caption = params.get("caption") or ""
+        if len(caption) > MAX_CAPTION:
+            return 400, _error(400, "Bad Request: message caption is too long")
+        message_id = next(self._message_ids)
+        size = len(media.data) if isinstance(media, UploadedFile) else 0
+        described: dict[str, Any] = {
+            "file_id": f"sent-{kind}-{message_id}",
+            "file_unique_id": f"sent-{message_id}",
+            "file_size": size,
+        }
+        if kind == "document" and isinstance(media, UploadedFile):
+            described |= {"file_name": media.filename, "mime_type": media.content_type}
+        message: dict[str, Any] = {
+            "message_id": message_id,
+            "from": BOT_USER,
+            "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"},
+            "date": int(time.time()),
+            kind: [described | {"width": 1, "height": 1}] if kind == "photo" else described,
+        }
+        if caption:
+            message["caption"] = caption
+        if params.get("reply_markup"):
+            message["reply_markup"] = params["reply_markup"]
+        self.sent[(chat_id, message_id)] = message
+        return 200, _ok(message)
+
     async def _m_answercallbackquery(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if not params.get("callback_query_id"):
             return 400, _error(400, "Bad Request: query is too old and response timeout expired")
@@ -377,7 +482,11 @@ async def _params(request: web.Request) -> dict[str, Any]:
             params.update(body if isinstance(body, dict) else {})
             return params
         form = await request.post()
-        params.update({k: v for k, v in form.items() if isinstance(v, str)})
+        for key, value in form.items():
+            if isinstance(value, str):
+                params[key] = value
+            else:  # a file part
+                params[key] = UploadedFile(value.filename, value.content_type, value.file.read())
     return {k: _coerce(k, v) for k, v in params.items()}
 
 
