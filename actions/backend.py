@@ -14,6 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = REPO_ROOT / "var" / "demo_backend.sqlite3"
@@ -457,6 +458,89 @@ def book_repair(serial: str, today: date | None = None) -> tuple[str, date, bool
             (reference, serial, t.isoformat(), pickup.isoformat(), int(covered)),
         )
     return reference, pickup, covered
+
+
+# --- the read-only overview the agents' console shows (rasa_addons/action_server.py) -------
+
+
+def customer_overview(customer_id: int, today: date | None = None) -> dict[str, Any] | None:
+    """A customer's orders, devices (with warranty) and repairs, newest first, as JSON-ready
+    values; None for an unknown customer. Read-only: the console's customer profile shows it,
+    so agents see the same data the bot uses, without a second copy of it."""
+    customer = get_customer(customer_id)
+    if customer is None:
+        return None
+    t = today or date.today()
+    with connect() as con:
+        numbers = [
+            r["number"]
+            for r in con.execute(
+                "SELECT number FROM orders WHERE customer_id = ? ORDER BY placed_on DESC, number",
+                (customer_id,),
+            )
+        ]
+        serials = [
+            r["serial"]
+            for r in con.execute(
+                "SELECT serial FROM devices WHERE customer_id = ? ORDER BY purchased_on DESC",
+                (customer_id,),
+            )
+        ]
+        repairs = [
+            {
+                "reference": r["reference"],
+                "serial": r["serial"],
+                "booked_on": r["booked_on"],
+                "pickup_on": r["pickup_on"],
+                "under_warranty": bool(r["under_warranty"]),
+            }
+            for r in con.execute(
+                "SELECT r.* FROM repairs r JOIN devices d ON d.serial = r.serial "
+                "WHERE d.customer_id = ? ORDER BY r.booked_on DESC, r.reference DESC",
+                (customer_id,),
+            )
+        ]
+    orders = []
+    for number in numbers:
+        order = get_order(number)
+        if order is None:
+            continue
+        orders.append(
+            {
+                "number": order.number,
+                "status": order.status,
+                "placed_on": order.placed_on.isoformat(),
+                "expected_on": _iso(order.expected_on),
+                "delivered_on": _iso(order.delivered_on),
+                "total": order.total,
+                "items": list(order.items),
+                "refund_status": order.refund_status,
+            }
+        )
+    devices = []
+    for serial in serials:
+        device = get_device(serial)
+        if device is None:
+            continue
+        devices.append(
+            {
+                "serial": device.serial,
+                "product": device.product,
+                "purchased_on": device.purchased_on.isoformat(),
+                "warranty_until": device.warranty_until.isoformat(),
+                "under_warranty": device.under_warranty(t),
+            }
+        )
+    return {
+        "customer": {"id": customer.id, "name": customer.name, "vip": customer.vip},
+        "orders": orders,
+        "devices": devices,
+        "repairs": repairs,
+    }
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None
 
 
 # --- customers and their second factor ------------------------------------------------------

@@ -281,6 +281,21 @@ class FileSettings(_Section):
         return value
 
 
+class BackendSettings(_Section):
+    """The shop backend the bot's actions use, read by the console's customer profile
+    (``GET {url}/backend/customers/{id}?token=``; rasa_addons/action_server.py). No url: the
+    profile shows the conversations only."""
+
+    url: str | None = None
+    token: str | None = None
+    timeout_seconds: float = Field(3.0, gt=0, le=30)
+
+    @field_validator("url", "token", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
 class PrivacySettings(_Section):
     """What is masked in customer messages before they are stored or reach the bot. Payment
     card numbers (Luhn-checked) always are; e-mail addresses and phone numbers on request."""
@@ -382,6 +397,7 @@ class Settings(_Section):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     files: FileSettings = Field(default_factory=FileSettings)
+    backend: BackendSettings = Field(default_factory=BackendSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     channels: ChannelsSettings = Field(default_factory=ChannelsSettings)

@@ -31,6 +31,7 @@ from bot.pipeline.context import Component, EngineContext
 from bot.rasa_client import RasaUnavailable
 from bot.store.agents import AVAILABILITY
 from handoff.canned import CannedReplies
+from handoff.customers import CustomerProfiles
 from handoff.queue import HandoffQueue, queue_line
 from handoff.reports import Dashboard
 from handoff.routing import Router, availability
@@ -54,6 +55,7 @@ class AgentDesk(Component):
         self.queue, self.starter, self.router = queue, starter, router
         self.dashboard = dashboard
         self.canned = CannedReplies(self.store, self.settings)
+        self.customers = CustomerProfiles(self.store, self.settings, self.rasa)
 
     async def take_over(self, conversation_id: str, agent: Agent) -> Conversation:
         """An agent takes a live bot conversation: the bot stops, the agent is assigned."""

@@ -1,10 +1,13 @@
-"""The action server, locked down: bound to 127.0.0.1 and answering only Rasa.
+"""The action server, locked down: bound to 127.0.0.1 and answering only Rasa (and the gateway).
 
 ``python -m rasa_addons.action_server --port 5055`` runs rasa-sdk's app for the ``actions``
 package (in .venv-rasa) with one addition: every request but ``/health`` must carry the shared
 secret as ``?token=`` (ACTION_SERVER_TOKEN in the environment). Rasa sends it because
 endpoints.yml names it (``action_endpoint.token``). Without that, anyone who can reach the port
 could post a hand-made tracker to ``/webhook`` and read any customer's orders.
+
+It also serves ``GET /backend/customers/<id>``: the demo backend's read-only overview of one
+customer (orders, devices, repairs) for the console's customer profile, behind the same token.
 """
 
 from __future__ import annotations
@@ -41,6 +44,17 @@ def build_app(token: str, actions_package: str = "actions") -> object:
             return None
         logger.warning("action server: refused a request without the right token")
         return response.json({"error": "a valid ?token= is required"}, status=401)
+
+    @app.get("/backend/customers/<customer_id:int>")
+    async def customer_overview(request: Request, customer_id: int) -> HTTPResponse:
+        """Read-only: one customer's orders, devices and repairs, for the agents' console
+        (the gateway asks with the same token Rasa uses)."""
+        from actions.backend import customer_overview as overview
+
+        found = overview(customer_id)
+        if found is None:
+            return response.json({"error": f"no customer {customer_id}"}, status=404)
+        return response.json(found)
 
     return app
 

@@ -848,6 +848,9 @@ def cmd_run(_: argparse.Namespace) -> None:
         # The demo shop page signs visitors in as demo customers (docs/security.md).
         "SHOP_IDENTITY_SECRET": _secret("shop_identity_secret", "SHOP_IDENTITY_SECRET", 32),
         "DEMO_SHOP_SIGN_IN": os.environ.get("DEMO_SHOP_SIGN_IN", "true"),
+        # The console's customer profile reads the demo backend through the action server.
+        "BACKEND_URL": f"http://127.0.0.1:{stack.actions_port}",
+        "ACTION_SERVER_TOKEN": action_server_token(),
     }
     stopping = threading.Event()
 

@@ -213,6 +213,15 @@ class AgentsMixin(StoreEngine):
                 )
             )
 
+    async def audit_entries(
+        self, action: str | None = None, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """The newest ``limit`` entries of the whole trail (of one ``action``), oldest first."""
+        query = sa.select(audit).order_by(audit.c.id.desc()).limit(limit)
+        if action is not None:
+            query = query.where(audit.c.action == action)
+        return list(reversed(await self._all(query, _audit_entry)))
+
     async def audit_log(self, conversation_id: str) -> list[dict[str, Any]]:
         """A conversation's audit trail, oldest first.
 

@@ -137,6 +137,45 @@ class CustomersMixin(StoreEngine):
                 # Created concurrently: it exists now, so move it.
                 await conn.execute(move)
 
+    async def move_identity(self, channel: str, channel_user_id: str, to_customer_id: str) -> str:
+        """Move a channel identity that has written before, with the conversations held
+        through it, to ``to_customer_id`` (an agent linking two channels of one person by
+        hand). Returns the customer it belonged to. NotFound for an unknown identity or
+        customer."""
+        async with self._tx(write=True) as conn:
+            if await customer_by_id(conn, to_customer_id) is None:
+                raise NotFound(f"no customer {to_customer_id}")
+            owner = await _customer_by_identity(conn, channel, channel_user_id)
+            if owner is None:
+                raise NotFound(f"nobody has written from {channel} {channel_user_id!r} yet")
+            if owner.id != to_customer_id:
+                await _move(conn, channel, channel_user_id, owner.id, to_customer_id)
+            return owner.id
+
+    async def detach_identity(self, customer_id: str, channel: str, channel_user_id: str) -> str:
+        """Give one of the customer's identities (and its conversations) a new customer of its
+        own: the undo of :meth:`move_identity`. Returns the new customer's id. NotFound when
+        the customer does not have that identity; ValueError when it is their only one."""
+        async with self._tx(write=True) as conn:
+            owner = await _customer_by_identity(conn, channel, channel_user_id)
+            if owner is None or owner.id != customer_id:
+                raise NotFound(
+                    f"customer {customer_id} has no identity {channel} {channel_user_id}"
+                )
+            count = (
+                await conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(identities)
+                    .where(identities.c.customer_id == customer_id)
+                )
+            ).scalar_one()
+            if count < 2:
+                raise ValueError("this is the customer's only channel; there is nothing to unlink")
+            new = new_id()
+            await conn.execute(customers.insert().values(id=new, vip=False, created_at=utcnow()))
+            await _move(conn, channel, channel_user_id, customer_id, new)
+            return new
+
     async def verify_customer(
         self,
         customer_id: str,
@@ -163,6 +202,22 @@ class CustomersMixin(StoreEngine):
                 # Another replica verified the same person at the same moment: merge into it.
                 continue
         raise RuntimeError(f"could not record the verification of customer {customer_id}")
+
+
+async def _move(
+    conn: Conn, channel: str, channel_user_id: str, from_customer: str, to_customer: str
+) -> None:
+    """Move an identity and the conversations held through it to another customer."""
+    for table in (identities, conversations):
+        await conn.execute(
+            table.update()
+            .where(
+                table.c.customer_id == from_customer,
+                table.c.channel == channel,
+                table.c.channel_user_id == channel_user_id,
+            )
+            .values(customer_id=to_customer)
+        )
 
 
 async def _verify(

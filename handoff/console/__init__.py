@@ -22,11 +22,13 @@ from handoff.console.api import (
     api_availability,
     api_claim,
     api_conversation,
+    api_customer,
     api_dashboard,
     api_dashboard_csv,
     api_file,
     api_health,
     api_inbox,
+    api_link_identity,
     api_me,
     api_note,
     api_queue,
@@ -35,6 +37,7 @@ from handoff.console.api import (
     api_teams,
     api_transfer,
     api_typing,
+    api_unlink_identity,
     api_update_agent,
 )
 from handoff.console.canned import add_routes as add_canned_routes
@@ -52,6 +55,7 @@ from handoff.console.login import login_form, login_submit, logout
 from handoff.console.pages import (
     canned_page,
     conversation_page,
+    customer_page,
     dashboard_page,
     inbox_page,
     queue_page,
@@ -104,6 +108,7 @@ def setup_console(app: web.Application, settings: Settings) -> ConsoleContext:
     r.add_get(f"{PREFIX}/team", team_page)
     r.add_get(f"{PREFIX}/canned", canned_page)
     r.add_get(f"{PREFIX}/inbox", inbox_page)
+    r.add_get(f"{PREFIX}/customers/{{customer_id}}", customer_page)
     r.add_get(f"{PREFIX}/dashboard", dashboard_page)
     r.add_get(f"{PREFIX}/login", login_form, name="console_login")
     r.add_post(f"{PREFIX}/login", login_submit)
@@ -117,6 +122,10 @@ def setup_console(app: web.Application, settings: Settings) -> ConsoleContext:
     r.add_post(f"{PREFIX}/api/agents/{{agent_id}}", api_update_agent)
     r.add_get(f"{PREFIX}/api/teams", api_teams)
     r.add_get(f"{PREFIX}/api/conversations", api_inbox)
+    customer = f"{PREFIX}/api/customers/{{customer_id}}"
+    r.add_get(customer, api_customer)
+    r.add_post(f"{customer}/identities", api_link_identity)
+    r.add_post(f"{customer}/identities/unlink", api_unlink_identity)
     r.add_get(f"{PREFIX}/api/dashboard", api_dashboard)
     r.add_get(f"{PREFIX}/api/dashboard.csv", api_dashboard_csv)
     r.add_post(f"{PREFIX}/api/me/availability", api_availability)

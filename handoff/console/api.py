@@ -100,6 +100,29 @@ async def api_file(request: web.Request, agent: Agent) -> Any:
 
 
 @api
+async def api_customer(request: web.Request, agent: Agent) -> Any:
+    return await console_ctx(request).desk.customers.profile(request.match_info["customer_id"])
+
+
+@api
+async def api_link_identity(request: web.Request, agent: Agent) -> Any:
+    """Link a channel of the same person (``{"channel", "channel_user_id"}``); audited."""
+    body = await _json_body(request)
+    return await console_ctx(request).desk.customers.link(
+        agent, request.match_info["customer_id"], body.get("channel"), body.get("channel_user_id")
+    )
+
+
+@api
+async def api_unlink_identity(request: web.Request, agent: Agent) -> Any:
+    """Undo a wrong link: the identity gets a customer of its own again; audited."""
+    body = await _json_body(request)
+    return await console_ctx(request).desk.customers.unlink(
+        agent, request.match_info["customer_id"], body.get("channel"), body.get("channel_user_id")
+    )
+
+
+@api
 async def api_typing(request: web.Request, agent: Agent) -> Any:
     await console_ctx(request).desk.agent_typing(_conversation_id(request), agent)
     return {"ok": True}

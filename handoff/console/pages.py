@@ -32,6 +32,21 @@ async def team_page(request: web.Request, agent: Agent, session: Session) -> web
 
 
 @page
+async def customer_page(
+    request: web.Request, agent: Agent, session: Session
+) -> web.StreamResponse:
+    """One customer across channels: conversations, ratings, notes, the shop's records."""
+    return render(
+        request,
+        "customer.html",
+        agent=agent,
+        csrf_token=session.csrf,
+        page="customer",
+        customer_id=request.match_info["customer_id"],
+    )
+
+
+@page
 async def canned_page(request: web.Request, agent: Agent, session: Session) -> web.StreamResponse:
     """The agent's canned replies (their own, their teams'); supervisors manage teams' ones."""
     return render(

@@ -178,7 +178,15 @@ export function renderContext(view) {
       verifiedBadge(customer),
       channelBadge(conv.channel),
       h("span", { class: "context-card__ids", testid: "channel-user-id", title: "Id on " + (conv.channel || "the channel") },
-        conv.channel_user_id || customer.channel_user_id || "")
+        conv.channel_user_id || customer.channel_user_id || ""),
+      customer.id
+        ? h("a", {
+            class: "context-card__profile",
+            href: "/console/customers/" + encodeURIComponent(String(customer.id)),
+            testid: "customer-profile-link",
+            title: "Every conversation, channel, rating and note of this customer, and their orders",
+          }, "Customer profile →")
+        : null
     ),
   ];
   if (view.packet) {
