@@ -116,6 +116,18 @@ class AgentDesk(Component):
             await self.starter.sla.agent_replied(handoff, self.clock())
         return message
 
+    async def mark_read(self, conversation_id: str, agent: Agent, seq: object) -> None:
+        """The agent has seen the conversation up to message ``seq`` (the console says so while
+        the conversation is open and visible)."""
+        if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 2**31:
+            raise BadMessage("bad_request", "seq must be a message's sequence number.")
+        await self.records.get(conversation_id)
+        await self.store.mark_read(agent.id, conversation_id, seq)
+
+    async def unread(self, agent: Agent) -> dict[str, int]:
+        """Per conversation assigned to the agent: customer messages they have not seen."""
+        return await self.store.unread_counts(agent.id)
+
     async def agent_typing(self, conversation_id: str, agent: Agent) -> None:
         """The agent is writing a reply: the customer sees "Sam is typing…" (the console says
         so at most every few seconds while the agent types)."""

@@ -16,7 +16,15 @@ from bot.core.state import ConversationState
 from bot.store.conversations import of_conversation, require_conversation
 from bot.store.engine import StoreEngine, insert_record
 from bot.store.rows import to_agent, to_csat, to_note
-from bot.store.schema import agents, audit, conversations, csat, notes
+from bot.store.schema import (
+    agents,
+    audit,
+    conversation_reads,
+    conversations,
+    csat,
+    messages,
+    notes,
+)
 
 __all__ = ["AVAILABILITY", "AgentsMixin"]
 
@@ -212,6 +220,58 @@ class AgentsMixin(StoreEngine):
                     details=details,
                 )
             )
+
+    async def mark_read(self, agent_id: int, conversation_id: str, seq: int) -> None:
+        """The agent has seen the conversation up to ``seq`` (never moves backwards)."""
+        now = utcnow()
+        key = (conversation_reads.c.agent_id == agent_id) & (
+            conversation_reads.c.conversation_id == conversation_id
+        )
+        async with self._tx(write=True) as conn:
+            found = (
+                await conn.execute(sa.select(conversation_reads.c.last_read_seq).where(key))
+            ).first()
+            if found is None:
+                try:
+                    async with conn.begin_nested():
+                        await conn.execute(
+                            conversation_reads.insert().values(
+                                agent_id=agent_id,
+                                conversation_id=conversation_id,
+                                last_read_seq=seq,
+                                updated_at=now,
+                            )
+                        )
+                    return
+                except IntegrityError:
+                    pass  # marked at the same moment by another tab: update below
+            await conn.execute(
+                conversation_reads.update()
+                .where(key, conversation_reads.c.last_read_seq < seq)
+                .values(last_read_seq=seq, updated_at=now)
+            )
+
+    async def unread_counts(self, agent_id: int) -> dict[str, int]:
+        """Customer messages the agent has not seen yet, per conversation assigned to them
+        (a conversation they never opened: all of its customer messages)."""
+        read = conversation_reads
+        query = (
+            sa.select(messages.c.conversation_id, sa.func.count())
+            .join(conversations, conversations.c.id == messages.c.conversation_id)
+            .outerjoin(
+                read,
+                (read.c.conversation_id == messages.c.conversation_id)
+                & (read.c.agent_id == agent_id),
+            )
+            .where(
+                conversations.c.assigned_agent_id == agent_id,
+                conversations.c.state == "assigned",
+                messages.c.direction == "in",
+                messages.c.seq > sa.func.coalesce(read.c.last_read_seq, 0),
+            )
+            .group_by(messages.c.conversation_id)
+        )
+        return dict(await self._all(query, lambda row: (row[0], int(row[1]))))
 
     async def audit_entries(
         self, action: str | None = None, limit: int = 500

@@ -23,6 +23,7 @@ __all__ = [
     "audit",
     "aware",
     "canned_replies",
+    "conversation_reads",
     "conversations",
     "csat",
     "customers",
@@ -312,6 +313,15 @@ audit = sa.Table(
     # No foreign key: the audit trail may mention conversations that were never stored.
     sa.Column("conversation_id", UUIDHex, index=True),
     sa.Column("details", JSONType),
+)
+
+conversation_reads = sa.Table(
+    "conversation_reads",
+    metadata,
+    sa.Column("agent_id", sa.Integer, sa.ForeignKey("agents.id"), primary_key=True),
+    sa.Column("conversation_id", UUIDHex, sa.ForeignKey("conversations.id"), primary_key=True),
+    sa.Column("last_read_seq", sa.Integer, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 
 files = sa.Table(

@@ -32,12 +32,14 @@ from handoff.console.api import (
     api_me,
     api_note,
     api_queue,
+    api_read,
     api_reply,
     api_resolve,
     api_teams,
     api_transfer,
     api_typing,
     api_unlink_identity,
+    api_unread,
     api_update_agent,
 )
 from handoff.console.canned import add_routes as add_canned_routes
@@ -122,6 +124,7 @@ def setup_console(app: web.Application, settings: Settings) -> ConsoleContext:
     r.add_post(f"{PREFIX}/api/agents/{{agent_id}}", api_update_agent)
     r.add_get(f"{PREFIX}/api/teams", api_teams)
     r.add_get(f"{PREFIX}/api/conversations", api_inbox)
+    r.add_get(f"{PREFIX}/api/unread", api_unread)
     customer = f"{PREFIX}/api/customers/{{customer_id}}"
     r.add_get(customer, api_customer)
     r.add_post(f"{customer}/identities", api_link_identity)
@@ -135,6 +138,7 @@ def setup_console(app: web.Application, settings: Settings) -> ConsoleContext:
     r.add_post(f"{conv}/reply", api_reply)
     r.add_post(f"{conv}/files", api_file)
     r.add_post(f"{conv}/typing", api_typing)
+    r.add_post(f"{conv}/read", api_read)
     r.add_post(f"{conv}/notes", api_note)
     r.add_post(f"{conv}/transfer", api_transfer)
     r.add_post(f"{conv}/resolve", api_resolve)

@@ -123,6 +123,20 @@ async def api_unlink_identity(request: web.Request, agent: Agent) -> Any:
 
 
 @api
+async def api_read(request: web.Request, agent: Agent) -> Any:
+    """``{"seq": n}``: the agent has seen the conversation up to message n."""
+    body = await _json_body(request)
+    await console_ctx(request).desk.mark_read(_conversation_id(request), agent, body.get("seq"))
+    return {"ok": True}
+
+
+@api
+async def api_unread(request: web.Request, agent: Agent) -> Any:
+    """Unseen customer messages per conversation assigned to the signed-in agent."""
+    return {"counts": await console_ctx(request).desk.unread(agent)}
+
+
+@api
 async def api_typing(request: web.Request, agent: Agent) -> Any:
     await console_ctx(request).desk.agent_typing(_conversation_id(request), agent)
     return {"ok": True}

@@ -32,9 +32,7 @@ async def team_page(request: web.Request, agent: Agent, session: Session) -> web
 
 
 @page
-async def customer_page(
-    request: web.Request, agent: Agent, session: Session
-) -> web.StreamResponse:
+async def customer_page(request: web.Request, agent: Agent, session: Session) -> web.StreamResponse:
     """One customer across channels: conversations, ratings, notes, the shop's records."""
     return render(
         request,

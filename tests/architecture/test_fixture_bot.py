@@ -19,6 +19,7 @@ TESTS = Path(__file__).resolve().parents[1]
 SHIPPED = {"rasa_stack", "rasa_model"}
 
 SHIPPED_BOT_TESTS = {
+    "browser/test_customer_profile.py",  # the shipped stack's action server: the shop backend
     "browser/test_shop_identity.py",
     "browser/test_widget_and_console.py",
     "e2e/test_bot_rest.py",

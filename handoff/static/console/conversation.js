@@ -43,6 +43,21 @@ function renderAll(page) {
   renderActions(page);
 }
 
+/**
+ * Tell the server how far the agent has read (the queue page's unread counts), when the page
+ * is visible and there is something new since the last time.
+ */
+function markRead(page) {
+  if (document.visibilityState !== "visible") return;
+  let seq = 0;
+  page.messages.forEach(function (m) { if (Number(m.seq) > seq) seq = Number(m.seq); });
+  if (!seq || seq <= (page.readSeq || 0)) return;
+  page.readSeq = seq;
+  api("POST", apiConversation(page.convId, "read"), { seq: seq }).catch(function () {
+    page.readSeq = 0; // try again with the next message
+  });
+}
+
 function applyView(page, next) {
   if (!next || !next.conversation) return;
   page.view = next;
@@ -51,6 +66,7 @@ function applyView(page, next) {
   (next.messages || []).forEach(function (m) { addMessage(page, m); });
   (next.notes || []).forEach(function (n) { addNote(page, n); });
   renderAll(page);
+  markRead(page);
 }
 
 /** Start the conversation page for the signed-in agent `me` ({ id, name, role }). */
@@ -226,11 +242,16 @@ export function initConversation(me) {
     if (document.visibilityState === "visible") loadAgents();
   }, 30000);
 
+  document.addEventListener("visibilitychange", function () { markRead(page); });
+
   connectLive(
     function (event) {
       if (String(event.conversation_id) !== convId) return;
       if (event.type === "message") {
-        if (addMessage(page, event.message)) renderTranscript(page);
+        if (addMessage(page, event.message)) {
+          renderTranscript(page);
+          markRead(page);
+        }
       } else if (event.type === "note") {
         if (addNote(page, event.note)) renderNotes(page);
       } else if (event.type === "typing") {

@@ -17,11 +17,18 @@ function emptyRow(text, columns) {
 
 const TEAM_KEY = "console.queue.team";
 
-function customerCell(item) {
+function customerCell(item, unread) {
   return h(
     "td",
     { class: "cell-customer" },
-    h("a", { href: conversationUrl(item.conversation_id) }, item.customer_name || "Unknown customer")
+    h("a", { href: conversationUrl(item.conversation_id) }, item.customer_name || "Unknown customer"),
+    unread
+      ? h("span", {
+          class: "unread",
+          testid: "unread-count",
+          title: unread + " new message" + (unread === 1 ? "" : "s") + " from the customer",
+        }, unread > 99 ? "99+" : String(unread))
+      : null
   );
 }
 
@@ -57,6 +64,19 @@ export function initQueue(me) {
   let gotLive = false;
   let teams = []; // [{ name, title, assignment }]
   let shownTeam = localStorage.getItem(TEAM_KEY) || "";
+  let unread = {}; // conversation id -> customer messages I have not seen (my conversations)
+  let unreadTimer = null;
+
+  // Counted by the server (how far I read each conversation, on any device); fetched again
+  // after each queue snapshot, and counted up here as customer messages arrive in between.
+  function loadUnread() {
+    clearTimeout(unreadTimer);
+    unreadTimer = setTimeout(function () {
+      api("GET", "/console/api/unread")
+        .then(function (data) { unread = (data && data.counts) || {}; render(); })
+        .catch(function () { /* the counts stay as they were */ });
+    }, 300);
+  }
 
   function teamTitle(name) {
     const team = teams.find(function (t) { return t.name === name; });
@@ -138,7 +158,7 @@ export function initQueue(me) {
     return h(
       "tr",
       { testid: "my-conversation-row", dataset: { conversationId: String(item.conversation_id) } },
-      customerCell(item),
+      customerCell(item, unread[String(item.conversation_id)] || 0),
       h("td", null, channelBadge(item.channel)),
       reasonCell(item),
       h("td", null, priorityBadge(item.priority)),
@@ -184,6 +204,8 @@ export function initQueue(me) {
     );
     $("#queue-count").textContent = String(allWaiting.length);
     $("#mine-count").textContent = String(mine.length);
+    const totalUnread = mine.reduce(function (n, i) { return n + (unread[String(i.conversation_id)] || 0); }, 0);
+    $("#mine-count").title = totalUnread ? totalUnread + " unread customer messages" : "";
     $("#others-count").textContent = String(others.length);
     document.title = (allWaiting.length ? "(" + allWaiting.length + ") " : "") + "Queue · Support console";
     seen = new Set(items.map(function (i) { return String(i.conversation_id); }));
@@ -220,11 +242,16 @@ export function initQueue(me) {
     } else if (event.type === "queue") {
       gotLive = true;
       setItems(event.items);
+      loadUnread();
     } else if (event.type === "message" && event.message && event.message.sender === "customer") {
       // Keep "last message" current between queue snapshots.
       const item = items.find(function (i) { return String(i.conversation_id) === String(event.conversation_id); });
       if (item) {
-        item.last_message = String(event.message.text || "").slice(0, 200);
+        item.last_message = String(event.message.text || (event.message.attachment ? "[" + (event.message.attachment.name || "file") + "]" : "")).slice(0, 200);
+        if (item.state === "assigned" && Number(item.assigned_agent_id) === me.id) {
+          const key = String(item.conversation_id);
+          unread[key] = (unread[key] || 0) + 1;
+        }
         const elapsed = (Date.now() - received) / 1000;
         items.forEach(function (i) { i.waiting_seconds = (Number(i.waiting_seconds) || 0) + elapsed; });
         received = Date.now();
@@ -234,6 +261,6 @@ export function initQueue(me) {
   });
   // The socket sends a snapshot when it opens; this covers a socket that cannot connect.
   api("GET", "/console/api/queue")
-    .then(function (data) { if (!gotLive) setItems(data.items); })
+    .then(function (data) { if (!gotLive) setItems(data.items); loadUnread(); })
     .catch(function (err) { if (!gotLive) flash(err.message); });
 }
