@@ -29,6 +29,7 @@ from bot.broker import create_broker
 from bot.config import Settings
 from bot.core.clock import utcnow
 from bot.core.errors import DuplicateAgent, NotFound
+from bot.filestore import StorageUnavailable
 from bot.http_errors import json_error
 from bot.http_headers import security_headers
 from bot.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -191,6 +192,9 @@ async def stored_file(request: web.Request) -> web.Response:
         record, data = await request.app[ENGINE].files.read(request.match_info["file_id"])
     except NotFound:
         return json_error(404, "not_found", "No such file (the link may be wrong or old).")
+    except StorageUnavailable:
+        log.warning("file storage unavailable on a download")
+        return json_error(503, "unavailable", "The file can't be fetched just now; try again.")
     inline = record.content_type.startswith("image/")
     disposition = "inline" if inline else "attachment"
     content_type = record.content_type

@@ -262,9 +262,26 @@ FILE_CONTENT_TYPES = (
 )
 
 
+class S3Settings(_Section):
+    """An S3-compatible bucket for the files (AWS S3, MinIO, Ceph, R2, ...). Path-style
+    addresses: ``{endpoint_url}/{bucket}/{prefix}{file id}``."""
+
+    endpoint_url: str = Field(min_length=1)
+    bucket: str = Field(min_length=3, max_length=63)
+    region: str = "us-east-1"
+    access_key_id: str = Field(min_length=1)
+    secret_access_key: str = Field(min_length=1)
+    prefix: str = ""
+    timeout_seconds: float = Field(20.0, gt=0)
+
+
 class FileSettings(_Section):
     """Pictures and files customers and agents send (docs/widget.md, docs/console.md)."""
 
+    # "local": a directory (``dir``), for one gateway or replicas sharing a volume; "s3": a
+    # bucket every replica reaches (``s3:``).
+    storage: Literal["local", "s3"] = "local"
+    s3: S3Settings | None = None
     # Where LocalFileStorage keeps the bytes (relative to the working directory).
     dir: str = "var/files"
     max_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
@@ -279,6 +296,12 @@ class FileSettings(_Section):
         if unknown:
             raise ValueError(f"unknown types {unknown}; the gateway can take {sorted(known)}")
         return value
+
+    @model_validator(mode="after")
+    def _s3_when_chosen(self) -> FileSettings:
+        if self.storage == "s3" and self.s3 is None:
+            raise ValueError("storage is s3: give the bucket under files.s3 (docs/security.md)")
+        return self
 
 
 class BackendSettings(_Section):

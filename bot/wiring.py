@@ -14,8 +14,8 @@ from datetime import datetime
 from bot.broker import Broker
 from bot.config import Settings
 from bot.core.clock import utcnow
-from bot.core.ports import ChannelSender
-from bot.filestore import LocalFileStorage
+from bot.core.ports import ChannelSender, FileStorage
+from bot.filestore import LocalFileStorage, S3FileStorage
 from bot.metrics import Metrics
 from bot.outbox import OutboxWorker
 from bot.pipeline.context import EngineContext
@@ -48,6 +48,15 @@ class Engine:
     files: Files
 
 
+def file_storage(settings: Settings, rasa: RasaClient) -> FileStorage:
+    """The configured file storage: a local directory, or an S3-compatible bucket reached
+    through the gateway's HTTP session."""
+    if settings.files.storage == "s3":
+        assert settings.files.s3 is not None  # checked when the settings loaded
+        return S3FileStorage(settings.files.s3, rasa.session)
+    return LocalFileStorage(settings.files.dir)
+
+
 def build_engine(
     settings: Settings,
     store: Store,
@@ -68,7 +77,7 @@ def build_engine(
     )
     outbound = Outbound(store, broker, channel_senders, outbox.notify)
     metrics = Metrics()
-    files = Files(store, LocalFileStorage(settings.files.dir), settings.files)
+    files = Files(store, file_storage(settings, rasa), settings.files)
     ctx = EngineContext(
         settings, store, broker, rasa, Records(store), outbound, files, clock, metrics
     )

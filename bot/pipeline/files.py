@@ -16,10 +16,11 @@ import structlog
 from bot.config import FileSettings
 from bot.core.clock import utcnow
 from bot.core.errors import NotFound
-from bot.core.files import identify, safe_name
+from bot.core.files import FileRefused, identify, safe_name
 from bot.core.models import StoredFile
 from bot.core.ports import FileStorage
 from bot.core.types import Attachment
+from bot.filestore import StorageUnavailable
 from bot.store import Store
 
 log = structlog.get_logger(__name__)
@@ -48,13 +49,22 @@ class Files:
             created_at=utcnow(),
         )
         # Bytes first: a record never names a file that is not there.
-        await self.storage.put(record.id, data)
+        try:
+            await self.storage.put(record.id, data)
+        except StorageUnavailable as exc:
+            log.warning("file storage unavailable", error=str(exc))
+            raise FileRefused(
+                "storage_unavailable",
+                "The file could not be stored just now. Please try again in a moment.",
+                503,
+            ) from exc
         await self.store.add_file(record)
         log.info("file stored", file_id=record.id, type=record.content_type, size=record.size)
         return Attachment(kind.kind, record.name, record.content_type, record.size, record.id)
 
     async def read(self, file_id: str) -> tuple[StoredFile, bytes]:
-        """A stored file and its bytes; NotFound when either is missing."""
+        """A stored file and its bytes; NotFound when either is missing, StorageUnavailable
+        when the storage does not answer."""
         record = await self.store.stored_file(file_id) if len(file_id) == 32 else None
         if record is None:
             raise NotFound(f"no file {file_id}")
