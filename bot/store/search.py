@@ -5,6 +5,11 @@ Full-text search covers messages and notes through one interface on both databas
 query is reduced to its words (letters and digits); every word must occur, and the last one may
 be the start of a word (search as you type). Pages are ``limit`` rows, with one more read to
 know whether there is a next page (no count of the whole table).
+
+Two plans, chosen by how many messages match (counted in the text index, up to COMMON): a
+rare word (an order number, a name) collects the few conversations that hold it; a word in
+thousands of messages walks the conversations newest first and checks each one's own messages
+(a handful each) until the page is full, so it costs a page, not a million matches.
 """
 
 from __future__ import annotations
@@ -30,21 +35,64 @@ def search_words(text: str | None) -> list[str]:
     return [w.lower() for w in _WORD.findall(text or "")][:MAX_WORDS]
 
 
+# A query matching at least this many messages is "common": see the module docstring.
+COMMON = 2000
+
+
+def _fts_query(words: list[str]) -> str:
+    """FTS5: each word quoted (no FTS5 syntax gets through); the last one a prefix."""
+    return (" ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*').strip()
+
+
+def _ts_match(table: sa.Table, words: list[str]) -> Any:
+    """PostgreSQL: the row's text holds every word (the last as a prefix)."""
+    tsquery = " & ".join([*words[:-1], f"{words[-1]}:*"])
+    return sa.func.to_tsvector("simple", table.c.text).op("@@")(
+        sa.func.to_tsquery("simple", tsquery)
+    )
+
+
 def _matching(dialect: str, table: sa.Table, words: list[str]) -> Any:
     """The conversation ids whose rows of ``table`` (messages or notes) hold every word."""
     if dialect == "sqlite":
         fts = sa.table(f"{table.name}_fts", sa.column("rowid"))
-        # Each word quoted (no FTS5 syntax gets through); the last one a prefix.
-        query = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
         return (
             sa.select(table.c.conversation_id)
             .join(fts, fts.c.rowid == table.c.id)
-            .where(sa.text(f"{table.name}_fts MATCH :q").bindparams(q=query.strip()))
+            .where(sa.text(f"{table.name}_fts MATCH :q").bindparams(q=_fts_query(words)))
         )
-    tsquery = " & ".join([*words[:-1], f"{words[-1]}:*"])
-    return sa.select(table.c.conversation_id).where(
-        sa.func.to_tsvector("simple", table.c.text).op("@@")(sa.func.to_tsquery("simple", tsquery))
-    )
+    return sa.select(table.c.conversation_id).where(_ts_match(table, words))
+
+
+def _holds(dialect: str, table: sa.Table, words: list[str]) -> Any:
+    """Whether the conversation at hand has a row of ``table`` holding every word, checked
+    through that conversation's own rows (the plan for common words)."""
+    if dialect == "sqlite":
+        # The conversation's rows first (CROSS JOIN keeps that order), then each row's entry
+        # in the text index by rowid.
+        name = table.name
+        return sa.text(
+            f"EXISTS (SELECT 1 FROM {name} AS r CROSS JOIN {name}_fts "
+            f"WHERE r.conversation_id = conversations.id AND {name}_fts.rowid = r.id "
+            f"AND {name}_fts MATCH :q_{name})"
+        ).bindparams(**{f"q_{name}": _fts_query(words)})
+    return sa.exists().where(table.c.conversation_id == conversations.c.id, _ts_match(table, words))
+
+
+def _is_common(conn: sa.Connection, words: list[str]) -> bool:
+    """Whether the words match COMMON messages or more (counted in the index, no further)."""
+    dialect = conn.dialect.name
+    hits: Any
+    if dialect == "sqlite":
+        hits = sa.text(
+            "SELECT count(*) FROM (SELECT rowid FROM messages_fts WHERE messages_fts MATCH :q "
+            "LIMIT :cap)"
+        ).bindparams(q=_fts_query(words), cap=COMMON)
+    else:
+        hits = sa.select(sa.func.count()).select_from(
+            sa.select(messages.c.id).where(_ts_match(messages, words)).limit(COMMON).subquery()
+        )
+    return int(conn.execute(hits).scalar_one()) >= COMMON
 
 
 class SearchMixin(StoreEngine):
@@ -113,12 +161,17 @@ def _read_inbox(
     words = search_words(where.text)
     if words:
         dialect = conn.dialect.name
-        conditions.append(
-            sa.or_(
-                conversations.c.id.in_(_matching(dialect, messages, words)),
-                conversations.c.id.in_(_matching(dialect, notes, words)),
+        if _is_common(conn, words):
+            conditions.append(
+                sa.or_(_holds(dialect, messages, words), _holds(dialect, notes, words))
             )
-        )
+        else:
+            conditions.append(
+                sa.or_(
+                    conversations.c.id.in_(_matching(dialect, messages, words)),
+                    conversations.c.id.in_(_matching(dialect, notes, words)),
+                )
+            )
     page_ids = [
         row[0]
         for row in conn.execute(

@@ -6,15 +6,26 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from bot.core.clock import utcnow
 from bot.core.models import InboxFilter
 from bot.core.state import ConversationState
-from bot.store import Store
+from bot.store import Store, search
 from bot.store.search import search_words
 from tests.bot.store.helpers import new_conversation, say
 
 
-async def test_search_and_filters(store: Store) -> None:
+@pytest.fixture(params=["rare", "common"])
+def plan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both plans of the search (bot/store/search.py) must give the same answers: "common"
+    makes every query count as common (its threshold 1), so the walk-the-newest plan runs."""
+    if request.param == "common":
+        monkeypatch.setattr(search, "COMMON", 1)
+    return str(request.param)
+
+
+async def test_search_and_filters(store: Store, plan: str) -> None:
     agent = await store.add_agent("kim", "Kim", "x")
     router = await new_conversation(store, "ann")
     await say(store, router.id, "My router blinks red since the update")
