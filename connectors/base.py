@@ -18,25 +18,7 @@ from aiohttp import web
 
 from bot.core.models import Conversation
 from bot.core.types import InboundMessage, StoredMessage
-from bot.pipeline.intake import (
-    AcceptResult,
-    InboundCheck,
-    Intake,
-    Next,
-    ignore_empty,
-    ignore_own_messages,
-)
-
-
-async def ignore_empty_text(message: InboundMessage, call_next: Next) -> AcceptResult:
-    """The intake's ``ignore_empty``, except that a picture or file without words (a photo
-    without a caption) is a message too."""
-    if message.attachment is not None:
-        return await call_next(message)
-    return await ignore_empty(message, call_next)
-
-
-CONNECTOR_CHECKS: Sequence[InboundCheck] = (ignore_own_messages, ignore_empty_text)
+from bot.pipeline.intake import DEFAULT_CHECKS, AcceptResult, InboundCheck, Intake
 
 
 class ConnectorNotStarted(RuntimeError):
@@ -66,7 +48,7 @@ class UsesIntake:
 class ChannelConnector(UsesIntake, ABC):
     """Base class of the Telegram, Slack, … connectors."""
 
-    checks: ClassVar[Sequence[InboundCheck]] = CONNECTOR_CHECKS
+    checks: ClassVar[Sequence[InboundCheck]] = DEFAULT_CHECKS
 
     @abstractmethod
     def add_routes(self, app: web.Application) -> None:

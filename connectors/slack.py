@@ -5,13 +5,16 @@ signature (and rejects timestamps older than five minutes), answers ``url_verifi
 drops the app's own messages; our listeners turn what is left into ``InboundMessage`` and hand
 it to ``accept()``. Conversation keys: a DM is its DM channel id (``D…``); a mention is
 ``"{channel}:{thread_ts}"``, so the whole thread is one conversation and we answer inside it.
+Pictures and files, in and out, are in connectors/slack_files.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+from collections import OrderedDict
 from collections.abc import Coroutine
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -22,15 +25,25 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import SlackSettings
 from bot.core.errors import DeliveryError
+from bot.core.files import FileRefused
 from bot.core.models import Conversation
-from bot.core.types import Button, InboundMessage, SenderKind, StoredMessage
+from bot.core.types import (
+    UNSUPPORTED_PAYLOAD,
+    Attachment,
+    Button,
+    InboundMessage,
+    SenderKind,
+    StoredMessage,
+)
 from bot.pipeline.intake import AcceptStatus, Intake
+from connectors import slack_files
 from connectors.base import ChannelConnector
+from connectors.slack_files import FILE_WAIT_SECONDS, DownloadFailed
 
 log = structlog.get_logger(__name__)
 
@@ -48,11 +61,15 @@ PERMANENT_ERRORS = frozenset(
         "token_revoked",
         "invalid_blocks",
         "msg_too_long",
+        "missing_scope",  # e.g. files:write for an agent's file
+        "file_uploads_disabled",
+        "file_uploads_except_images_disabled",
     }
 )
 SECTION_LIMIT = 3000  # Block Kit section text; the full text still goes in the `text` field
 BUTTON_TITLE_LIMIT = 75
 USER_LOOKUP_SECONDS = 1.0  # users.info runs before the ack; Slack waits 3 s in all
+FILE_EVENTS_KEPT = 1000  # events whose files are (being) stored, for Slack's retries
 
 
 class SlackConnector(ChannelConnector):
@@ -67,6 +84,9 @@ class SlackConnector(ChannelConnector):
         self._auth: AuthorizeResult | None = None
         self._names: dict[str, str | None] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._http: aiohttp.ClientSession | None = None  # file downloads
+        # The work storing an event's files, by event key: Slack's retry of a slow one joins it.
+        self._file_work: OrderedDict[str, asyncio.Task[None]] = OrderedDict()
         self.bolt = AsyncApp(
             signing_secret=settings.signing_secret,
             # `authorize` instead of `token=`: bolt then reuses the auth.test answer from
@@ -102,6 +122,8 @@ class SlackConnector(ChannelConnector):
     async def stop(self) -> None:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._http is not None:
+            await self._http.close()
 
     async def _authorize(self) -> AuthorizeResult:
         if self._auth is None:
@@ -121,9 +143,9 @@ class SlackConnector(ChannelConnector):
     async def _on_message(
         self, body: dict[str, Any], event: dict[str, Any], request: AsyncBoltRequest, ack: AsyncAck
     ) -> None:
-        # Only plain DMs: channel messages reach us as app_mention, and subtypes are edits,
-        # deletions, joins and bot posts, none of which is a customer talking.
-        if event.get("channel_type") == "im" and not event.get("subtype"):
+        # Only DMs, plain or with files: channel messages reach us as app_mention, and the other
+        # subtypes are edits, deletions, joins and bot posts, none of which is a customer talking.
+        if event.get("channel_type") == "im" and event.get("subtype") in (None, "file_share"):
             await self._accept_event(body, event, request, event["channel"], thread_ts=None)
         await ack()
 
@@ -182,7 +204,79 @@ class SlackConnector(ChannelConnector):
                 "retry": _retry_num(request),
             },
         )
-        await self._accept(message, event["channel"], thread_ts)
+        files = event.get("files")
+        if isinstance(files, list) and files and not message.metadata["from_self"]:
+            await self._accept_files(message, files, event["channel"], thread_ts)
+        else:
+            await self._accept(message, event["channel"], thread_ts)
+
+    async def _accept_files(
+        self,
+        message: InboundMessage,
+        files: list[dict[str, Any]],
+        channel: str,
+        thread_ts: str | None,
+    ) -> None:
+        """Store the files of a message, holding the ack at most FILE_WAIT_SECONDS: a slow
+        download finishes in the background, and Slack's retry of the event (it gave up
+        waiting) joins that work instead of downloading again. A failure seen here is raised
+        (a 500: Slack delivers the event again); one in the background is logged."""
+        key = message.channel_message_id
+        work = self._file_work.get(key)
+        if work is None or (work.done() and (work.cancelled() or work.exception())):
+            work = asyncio.create_task(self._store_files(message, files, channel, thread_ts))
+            self._file_work[key] = work
+            while len(self._file_work) > FILE_EVENTS_KEPT:
+                self._file_work.popitem(last=False)
+            self._tasks.add(work)
+            work.add_done_callback(self._tasks.discard)
+            work.add_done_callback(_log_failure)
+        done, _ = await asyncio.wait({work}, timeout=FILE_WAIT_SECONDS)
+        if work in done:
+            work.result()
+        else:
+            log.info("slack files still downloading; acknowledged", event_id=key)
+
+    async def _store_files(
+        self,
+        message: InboundMessage,
+        files: list[dict[str, Any]],
+        channel: str,
+        thread_ts: str | None,
+    ) -> None:
+        """One message per file (key: event id and the file's index), the words with the
+        first; a refused file is answered with the reason, one that cannot be fetched is
+        stored as a placeholder."""
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        text = message.text
+        for n, file in enumerate(files):
+            name = slack_files.file_name(file)
+            item = replace(message, channel_message_id=f"{message.channel_message_id}:{n}")
+            try:
+                attachment = await slack_files.receive(
+                    self._http,
+                    file,
+                    self.settings.bot_token,
+                    self.intake.files,
+                    self.settings.api_base_url,
+                )
+            except FileRefused as exc:
+                log.info("slack file refused", code=exc.code, event_id=message.channel_message_id)
+                self._spawn(self._post_quietly(channel, f"{name}: {exc}", thread_ts))
+                continue
+            except (DownloadFailed, aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("slack file download failed", file=file.get("id"), error=repr(exc))
+                placeholder = f"[file {name} that could not be downloaded] {text}".strip()
+                item = replace(
+                    item, text=placeholder, payload=UNSUPPORTED_PAYLOAD, trusted_payload=True
+                )
+            else:
+                item = replace(item, text=text, attachment=attachment)
+            text = ""
+            await self._accept(item, channel, thread_ts)
+        if text:  # every file was refused: the words still count
+            await self._accept(message, channel, thread_ts)
 
     async def _accept(self, message: InboundMessage, channel: str, thread_ts: str | None) -> None:
         result = await self.accept(message)
@@ -233,24 +327,62 @@ class SlackConnector(ChannelConnector):
         channel, _, thread_ts = conversation.channel_user_id.partition(":")
         text = _escape(message.text)
         if message.sender_kind is SenderKind.AGENT and message.sender_name:
-            text = f"*{_escape(message.sender_name)}:* {text}"
-        kwargs: dict[str, Any] = {"channel": channel, "text": text}
-        if thread_ts:
-            kwargs["thread_ts"] = thread_ts
-        if message.buttons:
-            kwargs["blocks"] = button_blocks(text, message.buttons)
+            text = f"*{_escape(message.sender_name)}:* {text}".strip()
+        attachment = message.attachment
         try:
-            await self.client.chat_postMessage(**kwargs)
+            if attachment is not None and attachment.file_id is not None:
+                await slack_files.upload(
+                    self.client, self.intake.files, channel, thread_ts, attachment, text
+                )
+                if message.buttons:
+                    await self._post(channel, thread_ts, "", message.buttons, None)
+            else:
+                await self._post(channel, thread_ts, text, message.buttons, attachment)
         except SlackApiError as exc:
             error = str(exc.response.get("error", "unknown_error"))
+            method = str(exc.response.api_url).rsplit("/", 1)[-1] or "api"
             retry_after = _retry_after(exc) if error == "ratelimited" else None
             raise DeliveryError(
-                f"slack chat.postMessage: {error}",
+                f"slack {method}: {error}",
                 retry_after=retry_after,
                 permanent=error in PERMANENT_ERRORS,
             ) from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise DeliveryError(f"slack chat.postMessage: {exc!r}") from exc
+        except (SlackRequestError, aiohttp.ClientError, TimeoutError) as exc:
+            # SlackRequestError: the bytes did not reach the upload URL.
+            raise DeliveryError(f"slack: {exc!r}") from exc
+
+    async def _post(
+        self,
+        channel: str,
+        thread_ts: str,
+        text: str,
+        buttons: list[Button],
+        attachment: Attachment | None,
+    ) -> None:
+        """chat.postMessage: the text, a picture from elsewhere as an image block (a file
+        from elsewhere as a link), then the buttons."""
+        image = None
+        if attachment is not None and attachment.url:
+            if attachment.kind == "image":
+                image = slack_files.image_block(attachment)
+            else:
+                text = f"{text}\n{slack_files.link(attachment)}".strip()
+        kwargs: dict[str, Any] = {"channel": channel, "text": text}
+        if thread_ts:
+            kwargs["thread_ts"] = thread_ts
+        if buttons or image:
+            kwargs["blocks"] = button_blocks(text, buttons, image)
+            # The notification text (and what screen readers say first).
+            kwargs["text"] = text or (attachment.name if attachment else "")
+        try:
+            await self.client.chat_postMessage(**kwargs)
+        except SlackApiError as exc:
+            if image is None or exc.response.get("error") != "invalid_blocks":
+                raise
+            # Slack could not fetch the picture: the link instead.
+            assert attachment is not None
+            log.info("slack refused the image block; sending the link", url=attachment.url)
+            await self._post(channel, thread_ts, text, buttons, replace(attachment, kind="file"))
 
     async def _post_quietly(self, channel: str, text: str, thread_ts: str | None) -> None:
         try:
@@ -264,8 +396,11 @@ class SlackConnector(ChannelConnector):
         task.add_done_callback(self._tasks.discard)
 
 
-def button_blocks(text: str, buttons: list[Button]) -> list[dict[str, Any]]:
-    """A section with the text, then the buttons (Slack allows 25 per actions block)."""
+def button_blocks(
+    text: str, buttons: list[Button], image: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """A section with the text, the image, then the buttons (Slack allows 25 per actions
+    block)."""
     elements = [
         {
             "type": "button",
@@ -279,10 +414,17 @@ def button_blocks(text: str, buttons: list[Button]) -> list[dict[str, Any]]:
     if text:
         section = text if len(text) <= SECTION_LIMIT else text[: SECTION_LIMIT - 1] + "…"
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": section}})
+    if image is not None:
+        blocks.append(image)
     blocks += [
         {"type": "actions", "elements": elements[i : i + 25]} for i in range(0, len(elements), 25)
     ]
     return blocks
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("slack files not stored", exc_info=exc)
 
 
 def _escape(text: str) -> str:

@@ -81,7 +81,9 @@ async def ignore_own_messages(message: InboundMessage, call_next: Next) -> Accep
 
 
 async def ignore_empty(message: InboundMessage, call_next: Next) -> AcceptResult:
-    if not message.text.strip() and not message.payload:
+    """No words, no button, no picture or file: nothing to store (a photo without a caption is
+    a message)."""
+    if not message.text.strip() and not message.payload and message.attachment is None:
         return AcceptResult(AcceptStatus.IGNORED)
     return await call_next(message)
 

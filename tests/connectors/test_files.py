@@ -37,6 +37,10 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
         yield gw
 
 
+def stored_files(directory: Path) -> list[Path]:
+    return [p for p in directory.rglob("*") if p.is_file()] if directory.exists() else []
+
+
 async def upload(
     http: aiohttp.ClientSession,
     url: str,
@@ -153,8 +157,7 @@ async def test_bad_uploads_get_a_reason_and_store_nothing(
         assert body["message"]
         messages = await gateway.app[STORE].messages(customer.conversation_id or "")
         assert [m.text for m in messages if m.sender_kind.value == "customer"] == ["hello"]
-        files_dir = Path(gateway.settings.files.dir)
-        assert not files_dir.exists() or not [p for p in files_dir.rglob("*") if p.is_file()]
+        assert stored_files(Path(gateway.settings.files.dir)) == []
     finally:
         await customer.close()
 

@@ -301,10 +301,9 @@ async def test_an_expired_long_payload_button_is_answered_and_not_stored(
 
 
 UNSUPPORTED_CASES: list[tuple[str, dict[str, Any], str | None, str | None]] = [
+    # (Photos and documents are downloaded and kept: tests/connectors/test_telegram_files.py.)
     ("sticker", {}, "[sticker]", UNSUPPORTED_REPLY),
-    ("photo", {}, "[photo] the box arrived like this", UNSUPPORTED_REPLY),
     ("voice", {}, "[voice message]", UNSUPPORTED_REPLY),
-    ("document", {}, "[document]", UNSUPPORTED_REPLY),
     ("location", {}, "[location]", UNSUPPORTED_REPLY),
     ("edited_message", {}, "[edited message] my speaker is far too quiet", EDITED_REPLY),
     ("channel_post", {}, None, None),

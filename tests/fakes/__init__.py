@@ -3,15 +3,17 @@ real HTTP servers on local ports that record every call and can be told to fail.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
 from tests.helpers import listen
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
 
 async def serve(
-    route: str, handler: web.Handler, more: Mapping[str, web.Handler] | None = None
+    route: str, handler: Handler, more: Mapping[str, Handler] | None = None
 ) -> tuple[web.AppRunner, str]:
     """Serve ``handler`` for every method on ``route`` (and each of ``more``'s routes with its
     handler) at a free loopback port: (runner, url). Bodies up to 200 MB are read (uploads)."""

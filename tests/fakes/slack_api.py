@@ -2,9 +2,12 @@
 
 ``FakeSlackApi`` answers ``/api/{method}`` on a random local port the way slack.com does (JSON
 with ``ok``; 429 + Retry-After when rate limited), checks the bot token, records every call
-with its parsed parameters, and lets a test queue failures. ``SlackSender`` posts signed
-Events API and interactivity requests to the gateway, built from the hand-written payloads
-in ``tests/fakes/data/slack_*.json``.
+with its parsed parameters, and lets a test queue failures. It also hosts the files a test
+adds (``host_file``: private addresses that need the bot token, recorded as ``download``) and
+takes uploads the way ``files_upload_v2`` makes them (``files.getUploadURLExternal``, the bytes
+to the upload URL, ``files.completeUploadExternal``; finished uploads in ``shared``).
+``SlackSender`` posts signed Events API and interactivity requests to the gateway, built from
+the hand-written payloads in ``tests/fakes/data/slack_*.json``.
 """
 
 from __future__ import annotations
@@ -72,6 +75,19 @@ class SlackCall:
         ]
 
 
+@dataclass(frozen=True)
+class SharedFile:
+    """A file uploaded with files_upload_v2 and shared into a channel."""
+
+    file_id: str
+    filename: str
+    title: str | None
+    data: bytes
+    channel: str | None
+    initial_comment: str | None
+    thread_ts: str | None
+
+
 @dataclass
 class _Failure:
     error: str
@@ -93,9 +109,15 @@ class FakeSlackApi:
                 "profile": {"display_name": "Alex", "real_name": "Alex Customer"},
             }
         }
-        self.delays: dict[str, float] = {}  # method -> seconds its answers wait (a slow Slack)
+        # Method (or "download") -> seconds its answers wait (a slow Slack).
+        self.delays: dict[str, float] = {}
+        self.hosted: dict[str, bytes] = {}  # file id -> bytes, served at its private address
+        self.files_read = True  # False: the token lacks files:read (downloads get sign-in)
+        self.shared: list[SharedFile] = []  # completed uploads
+        self._uploading: dict[str, dict[str, Any]] = {}  # file id -> filename, length, data
         self._failures: dict[str, list[_Failure]] = {}
         self._ts = itertools.count(1)
+        self._file_ids = itertools.count(1)
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -106,7 +128,15 @@ class FakeSlackApi:
         return f"{self.url}/api/"
 
     async def start(self) -> FakeSlackApi:
-        self._runner, self.url = await serve("/api/{method}", self._handle)
+        self._runner, self.url = await serve(
+            "/api/{method}",
+            self._handle,
+            {
+                "/files-pri/{key}/{name:.+}": self._download,
+                "/upload/v1/{file_id}": self._upload,
+                "/signin": self._signin,
+            },
+        )
         return self
 
     async def close(self) -> None:
@@ -132,6 +162,47 @@ class FakeSlackApi:
         if error == "ratelimited" and retry_after is None:
             retry_after = 1
         self._failures.setdefault(method, []).extend([_Failure(error, status, retry_after)] * times)
+
+    def host_file(
+        self, name: str, data: bytes, mimetype: str = "application/octet-stream"
+    ) -> dict[str, Any]:
+        """A file a customer shared: its object as a ``file_share`` message event lists it.
+        Its private addresses serve ``data`` to a request with the bot token ("download")."""
+        file_id = f"F0FILE{next(self._file_ids):04d}"
+        self.hosted[file_id] = data
+        base = f"{self.url}/files-pri/{TEAM_ID}-{file_id}"
+        return {
+            "id": file_id,
+            "created": 1700000000,
+            "name": name,
+            "title": name,
+            "mimetype": mimetype,
+            "filetype": name.rsplit(".", 1)[-1] if "." in name else "binary",
+            "user": CUSTOMER_USER,
+            "mode": "hosted",
+            "size": len(data),
+            "url_private": f"{base}/{name}",
+            "url_private_download": f"{base}/download/{name}",
+        }
+
+    async def wait_for(
+        self, predicate: Callable[[SlackCall], bool], *, timeout: float = 10.0
+    ) -> SlackCall:
+        """The first recorded call (any method) that matches, waiting up to ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for call in self.calls:
+                if predicate(call):
+                    return call
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                seen = [c.method for c in self.calls]
+                raise AssertionError(f"no matching call in {timeout} s; saw {seen}")
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                pass
 
     def calls_to(self, method: str) -> list[SlackCall]:
         return [c for c in self.calls if c.method == method]
@@ -180,6 +251,86 @@ class FakeSlackApi:
         self._changed.set()
         return web.json_response(body, status=status, headers=headers)
 
+    def _record(self, call: SlackCall) -> None:
+        self.calls.append(call)
+        self._changed.set()
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        """A file's private address: the bytes with the bot token; without it Slack sends the
+        browser to its sign-in page (a 302 to an HTML page)."""
+        file_id = request.match_info["key"].removeprefix(f"{TEAM_ID}-")
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
+        queued = self._failures.get("download")
+        status = 200
+        if token != self.token or not self.files_read:
+            status = 302
+        elif queued:  # fail("download", ...): a 500 (429 for "ratelimited")
+            status = queued.pop(0).status
+            status = 500 if status == 200 else status
+        elif file_id not in self.hosted:
+            status = 404
+        self._record(SlackCall("download", {"file_id": file_id}, token, status, {}))  # on arrival
+        if self.delays.get("download"):
+            await asyncio.sleep(self.delays["download"])
+        if status == 302:
+            raise web.HTTPFound(f"{self.url}/signin")
+        if status != 200:
+            return web.Response(status=status, text="error")
+        return web.Response(body=self.hosted[file_id], content_type="application/octet-stream")
+
+    async def _signin(self, request: web.Request) -> web.Response:
+        return web.Response(
+            text="<!DOCTYPE html><html>Sign in to Slack</html>", content_type="text/html"
+        )
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """The upload URL files.getUploadURLExternal handed out: takes the raw bytes."""
+        file_id = request.match_info["file_id"]
+        data = await request.read()
+        pending = self._uploading.get(file_id)
+        status = 200 if pending is not None and not pending.get("data") else 404
+        if status == 200:
+            assert pending is not None
+            pending["data"] = data
+        self._record(SlackCall("upload", {"file_id": file_id, "size": len(data)}, None, status, {}))
+        return web.Response(status=status, text=f"OK - {len(data)}" if status == 200 else "")
+
+    def _get_upload_url(self, params: dict[str, Any]) -> dict[str, Any]:
+        filename, length = params.get("filename"), str(params.get("length") or "")
+        if not filename or not length.isdigit() or int(length) < 1:
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F0UP{next(self._file_ids):04d}"
+        self._uploading[file_id] = {"filename": filename, "length": int(length)}
+        return {"ok": True, "upload_url": f"{self.url}/upload/v1/{file_id}", "file_id": file_id}
+
+    def _complete_upload(self, params: dict[str, Any]) -> dict[str, Any]:
+        files = params.get("files")
+        if not isinstance(files, list) or not files:
+            return {"ok": False, "error": "invalid_arguments"}
+        shared = []
+        for item in files:
+            pending = self._uploading.get(str(item.get("id")))
+            if pending is None or len(pending.get("data") or b"") != pending["length"]:
+                return {"ok": False, "error": "file_not_found"}
+            shared.append((str(item["id"]), item.get("title"), pending))
+        files_out = []
+        for file_id, title, pending in shared:
+            del self._uploading[file_id]
+            self.shared.append(
+                SharedFile(
+                    file_id,
+                    pending["filename"],
+                    title,
+                    pending["data"],
+                    params.get("channel_id"),
+                    params.get("initial_comment"),
+                    params.get("thread_ts"),
+                )
+            )
+            files_out.append({"id": file_id, "name": pending["filename"], "title": title})
+        return {"ok": True, "files": files_out}
+
     def _answer(
         self, method: str, params: dict[str, Any], token: str | None
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -206,6 +357,10 @@ class FakeSlackApi:
             if user is None:
                 return 200, {"ok": False, "error": "user_not_found"}, {}
             return 200, {"ok": True, "user": user}, {}
+        if method == "files.getUploadURLExternal":
+            return 200, self._get_upload_url(params), {}
+        if method == "files.completeUploadExternal":
+            return 200, self._complete_upload(params), {}
         if method == "conversations.open":
             users = str(params.get("users", ""))
             return 200, {"ok": True, "channel": {"id": "D" + users.removeprefix("U")}}, {}
@@ -232,7 +387,7 @@ async def _params(request: web.Request) -> dict[str, Any]:
             params |= await request.json()
         else:
             params |= dict(await request.post())
-    for key in ("blocks", "attachments"):
+    for key in ("blocks", "attachments", "files"):
         if isinstance(params.get(key), str):
             params[key] = json.loads(params[key])
     return params

@@ -315,7 +315,9 @@ class FakeTelegramApi:
             status, body = 200, found
         response = {"ok": status == 200, "size": len(found or b"")}
         async with self._changed:
-            self.calls.append(TelegramCall("downloadFile", {"file_path": path}, token, status, response))
+            self.calls.append(
+                TelegramCall("downloadFile", {"file_path": path}, token, status, response)
+            )
             self._changed.notify_all()
         if isinstance(body, bytes):
             return web.Response(body=body, content_type="application/octet-stream")
@@ -485,7 +487,7 @@ async def _params(request: web.Request) -> dict[str, Any]:
         for key, value in form.items():
             if isinstance(value, str):
                 params[key] = value
-            else:  # a file part
+            elif isinstance(value, web.FileField):
                 params[key] = UploadedFile(value.filename, value.content_type, value.file.read())
     return {k: _coerce(k, v) for k, v in params.items()}
 
