@@ -161,6 +161,65 @@ class RoutingRule(_Section):
     priority: Literal["urgent", "high", "normal", "low"] | None = None
 
 
+class Disposition(_Section):
+    """What a problem really was, picked by the agent at resolve (the wrap-up). ``intents``:
+    the bot's intents that preselect it."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    title: str = Field(min_length=1, max_length=80)
+    intents: list[str] = Field(default_factory=list)
+
+
+DEFAULT_DISPOSITIONS = [
+    Disposition(
+        name="order_status",
+        title="Where is my order",
+        intents=["order_status", "delivery_options"],
+    ),
+    Disposition(name="delivery_problem", title="Delivery problem", intents=["delivery_problem"]),
+    Disposition(
+        name="order_change",
+        title="Change or cancel an order",
+        intents=["cancel_order", "change_order", "change_shipping_address"],
+    ),
+    Disposition(
+        name="return_refund",
+        title="Return or refund",
+        intents=["return_request", "refund_status", "refund_policy", "cancellation_policy"],
+    ),
+    Disposition(
+        name="payment",
+        title="Payment or invoice",
+        intents=["payment_problem", "payment_methods", "invoice"],
+    ),
+    Disposition(
+        name="warranty_repair",
+        title="Warranty or repair",
+        intents=["warranty_check", "repair_booking"],
+    ),
+    Disposition(
+        name="technical_problem",
+        title="Technical problem",
+        intents=["troubleshoot_sound", "troubleshoot_wifi"],
+    ),
+    Disposition(
+        name="account",
+        title="Account or password",
+        intents=[
+            "password_reset",
+            "account_create",
+            "account_edit",
+            "account_delete",
+            "account_switch",
+            "newsletter",
+        ],
+    ),
+    Disposition(name="product_question", title="Product question", intents=["product_info"]),
+    Disposition(name="complaint", title="Complaint", intents=["complaint", "feedback"]),
+    Disposition(name="other", title="Something else"),
+]
+
+
 class QueueSettings(_Section):
     default_team: str = "general"
     teams: list[TeamSettings] = Field(
@@ -171,6 +230,10 @@ class QueueSettings(_Section):
         ]
     )
     routing: list[RoutingRule] = Field(default_factory=list)
+    # The wrap-up's list: what a problem really was (the last one is the catch-all).
+    dispositions: list[Disposition] = Field(
+        default_factory=lambda: list(DEFAULT_DISPOSITIONS), min_length=1
+    )
     # Used for the first wait estimates, until real handoffs give a measured average.
     average_handle_seconds: float = Field(240.0, gt=0)
     # An agent whose console has been gone this long counts as away (no pushes, no transfers).
@@ -210,6 +273,13 @@ class QueueSettings(_Section):
 
     def knows(self, name: object) -> bool:
         return any(team.name == name for team in self.teams)
+
+    def disposition_for(self, intent: str | None) -> str:
+        """The disposition the bot's intent preselects (the last one, the catch-all, else)."""
+        for disposition in self.dispositions:
+            if intent is not None and intent in disposition.intents:
+                return disposition.name
+        return self.dispositions[-1].name
 
 
 WarningAction = Literal["notify", "raise_priority"]
@@ -271,7 +341,9 @@ class S3Settings(_Section):
     region: str = "us-east-1"
     access_key_id: str = Field(min_length=1)
     secret_access_key: str = Field(min_length=1)
-    prefix: str = ""
+    # Folders in the bucket, e.g. "csbot/files/": letters, digits, ".", "_" and "-" (nothing
+    # that would need escaping in an address, so every S3 implementation signs it alike).
+    prefix: str = Field("", pattern=r"^([A-Za-z0-9._-]+/)*$")
     timeout_seconds: float = Field(20.0, gt=0)
 
 
@@ -318,6 +390,12 @@ class BackendSettings(_Section):
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
 
+    @model_validator(mode="after")
+    def _token_with_url(self) -> BackendSettings:
+        if self.url and not self.token:
+            raise ValueError("backend.url is set but backend.token is empty (BACKEND_TOKEN)")
+        return self
+
 
 class PrivacySettings(_Section):
     """What is masked in customer messages before they are stored or reach the bot. Payment
@@ -345,6 +423,12 @@ class MetricsSettings(_Section):
     <token>``; an empty token turns the endpoint off (404)."""
 
     token: str = ""
+    # First-contact resolution and durable containment: a customer who asks for a person again
+    # within this many hours of a resolve (or of a conversation the bot finished) was not helped.
+    return_window_hours: float = Field(72.0, gt=0, le=24 * 90)
+    # A customer message the bot understood with less confidence than this counts as
+    # low-confidence on the dashboard (the designers' loop reads the same).
+    low_confidence: float = Field(0.6, gt=0, lt=1)
 
     _token_length = field_validator("token")(secret_length(16, "no /metrics"))
 

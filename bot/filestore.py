@@ -36,7 +36,10 @@ class LocalFileStorage:
         return self.directory / key[:2] / key[2:4] / key
 
     async def put(self, key: str, data: bytes) -> None:
-        await asyncio.to_thread(self._write, self._path(key), data)
+        try:
+            await asyncio.to_thread(self._write, self._path(key), data)
+        except OSError as exc:  # a full disk, a read-only or missing mount, permissions
+            raise StorageUnavailable(f"{self.directory}: {exc.strerror or exc}") from exc
 
     async def get(self, key: str) -> bytes:
         return await asyncio.to_thread(self._path(key).read_bytes)
@@ -65,7 +68,7 @@ class S3FileStorage:
 
     def __init__(self, settings: S3Settings, session: aiohttp.ClientSession) -> None:
         try:
-            from botocore.auth import SigV4Auth
+            from botocore.auth import S3SigV4Auth
             from botocore.awsrequest import AWSRequest
             from botocore.credentials import Credentials
         except ImportError as exc:  # pragma: no cover - depends on the install
@@ -73,7 +76,9 @@ class S3FileStorage:
                 "files.storage is s3 but botocore is missing: pip install '.[s3]'"
             ) from exc
         self.settings, self.session = settings, session
-        self._signer = SigV4Auth(
+        # S3's own flavour of SigV4: the path is signed as sent (not normalised or quoted
+        # again), so prefixes with spaces, "=" or "//" sign right.
+        self._signer = S3SigV4Auth(
             Credentials(settings.access_key_id, settings.secret_access_key), "s3", settings.region
         )
         self._request = AWSRequest

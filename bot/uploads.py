@@ -10,6 +10,7 @@ into memory.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
@@ -30,16 +31,23 @@ class Upload:
     fields: dict[str, str] = field(default_factory=dict)
 
 
-async def read_upload(request: web.Request, max_bytes: int, timeout: float = 120.0) -> Upload:
+async def read_upload(
+    request: web.Request,
+    max_bytes: int,
+    timeout: float = 120.0,
+    before_file: Callable[[dict[str, str]], Awaitable[None]] | None = None,
+) -> Upload:
     """The request's ``file`` part and text fields; FileRefused (with its HTTP status) for a
-    missing, oversized or malformed upload."""
+    missing, oversized or malformed upload. ``before_file`` sees the fields sent before the
+    file, when the file's part begins: it may refuse (raise) before any of its bytes are read,
+    so an unauthorised upload costs no memory."""
     if not request.content_type.startswith("multipart/form-data"):
         raise FileRefused(
             "bad_request", "Send the file as multipart/form-data, in a field named 'file'.", 400
         )
     try:
         async with asyncio.timeout(timeout):
-            return await _read(request, max_bytes)
+            return await _read(request, max_bytes, before_file)
     except TimeoutError:
         raise FileRefused(
             "request_timeout", "The upload took too long. Please try again.", 408
@@ -48,7 +56,11 @@ async def read_upload(request: web.Request, max_bytes: int, timeout: float = 120
         raise FileRefused("bad_request", "The upload is not a valid multipart form.", 400) from None
 
 
-async def _read(request: web.Request, max_bytes: int) -> Upload:
+async def _read(
+    request: web.Request,
+    max_bytes: int,
+    before_file: Callable[[dict[str, str]], Awaitable[None]] | None,
+) -> Upload:
     reader = await request.multipart()
     data: bytes | None = None
     filename: str | None = None
@@ -62,6 +74,8 @@ async def _read(request: web.Request, max_bytes: int) -> Upload:
         if part.name == "file":
             if data is not None:
                 raise FileRefused("bad_request", "Send one file at a time.", 400)
+            if before_file is not None:
+                await before_file(fields)
             data = await _read_part(part, max_bytes, too_large(max_bytes))
             # aiohttp's client percent-encodes the name; browsers send it as UTF-8.
             filename = unquote(part.filename) if part.filename else None

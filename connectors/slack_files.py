@@ -59,10 +59,14 @@ async def receive(
 
 
 def _is_slack(url: str, api_url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    if host and host == urlsplit(api_url).hostname:
+    """Whether the bot token may go to ``url``: the configured API host (a local fake in the
+    tests), or Slack's own hosts over https only."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    api = urlsplit(api_url)
+    if host and host == api.hostname and parts.scheme == api.scheme:
         return True
-    return any(host == h or host.endswith("." + h) for h in SLACK_HOSTS)
+    return parts.scheme == "https" and any(host == h or host.endswith("." + h) for h in SLACK_HOSTS)
 
 
 async def _download(http: aiohttp.ClientSession, url: str, token: str, max_bytes: int) -> bytes:

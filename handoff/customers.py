@@ -90,17 +90,24 @@ class CustomerProfiles:
                 for n in await self.store.notes(conversation.id)
             )
         notes.sort(key=lambda n: n["created_at"], reverse=True)
+        backend = await self.backend(customer.verified_id)
+        shop = backend.get("customer") if backend["status"] == "ok" else None
         return {
             "customer": {
                 "id": customer.id,
-                "display_name": customer.display_name,
+                # A shop-signed visitor may have no name yet: the shop's record has it.
+                "display_name": customer.display_name or (shop or {}).get("name"),
                 "verified_id": customer.verified_id,
                 "verified_by": customer.verified_by,
                 "vip": bool(customer.vip and customer.verified_id),
                 "created_at": customer.created_at.isoformat(),
             },
             "identities": [
-                {"channel": i.channel, "channel_user_id": i.channel_user_id}
+                {
+                    "channel": i.channel,
+                    "channel_user_id": i.channel_user_id,
+                    "linked_by_hand": i.linked_by is not None,
+                }
                 for i in await self.store.identities(customer_id)
             ],
             "conversations": conversations,
@@ -110,7 +117,7 @@ class CustomerProfiles:
                 "count": len(ratings),
                 "average": round(sum(ratings) / len(ratings), 2) if ratings else None,
             },
-            "backend": await self.backend(customer.verified_id),
+            "backend": backend,
         }
 
     async def backend(self, verified_id: str | None) -> dict[str, Any]:
@@ -142,6 +149,8 @@ class CustomerProfiles:
                 if resp.status != 200:
                     raise aiohttp.ClientError(f"HTTP {resp.status}")
                 body = await resp.json()
+                if not isinstance(body, dict):
+                    raise ValueError("the shop backend's answer is not a JSON object")
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.warning("shop backend unavailable", error=str(exc) or type(exc).__name__)
             return {
@@ -156,7 +165,7 @@ class CustomerProfiles:
         """Link a channel identity (one that has written before) to this customer, with its
         conversations; audited. Returns the profile."""
         channel, user = _identity(channel, channel_user_id)
-        previous = await self.store.move_identity(channel, user, customer_id)
+        previous = await self.store.move_identity(channel, user, customer_id, f"agent:{agent.id}")
         await self.store.audit(
             f"agent:{agent.id}",
             "identity_linked",

@@ -23,7 +23,7 @@ from bot.core.frames import (
     conversation_topic,
     note_dict,
 )
-from bot.core.models import Agent, Conversation, InboxFilter, Note
+from bot.core.models import Agent, Conversation, Handoff, InboxFilter, Note
 from bot.core.policy import HandoffDecision
 from bot.core.state import ConversationEvent, ConversationState
 from bot.core.types import Button, Direction, SenderKind, StoredMessage, is_text
@@ -224,8 +224,31 @@ class AgentDesk(Component):
         await self.queue.broadcast()
         return current
 
-    async def resolve(self, conversation_id: str, agent: Agent) -> Conversation:
-        """Close the human part: the bot resumes (slots kept) and asks for a rating."""
+    def wrapup_choices(self, handoff: Handoff | None) -> dict[str, Any]:
+        """What the resolve form offers: the dispositions, with the one the bot's last
+        understood intent suggests preselected."""
+        queue = self.settings.queue
+        return {
+            "dispositions": [{"name": d.name, "title": d.title} for d in queue.dispositions],
+            "suggested": queue.disposition_for(handoff.intent if handoff else None),
+        }
+
+    async def resolve(
+        self,
+        conversation_id: str,
+        agent: Agent,
+        disposition: object = None,
+        bot_should_have_handled: object = False,
+    ) -> Conversation:
+        """Close the human part: the bot resumes (slots kept) and asks for a rating. The
+        wrap-up is kept on the handoff: ``disposition`` (one of queue.dispositions; None: the
+        one the bot's intent suggests) and whether the bot should have handled it."""
+        queue = self.settings.queue
+        if disposition is not None and disposition not in {d.name for d in queue.dispositions}:
+            names = ", ".join(d.name for d in queue.dispositions)
+            raise BadMessage("bad_request", f"disposition must be one of: {names}.")
+        if not isinstance(bot_should_have_handled, bool):
+            raise BadMessage("bad_request", "bot_should_have_handled must be true or false.")
         conversation = await self.records.get(conversation_id)
         _check_assignee(conversation, agent)
         # What the customer wrote while a person had the conversation was for that person:
@@ -244,8 +267,13 @@ class AgentDesk(Component):
             bot_cursor=last_inbound,
         )
         handoff = await self.store.current_handoff(conversation_id)
-        await self._handoff_changes(conversation_id, resolved_at=self.clock())
         if handoff is not None:
+            await self.store.update_handoff(
+                handoff.id,
+                resolved_at=self.clock(),
+                disposition=disposition or queue.disposition_for(handoff.intent),
+                bot_should_have_handled=bot_should_have_handled,
+            )
             await self.starter.sla.resolved(handoff, self.clock())
         await self.store.audit(f"agent:{agent.id}", "resolve", conversation_id)
         try:
@@ -332,9 +360,13 @@ class AgentDesk(Component):
                 "assigned_at": iso(handoff.assigned_at),
                 "first_agent_reply_at": iso(handoff.first_agent_reply_at),
                 "resolved_at": iso(handoff.resolved_at),
+                "intent": handoff.intent,
+                "disposition": handoff.disposition,
+                "bot_should_have_handled": handoff.bot_should_have_handled,
             }
             if handoff
             else None,
+            "wrapup": self.wrapup_choices(handoff),
         }
 
     async def agent(self, agent_id: int) -> Agent | None:

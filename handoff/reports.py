@@ -92,7 +92,56 @@ def figures(raw: RawReport) -> dict[str, Any]:
             "repeated": raw.repeated,
             "rate": _share(raw.repeated, raw.repeat_checked),
         },
+        "durable_containment": {
+            "checked": raw.durable_checked,
+            "durable": raw.durable,
+            "pending": raw.durable_pending,
+            "rate": _share(raw.durable, raw.durable_checked),
+        },
+        "first_contact_resolution": {
+            "checked": raw.fcr_checked,
+            "resolved": raw.fcr_resolved,
+            "pending": raw.fcr_pending,
+            "rate": _share(raw.fcr_resolved, raw.fcr_checked),
+        },
+        "handoffs_by_intent": {
+            (intent or NOT_UNDERSTOOD): count
+            for intent, count in sorted(raw.by_intent.items(), key=lambda kv: (-kv[1], kv[0] or ""))
+        },
+        "dispositions": dict(sorted(raw.dispositions.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "bot_should_have_handled": raw.bot_should_have,
+        "bot": {
+            "messages": raw.nlu_messages,
+            "fallbacks": raw.nlu_fallbacks,
+            "fallback_rate": _share(raw.nlu_fallbacks, raw.nlu_messages),
+            "lowest_confidence": lowest_confidence(raw.intents),
+        },
     }
+
+
+NOT_UNDERSTOOD = "(none understood)"
+LOWEST_SHOWN = 5
+
+
+def lowest_confidence(
+    intents: dict[str, tuple[int, int, float]], shown: int = LOWEST_SHOWN
+) -> list[dict[str, Any]]:
+    """The intents the bot was least sure of (by average confidence; not nlu_fallback, which
+    is the absence of one), with how many messages and how many below the threshold."""
+    ranked = sorted(
+        ((name, n, unsure, average) for name, (n, unsure, average) in intents.items()),
+        key=lambda row: (row[3], -row[1], row[0]),
+    )
+    return [
+        {
+            "intent": name,
+            "messages": n,
+            "low_confidence": unsure,
+            "average_confidence": round(average, 3),
+        }
+        for name, n, unsure, average in ranked
+        if name != "nlu_fallback"
+    ][:shown]
 
 
 def daily(raw: RawReport, start: datetime, end: datetime) -> list[dict[str, Any]]:
@@ -129,7 +178,7 @@ def daily(raw: RawReport, start: datetime, end: datetime) -> list[dict[str, Any]
 
 
 # The tables a supervisor can download, each as (columns, rows of the report).
-CSV_TABLES = ("daily", "reasons", "sla", "ratings")
+CSV_TABLES = ("daily", "reasons", "sla", "ratings", "intents", "dispositions", "confidence")
 
 
 def csv_rows(report: dict[str, Any], table: str) -> list[list[Any]]:
@@ -153,6 +202,19 @@ def csv_rows(report: dict[str, Any], table: str) -> list[list[Any]]:
         return [["stars", "ratings"]] + [
             [stars, count] for stars, count in period["csat"]["distribution"].items()
         ]
+    if table == "intents":
+        return [["intent", "handoffs"]] + [
+            [intent, count] for intent, count in period["handoffs_by_intent"].items()
+        ]
+    if table == "dispositions":
+        return (
+            [["disposition", "resolved"]]
+            + [[name, count] for name, count in period["dispositions"].items()]
+            + [["(the bot should have handled it)", period["bot_should_have_handled"]]]
+        )
+    if table == "confidence":
+        header = ["intent", "messages", "low_confidence", "average_confidence"]
+        return [header] + [[row[c] for c in header] for row in period["bot"]["lowest_confidence"]]
     raise ValueError(f"unknown table {table!r}; one of {', '.join(CSV_TABLES)}")
 
 
@@ -216,7 +278,15 @@ class Dashboard(Component):
         return teams
 
     async def report(self, start: datetime, end: datetime, team: str | None) -> dict[str, Any]:
-        raw = await self.store.raw_report(start, end, team)
+        metrics = self.settings.metrics
+        raw = await self.store.raw_report(
+            start,
+            end,
+            team,
+            now=self.clock(),
+            return_window=timedelta(hours=metrics.return_window_hours),
+            low_confidence=metrics.low_confidence,
+        )
         return {
             "from": start.isoformat(),
             "to": end.isoformat(),

@@ -6,7 +6,7 @@ turn, the gateway's policy or an agent's take-over moves a conversation to a per
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -27,6 +27,7 @@ from handoff.packet import (
     HandoffPacket,
     LinkedIdentity,
     PastConversation,
+    TranscriptEntry,
     build_packet,
 )
 from handoff.queue import PRIORITY_RANK, HandoffQueue, queue_line
@@ -62,6 +63,24 @@ def why_a_person(reason: str) -> str:
         return KEYWORD_WHY + " "
     why = WHY_A_PERSON.get(reason)
     return why + " " if why else ""
+
+
+# Intents that say nothing of what the problem is: yes, no, hello, a person please, ...
+CONVERSATIONAL_INTENTS = frozenset(
+    {"affirm", "deny", "greet", "goodbye", "thanks", "inform", "request_human", "bot_challenge"}
+)
+NOT_UNDERSTOOD = frozenset({"nlu_fallback", "out_of_scope"})
+
+
+def topic_intent(transcript: Sequence[TranscriptEntry]) -> str | None:
+    """What the customer's problem was, as the bot understood it: their last intent that
+    names a topic ("troubleshoot_sound", not the "affirm" of "yes, connect me"); else the
+    last not-understood one (the bot could not tell); else None."""
+    said = [e.intent for e in transcript if e.sender == "customer" and e.intent]
+    topics = [i for i in said if i not in CONVERSATIONAL_INTENTS | NOT_UNDERSTOOD]
+    if topics:
+        return topics[-1]
+    return next((i for i in reversed(said) if i in NOT_UNDERSTOOD), None)
 
 
 async def _history(
@@ -118,13 +137,23 @@ async def customer_info(
     other than ``current_handoff_id``, with how they ended), and whom this conversation is
     verified as (bot/core/identity.py)."""
     customer = await store.customer(conversation.customer_id)
+    identities = await store.identities(conversation.customer_id)
+    own = next(
+        (
+            i
+            for i in identities
+            if (i.channel, i.channel_user_id)
+            == (conversation.channel, conversation.channel_user_id)
+        ),
+        None,
+    )
     verified = verified_as(
         conversation,
         customer.verified_id if customer else None,
         customer.verified_by if customer else None,
         utcnow(),
+        own.linked_by if own else None,
     )
-    identities = await store.identities(conversation.customer_id)
     past = await _history(store, conversation, current_handoff_id)
     return CustomerInfo(
         id=conversation.customer_id,
@@ -305,6 +334,7 @@ class HandoffStarter(Component):
             packet.reason,
             packet.team,
             packet.priority,
+            intent=topic_intent(packet.transcript),
         )
         await self.sla.handed_off(conversation, handoff, now)
         self.metrics.handoffs.labels(packet.source, conversation.state.value).inc()

@@ -7,7 +7,8 @@ endpoints.yml names it (``action_endpoint.token``). Without that, anyone who can
 could post a hand-made tracker to ``/webhook`` and read any customer's orders.
 
 It also serves ``GET /backend/customers/<id>``: the demo backend's read-only overview of one
-customer (orders, devices, repairs) for the console's customer profile, behind the same token.
+customer (orders, devices, repairs) for the console's customer profile, behind a token of its
+own (BACKEND_TOKEN: the gateway holds it; it opens no actions).
 """
 
 from __future__ import annotations
@@ -26,11 +27,17 @@ from sanic.response import HTTPResponse
 logger = logging.getLogger(__name__)
 
 TOKEN_ENV = "ACTION_SERVER_TOKEN"
+BACKEND_TOKEN_ENV = "BACKEND_TOKEN"
 OPEN_PATHS = frozenset({"/health"})
+BACKEND_PREFIX = "/backend/"
 
 
-def build_app(token: str, actions_package: str = "actions") -> object:
-    """rasa-sdk's Sanic app with the token check in front of every route but /health."""
+def build_app(
+    token: str, actions_package: str = "actions", backend_token: str | None = None
+) -> object:
+    """rasa-sdk's Sanic app with the token check in front of every route but /health. The
+    read-only ``/backend/`` routes take ``backend_token`` (the gateway's) and nothing else: the
+    gateway's key opens no actions, and Rasa's opens no customer records directly."""
     if not token:
         raise ValueError(f"{TOKEN_ENV} is empty: the action server must not run without it")
     app = create_app(actions_package, cors_origins=None)
@@ -40,6 +47,16 @@ def build_app(token: str, actions_package: str = "actions") -> object:
         if request.path in OPEN_PATHS:
             return None
         supplied = request.args.get("token") or ""
+        if request.path.startswith(BACKEND_PREFIX):
+            if not backend_token:
+                return response.json(
+                    {"error": f"the backend route is off: {BACKEND_TOKEN_ENV} is not set"},
+                    status=404,
+                )
+            if hmac.compare_digest(supplied.encode(), backend_token.encode()):
+                return None
+            logger.warning("action server: refused a backend request without the right token")
+            return response.json({"error": "a valid ?token= is required"}, status=401)
         if hmac.compare_digest(supplied.encode(), token.encode()):
             return None
         logger.warning("action server: refused a request without the right token")
@@ -73,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     logging.basicConfig(level=logging.INFO)
-    app = build_app(token, args.actions)
+    app = build_app(token, args.actions, os.environ.get(BACKEND_TOKEN_ENV) or None)
     app.run(host=args.host, port=args.port, workers=1, access_log=False)  # type: ignore[attr-defined]
     return 0
 

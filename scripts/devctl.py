@@ -427,6 +427,12 @@ def action_server_token() -> str:
     return _secret("action_server_token", "ACTION_SERVER_TOKEN")
 
 
+def backend_token() -> str:
+    """BACKEND_TOKEN, or one generated once into var/backend_token: the gateway's key to the
+    action server's read-only backend route (a key of its own: it opens no actions)."""
+    return _secret("backend_token", "BACKEND_TOKEN")
+
+
 def rasa_env(token: str | None = None) -> dict[str, str]:
     """The environment of every Rasa-side command: quiet, plus the secrets that credentials.yml
     and endpoints.yml read (``${RASA_TOKEN}``, ``${ACTION_SERVER_TOKEN}``)."""
@@ -434,6 +440,7 @@ def rasa_env(token: str | None = None) -> dict[str, str]:
         **RASA_ENV,
         "RASA_TOKEN": token or rasa_token(),
         "ACTION_SERVER_TOKEN": action_server_token(),
+        "BACKEND_TOKEN": backend_token(),
     }
 
 
@@ -850,7 +857,7 @@ def cmd_run(_: argparse.Namespace) -> None:
         "DEMO_SHOP_SIGN_IN": os.environ.get("DEMO_SHOP_SIGN_IN", "true"),
         # The console's customer profile reads the demo backend through the action server.
         "BACKEND_URL": f"http://127.0.0.1:{stack.actions_port}",
-        "ACTION_SERVER_TOKEN": action_server_token(),
+        "BACKEND_TOKEN": backend_token(),
     }
     stopping = threading.Event()
 

@@ -69,10 +69,12 @@ def verified_as(
     customer_verified_id: str | None,
     customer_verified_by: str | None,
     now: datetime,
+    identity_linked_by: str | None = None,
 ) -> tuple[str, str] | None:
     """(the shop's customer id, how) this conversation counts as verified for, or None: its own
     verification (a shop-signed session for as long as it lasts, a second factor for
-    SECOND_FACTOR_VALID), else the customer's on a personal identity."""
+    SECOND_FACTOR_VALID), else the customer's on a personal identity that joined the customer
+    by itself (one an agent linked by hand, ``identity_linked_by``, must verify first)."""
     if conversation.verified_id is not None and conversation.verified_by is not None:
         at = conversation.verified_at
         if conversation.verified_by == "shop" or (
@@ -83,6 +85,7 @@ def verified_as(
         customer_verified_id is not None
         and customer_verified_by is not None
         and personal_identity(conversation.channel, conversation.channel_user_id)
+        and identity_linked_by is None
     ):
         return customer_verified_id, customer_verified_by
     return None

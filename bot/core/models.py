@@ -51,6 +51,8 @@ class Identity:
 
     channel: str
     channel_user_id: str
+    # "agent:<id>": an agent linked it by hand, so it is not trusted as verified.
+    linked_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,12 @@ class Handoff:
     first_agent_reply_at: datetime | None
     resolved_at: datetime | None
     agent_id: int | None
+    # The customer's last understood intent before the handoff (None: none understood).
+    intent: str | None = None
+    # The agent's wrap-up at resolve: what the problem really was (queue.dispositions), and
+    # whether the bot should have handled it (docs/metrics.md, docs/bot-design.md).
+    disposition: str | None = None
+    bot_should_have_handled: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -245,6 +253,8 @@ class PendingTurn:
     # The shop's id of the customer when verified, and how (see bot/core/identity.py).
     customer_verified_id: str | None = None
     customer_verified_by: str | None = None
+    # Who linked this conversation's identity by hand (see Identity.linked_by).
+    identity_linked_by: str | None = None
 
 
 @dataclass(frozen=True)

@@ -142,7 +142,11 @@ class BotTurn(Component):
             "support_hours": for_the_bot(self.settings.hours_of(None), now),
         }
         verified = verified_as(
-            conversation, turn.customer_verified_id, turn.customer_verified_by, now
+            conversation,
+            turn.customer_verified_id,
+            turn.customer_verified_by,
+            now,
+            turn.identity_linked_by,
         )
         if verified is not None:
             # The only way the bot learns who the customer is (actions/identity.py).
@@ -262,6 +266,9 @@ class BotTurn(Component):
             log.warning("ignored a malformed identity payload", conversation_id=conversation.id)
             return
         await self.store.verify_conversation(conversation.id, verified.customer_id, verified.method)
+        # This channel identity proved itself: from now on it carries the customer's
+        # verification even if an agent had linked it by hand.
+        await self.store.identity_verified(conversation.channel, conversation.channel_user_id)
         customer = await self.store.verify_customer(
             conversation.customer_id,
             verified.customer_id,

@@ -214,6 +214,24 @@ class Intake(Component):
         log.info("payload not offered; kept as text", channel=message.channel)
         return None
 
+    async def already_stored(
+        self, conversation_id: str, channel_message_id: str
+    ) -> StoredMessage | None:
+        """The customer message a channel already delivered under this id (a retry), if any."""
+        return await self.store.find_inbound(conversation_id, channel_message_id)
+
+    def check_text(self, text: str) -> None:
+        """BadMessage when ``text`` could not be a customer message (too long, not text)."""
+        limit = self.settings.limits.max_message_chars
+        if len(text) > limit:
+            raise BadMessage(
+                "too_long",
+                f"Your message is {len(text)} characters long; the limit is {limit}. "
+                "Please shorten it or split it into several messages.",
+            )
+        if not is_text(text):
+            raise BadMessage("bad_request", "The message has characters that are not valid text.")
+
     async def start_conversation(
         self,
         channel: str,

@@ -105,7 +105,7 @@ class CustomersMixin(StoreEngine):
     async def identities(self, customer_id: str) -> list[Identity]:
         """The channel identities linked to a customer, oldest first."""
         query = (
-            sa.select(identities.c.channel, identities.c.channel_user_id)
+            sa.select(identities.c.channel, identities.c.channel_user_id, identities.c.linked_by)
             .where(identities.c.customer_id == customer_id)
             .order_by(identities.c.created_at, identities.c.channel)
         )
@@ -137,11 +137,14 @@ class CustomersMixin(StoreEngine):
                 # Created concurrently: it exists now, so move it.
                 await conn.execute(move)
 
-    async def move_identity(self, channel: str, channel_user_id: str, to_customer_id: str) -> str:
+    async def move_identity(
+        self, channel: str, channel_user_id: str, to_customer_id: str, linked_by: str
+    ) -> str:
         """Move a channel identity that has written before, with the conversations held
-        through it, to ``to_customer_id`` (an agent linking two channels of one person by
-        hand). Returns the customer it belonged to. NotFound for an unknown identity or
-        customer."""
+        through it, to ``to_customer_id`` (an agent, ``linked_by``, linking two channels of one
+        person by hand: the identity is marked so, and does not carry the customer's
+        verification until it verifies itself). Returns the customer it belonged to. NotFound
+        for an unknown identity or customer."""
         async with self._tx(write=True) as conn:
             if await customer_by_id(conn, to_customer_id) is None:
                 raise NotFound(f"no customer {to_customer_id}")
@@ -150,13 +153,23 @@ class CustomersMixin(StoreEngine):
                 raise NotFound(f"nobody has written from {channel} {channel_user_id!r} yet")
             if owner.id != to_customer_id:
                 await _move(conn, channel, channel_user_id, owner.id, to_customer_id)
+                await _mark(conn, channel, channel_user_id, linked_by)
             return owner.id
+
+    async def identity_verified(self, channel: str, channel_user_id: str) -> None:
+        """The identity proved who it is (the bot's second factor): no longer hand-linked."""
+        async with self._tx(write=True) as conn:
+            await _mark(conn, channel, channel_user_id, None)
 
     async def detach_identity(self, customer_id: str, channel: str, channel_user_id: str) -> str:
         """Give one of the customer's identities (and its conversations) a new customer of its
         own: the undo of :meth:`move_identity`. Returns the new customer's id. NotFound when
         the customer does not have that identity; ValueError when it is their only one."""
         async with self._tx(write=True) as conn:
+            # The customer's row first: two unlinks at once must not both see two identities.
+            await conn.execute(
+                sa.select(customers.c.id).where(customers.c.id == customer_id).with_for_update()
+            )
             owner = await _customer_by_identity(conn, channel, channel_user_id)
             if owner is None or owner.id != customer_id:
                 raise NotFound(
@@ -174,6 +187,7 @@ class CustomersMixin(StoreEngine):
             new = new_id()
             await conn.execute(customers.insert().values(id=new, vip=False, created_at=utcnow()))
             await _move(conn, channel, channel_user_id, customer_id, new)
+            await _mark(conn, channel, channel_user_id, None)
             return new
 
     async def verify_customer(
@@ -202,6 +216,15 @@ class CustomersMixin(StoreEngine):
                 # Another replica verified the same person at the same moment: merge into it.
                 continue
         raise RuntimeError(f"could not record the verification of customer {customer_id}")
+
+
+async def _mark(conn: Conn, channel: str, channel_user_id: str, linked_by: str | None) -> None:
+    """Record who linked the identity by hand (None: nobody, it joined by itself)."""
+    await conn.execute(
+        identities.update()
+        .where(identities.c.channel == channel, identities.c.channel_user_id == channel_user_id)
+        .values(linked_by=linked_by)
+    )
 
 
 async def _move(

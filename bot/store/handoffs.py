@@ -22,7 +22,17 @@ __all__ = ["HandoffsMixin"]
 
 # What update_handoff may change.
 _HANDOFF_CHANGES = frozenset(
-    {"assigned_at", "first_agent_reply_at", "resolved_at", "agent_id", "packet", "team", "priority"}
+    {
+        "assigned_at",
+        "first_agent_reply_at",
+        "resolved_at",
+        "agent_id",
+        "packet",
+        "team",
+        "priority",
+        "disposition",
+        "bot_should_have_handled",
+    }
 )
 
 
@@ -80,7 +90,13 @@ class HandoffsMixin(StoreEngine):
     """The store's handoffs: one per request for a human, resolved when the person is done."""
 
     async def create_handoff(
-        self, conversation_id: str, packet: dict[str, Any], reason: str, team: str, priority: str
+        self,
+        conversation_id: str,
+        packet: dict[str, Any],
+        reason: str,
+        team: str,
+        priority: str,
+        intent: str | None = None,
     ) -> Handoff:
         """Record a request for a human, requested now. NotFound if no such conversation."""
         new = Handoff(
@@ -95,6 +111,7 @@ class HandoffsMixin(StoreEngine):
             first_agent_reply_at=None,
             resolved_at=None,
             agent_id=None,
+            intent=intent,
         )
         async with self._tx(write=True) as conn:
             await require_conversation(conn, conversation_id)

@@ -284,6 +284,7 @@ class MessagesMixin(StoreEngine):
                 recent,
                 row.customer_verified_id,
                 row.customer_verified_by,
+                row.identity_linked_by,
             )
 
     async def recent_customer_turns(

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from bot.core.clock import utcnow
 from bot.core.types import Direction
 from bot.store.engine import StoreEngine
 from bot.store.schema import conversations, csat, handoffs, messages, sla_clocks
@@ -44,6 +45,26 @@ class RawReport:
     sla: dict[str, dict[str, tuple[int, int, int]]] = field(default_factory=dict)
     repeat_checked: int = 0
     repeated: int = 0
+    # The customer's topic before each handoff (None: none understood) -> handoffs.
+    by_intent: dict[str | None, int] = field(default_factory=dict)
+    # The agents' wrap-up of resolved handoffs: disposition -> count; "the bot should have".
+    dispositions: dict[str, int] = field(default_factory=dict)
+    bot_should_have: int = 0
+    # First-contact resolution: resolved handoffs whose return window is over; of them, those
+    # with no new handoff of the same customer within it.
+    fcr_checked: int = 0
+    fcr_resolved: int = 0
+    fcr_pending: int = 0
+    # Durable containment: contained conversations whose return window is over; of them,
+    # those whose customer did not ask for a person within it.
+    durable_checked: int = 0
+    durable: int = 0
+    durable_pending: int = 0
+    # Customer messages the bot read in the period, those it did not understand
+    # (nlu_fallback), and per intent: (messages, low-confidence ones, average confidence).
+    nlu_messages: int = 0
+    nlu_fallbacks: int = 0
+    intents: dict[str, tuple[int, int, float]] = field(default_factory=dict)
     # day (YYYY-MM-DD, UTC) -> counts of that day, for the charts (see _read_daily)
     daily: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -80,9 +101,25 @@ def _facts(facts: Any) -> list[str]:
 class ReportsMixin(StoreEngine):
     """The dashboard's numbers."""
 
-    async def raw_report(self, start: datetime, end: datetime, team: str | None) -> RawReport:
+    async def raw_report(
+        self,
+        start: datetime,
+        end: datetime,
+        team: str | None,
+        *,
+        now: datetime | None = None,
+        return_window: timedelta = timedelta(hours=72),
+        low_confidence: float = 0.6,
+    ) -> RawReport:
+        """``return_window``: first-contact resolution and durable containment (see RawReport);
+        ``now``: what counts as over (the clock's now by default)."""
+        moment = now or utcnow()
+
         def read(conn: sa.Connection) -> RawReport:
-            return _read_report(conn, start, end, team)
+            report = _read_report(conn, start, end, team)
+            _read_returns(conn, report, start, end, team, moment, return_window)
+            _read_nlu(conn, report, start, end, low_confidence)
+            return report
 
         return await self._sweep(read)
 
@@ -178,7 +215,129 @@ def _read_report(
 
     _count_repeats(conn, report, of_handoffs)
     _read_daily(conn, report, opened, of_handoffs, of_clocks)
+    report.by_intent = {
+        (str(intent) if intent is not None else None): int(count)
+        for intent, count in conn.execute(
+            sa.select(handoffs.c.intent, sa.func.count())
+            .where(*of_handoffs)
+            .group_by(handoffs.c.intent)
+        )
+    }
+    resolved = [*of_handoffs, handoffs.c.resolved_at.is_not(None)]
+    report.dispositions = {
+        str(disposition): int(count)
+        for disposition, count in conn.execute(
+            sa.select(handoffs.c.disposition, sa.func.count())
+            .where(*resolved, handoffs.c.disposition.is_not(None))
+            .group_by(handoffs.c.disposition)
+        )
+    }
+    report.bot_should_have = int(
+        conn.execute(
+            sa.select(sa.func.count()).where(
+                *resolved, handoffs.c.bot_should_have_handled.is_(True)
+            )
+        ).scalar_one()
+    )
     return report
+
+
+def _read_returns(
+    conn: sa.Connection,
+    report: RawReport,
+    start: datetime,
+    end: datetime,
+    team: str | None,
+    now: datetime,
+    window: timedelta,
+) -> None:
+    """First-contact resolution and durable containment: did the customer come back for a
+    person within ``window``? Only subjects whose window is over count; the rest are pending."""
+    dialect = conn.dialect.name
+    seconds = window.total_seconds()
+    over = now - window
+    later = handoffs.alias("later")
+    later_conversation = conversations.alias("later_conversation")
+
+    def came_back(customer: Any, since: Any) -> Any:
+        """A handoff of the same customer requested within the window after ``since``."""
+        return (
+            sa.exists()
+            .where(
+                later_conversation.c.customer_id == customer,
+                later.c.conversation_id == later_conversation.c.id,
+                later.c.requested_at > since,
+                _seconds(dialect, later.c.requested_at, since) <= seconds,
+            )
+            .correlate_except(later, later_conversation)
+        )
+
+    of_handoffs: list[Any] = [
+        handoffs.c.requested_at >= start,
+        handoffs.c.requested_at < end,
+        handoffs.c.resolved_at.is_not(None),
+    ]
+    if team is not None:
+        of_handoffs.append(handoffs.c.team == team)
+    settled = handoffs.c.resolved_at <= over
+    checked, returned, pending = conn.execute(
+        sa.select(
+            _count(settled),
+            _count(
+                sa.and_(settled, came_back(conversations.c.customer_id, handoffs.c.resolved_at))
+            ),
+            _count(~settled),
+        )
+        .join(conversations, conversations.c.id == handoffs.c.conversation_id)
+        .where(*of_handoffs)
+    ).one()
+    report.fcr_checked, report.fcr_pending = int(checked or 0), int(pending or 0)
+    report.fcr_resolved = report.fcr_checked - int(returned or 0)
+
+    contained = sa.and_(
+        conversations.c.created_at >= start,
+        conversations.c.created_at < end,
+        conversations.c.last_seq > 0,
+        ~sa.exists().where(handoffs.c.conversation_id == conversations.c.id),
+    )
+    settled = conversations.c.created_at <= over
+    checked, returned, pending = conn.execute(
+        sa.select(
+            _count(settled),
+            _count(
+                sa.and_(settled, came_back(conversations.c.customer_id, conversations.c.created_at))
+            ),
+            _count(~settled),
+        ).where(contained)
+    ).one()
+    report.durable_checked, report.durable_pending = int(checked or 0), int(pending or 0)
+    report.durable = report.durable_checked - int(returned or 0)
+
+
+def _read_nlu(
+    conn: sa.Connection, report: RawReport, start: datetime, end: datetime, low: float
+) -> None:
+    """What the bot made of the period's customer messages: how many it read, how many it did
+    not understand, and per intent how many and how sure it was."""
+    read = [
+        messages.c.direction == Direction.INBOUND.value,
+        messages.c.created_at >= start,
+        messages.c.created_at < end,
+        messages.c.intent.is_not(None),
+    ]
+    for intent, count, unsure, average in conn.execute(
+        sa.select(
+            messages.c.intent,
+            sa.func.count(),
+            _count(messages.c.confidence < low),
+            sa.func.avg(messages.c.confidence),
+        )
+        .where(*read)
+        .group_by(messages.c.intent)
+    ):
+        report.intents[str(intent)] = (int(count), int(unsure or 0), float(average or 0.0))
+    report.nlu_messages = sum(n for n, _, _ in report.intents.values())
+    report.nlu_fallbacks = report.intents.get("nlu_fallback", (0, 0, 0.0))[0]
 
 
 def _read_daily(

@@ -81,6 +81,10 @@ def row_mapper(record: type[_R], **convert: Callable[[Any], Any]) -> RowMapper[_
     return to_record
 
 
+def _optional_bool(value: object) -> bool | None:
+    return None if value is None else bool(value)
+
+
 def _buttons(value: list[dict[str, str]] | None) -> list[Button]:
     return [Button(title=b["title"], payload=b["payload"]) for b in value or []]
 
@@ -95,7 +99,7 @@ to_message = row_mapper(
     buttons=_buttons,
     attachment=Attachment.from_dict,
 )
-to_handoff = row_mapper(Handoff, packet=dict)
+to_handoff = row_mapper(Handoff, packet=dict, bot_should_have_handled=_optional_bool)
 to_agent = row_mapper(Agent, teams=list, skills=list, languages=list)
 to_note = row_mapper(Note)
 to_csat = row_mapper(CsatRating)

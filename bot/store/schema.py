@@ -165,6 +165,8 @@ identities = sa.Table(
     sa.Column("channel_user_id", sa.String(255), primary_key=True),
     sa.Column("customer_id", UUIDHex, sa.ForeignKey("customers.id"), nullable=False, index=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # "agent:<id>" when an agent linked it by hand (not trusted as verified; see 0013).
+    sa.Column("linked_by", sa.String(64)),
 )
 
 agents = sa.Table(
@@ -264,6 +266,10 @@ handoffs = _conversation_table(
     sa.Column("first_agent_reply_at", UTCDateTime),
     sa.Column("resolved_at", UTCDateTime),
     sa.Column("agent_id", sa.Integer, sa.ForeignKey("agents.id")),
+    # The customer's last understood intent before the handoff; the agent's wrap-up (0013).
+    sa.Column("intent", sa.Text),
+    sa.Column("disposition", sa.Text),
+    sa.Column("bot_should_have_handled", sa.Boolean),
     # The dashboard reads handoffs by when they were requested (see 0008).
     sa.Index(None, "requested_at"),
 )

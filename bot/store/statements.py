@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bot.core.types import Direction, SenderKind
-from bot.store.schema import JSONType, conversations, customers, messages, outbox
+from bot.store.schema import JSONType, conversations, customers, identities, messages, outbox
 
 
 def _b(name: str, type_: Any = None) -> sa.BindParameter[Any]:
@@ -43,8 +43,14 @@ PENDING_CONVERSATION = (
         customers.c.display_name.label("customer_name"),
         customers.c.verified_id.label("customer_verified_id"),
         customers.c.verified_by.label("customer_verified_by"),
+        identities.c.linked_by.label("identity_linked_by"),
     )
     .join(customers, customers.c.id == conversations.c.customer_id)
+    .outerjoin(
+        identities,
+        (identities.c.channel == conversations.c.channel)
+        & (identities.c.channel_user_id == conversations.c.channel_user_id),
+    )
     .where(conversations.c.id == _b("id"))
 )
 PENDING_MESSAGES = (

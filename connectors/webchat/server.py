@@ -22,12 +22,13 @@ from aiohttp import WSMsgType, web
 
 from bot.broker import Subscription
 from bot.config import Settings
+from bot.core.errors import BadMessage
 from bot.core.files import FileRefused
 from bot.core.frames import Frame, ack_frame, error_frame
 from bot.core.identity import shop_hash_matches, valid_user_id
 from bot.core.signing import Signer
 from bot.core.tasks import cancel_and_wait
-from bot.core.types import InboundMessage, is_text
+from bot.core.types import Attachment, InboundMessage, is_text
 from bot.http_errors import json_error
 from bot.http_headers import client_address
 from bot.pipeline.intake import AcceptStatus, Intake
@@ -176,25 +177,51 @@ class WebchatChannel(UsesIntake):
 
     async def upload(self, request: web.Request) -> web.Response:
         """A picture or file from the customer: multipart with ``token``, ``client_id`` (the
-        dedupe key, like a message's), an optional ``caption`` and ``file``. It becomes a
+        dedupe key, like a message's) and an optional ``caption``, then ``file``. Everything
+        but the file is checked before the file's bytes are read; a retry of a stored upload
+        (same ``client_id``) answers with the stored message and stores nothing. It becomes a
         customer message; the socket then gets it as a message frame like any other."""
+        admitted: dict[str, Any] = {}
+
+        async def admit(fields: dict[str, str]) -> None:
+            visitor = self.visitor_from_token(fields.get("token"))
+            if visitor is None:
+                raise _Answer(
+                    json_error(
+                        401,
+                        "invalid_token",
+                        "A valid visitor token is required (the token field, before the file).",
+                    )
+                )
+            client_id, caption = fields.get("client_id"), fields.get("caption", "")
+            if not client_id or len(client_id) > 100 or not is_text(client_id):
+                raise _Answer(
+                    json_error(
+                        400, "bad_request", "client_id must be a string of 1-100 characters."
+                    )
+                )
+            try:
+                self.intake.check_text(caption)
+            except BadMessage as exc:
+                raise _Answer(json_error(400, exc.code, str(exc))) from None
+            stored = await self.intake.already_stored(visitor["c"], client_id)
+            if stored is not None:  # a retry of an upload that arrived
+                raise _Answer(_upload_answer(stored.seq, client_id, stored.attachment))
+            if await self.limits.new_message(visitor["c"]):
+                raise _Answer(
+                    json_error(429, "rate_limited", "You're sending messages too quickly.")
+                )
+            admitted.update(visitor=visitor, client_id=client_id, caption=caption)
+
         try:
-            upload = await read_upload(request, self.intake.files.max_bytes)
-        except FileRefused as exc:
-            return json_error(exc.status, exc.code, str(exc))
-        visitor = self.visitor_from_token(upload.fields.get("token"))
-        if visitor is None:
-            return json_error(401, "invalid_token", "A valid visitor token is required.")
-        client_id, caption = upload.fields.get("client_id"), upload.fields.get("caption", "")
-        if not client_id or len(client_id) > 100 or not is_text(client_id):
-            return json_error(400, "bad_request", "client_id must be a string of 1-100 characters.")
-        conversation_id = visitor["c"]
-        if await self.limits.new_message(conversation_id):
-            return json_error(429, "rate_limited", "You're sending messages too quickly.")
-        try:
+            upload = await read_upload(request, self.intake.files.max_bytes, before_file=admit)
             attachment = await self.intake.files.save(upload.data, upload.filename, "customer")
+        except _Answer as answer:
+            return answer.response
         except FileRefused as exc:
             return json_error(exc.status, exc.code, str(exc))
+        visitor, client_id = admitted["visitor"], admitted["client_id"]
+        conversation_id = visitor["c"]
         await self.intake.start_conversation(
             CHANNEL, visitor["v"], conversation_id, visitor.get("u")
         )
@@ -202,15 +229,13 @@ class WebchatChannel(UsesIntake):
             channel=CHANNEL,
             channel_user_id=visitor["v"],
             channel_message_id=client_id,
-            text=caption,
+            text=admitted["caption"],
             attachment=attachment,
         )
         result = await self.intake.accept(message, conversation_id, checks=())
         if result.status is AcceptStatus.REJECTED:
             return json_error(400, result.code or "bad_request", result.message or "")
-        return web.json_response(
-            {"seq": result.seq, "client_id": client_id, "attachment": attachment.to_dict()}
-        )
+        return _upload_answer(result.seq, client_id, attachment)
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         visitor = self.visitor_from_token(request.query.get("token"))
@@ -354,6 +379,24 @@ class WebchatSocket:
         finally:
             await cancel_and_wait(forwarder)
             await subscription.close()
+
+
+class _Answer(Exception):
+    """An upload answered before its file is read (refused, or a retry already stored)."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def _upload_answer(seq: int | None, client_id: str, attachment: Attachment | None) -> web.Response:
+    return web.json_response(
+        {
+            "seq": seq,
+            "client_id": client_id,
+            "attachment": attachment.to_dict() if attachment else None,
+        }
+    )
 
 
 async def _renew_slot(slots: SocketSlots, visitor: str, slot: str) -> None:

@@ -345,5 +345,12 @@ async def api_update_agent(request: web.Request, agent: Agent) -> Any:
 
 @api
 async def api_resolve(request: web.Request, agent: Agent) -> Any:
-    await console_ctx(request).desk.resolve(_conversation_id(request), agent)
+    """Optional body: the wrap-up, ``{"disposition", "bot_should_have_handled"}``."""
+    body = await _json_body(request) if request.body_exists else {}
+    await console_ctx(request).desk.resolve(
+        _conversation_id(request),
+        agent,
+        body.get("disposition"),
+        body.get("bot_should_have_handled", False),
+    )
     return {"ok": True}

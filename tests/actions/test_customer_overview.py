@@ -20,7 +20,13 @@ def test_overview_of_a_customer_with_orders_devices_and_a_repair() -> None:
     assert {"1001", "1005"} <= set(numbers)
     first = found["orders"][0]
     assert set(first) == {
-        "number", "status", "placed_on", "expected_on", "delivered_on", "total", "items",
+        "number",
+        "status",
+        "placed_on",
+        "expected_on",
+        "delivered_on",
+        "total",
+        "items",
         "refund_status",
     }
     assert found["devices"][0]["serial"] == serial

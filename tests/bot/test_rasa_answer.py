@@ -17,6 +17,7 @@ from bot.rasa_client import (
     RasaClient,
     RasaUnavailable,
     parse_answer,
+    parse_replies,
 )
 
 ITEMS = [
@@ -97,3 +98,28 @@ async def test_a_rasa_without_the_gateway_channel_is_asked_again_later(
             assert calls[3:] == ["gateway", "rest"]
     finally:
         await runner.cleanup()
+
+
+def test_image_and_attachment_responses_keep_only_web_addresses() -> None:
+    replies = parse_replies(
+        [
+            {"text": "Here:", "image": "https://cdn.example/cheer%20up.jpg"},
+            {"image": "javascript:alert(1)"},
+            {"image": "data:image/svg+xml;base64,PHN2Zz4="},
+            {"image": "//no-scheme.example/x.png"},
+            {"attachment": {"url": "https://shop.example/guide.pdf", "name": "Setup guide"}},
+            {"attachment": ["not", "a", "url"]},
+        ]
+    )
+    first = replies[0].attachment
+    assert first is not None
+    assert (first.kind, first.name, first.content_type, first.url) == (
+        "image",
+        "cheer up.jpg",
+        "image/jpeg",
+        "https://cdn.example/cheer%20up.jpg",
+    )
+    assert [r.attachment for r in replies[1:4]] == [None, None, None]
+    guide = replies[4].attachment
+    assert guide is not None and (guide.kind, guide.name) == ("file", "Setup guide")
+    assert replies[5].attachment is None

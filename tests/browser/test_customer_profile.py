@@ -39,7 +39,7 @@ async def gateway(tmp_path: Path, rasa_stack: devctl.Stack) -> AsyncIterator[Gat
         None,
         backend={
             "url": f"http://127.0.0.1:{rasa_stack.actions_port}",
-            "token": devctl.action_server_token(),
+            "token": devctl.backend_token(),
         },
     )
     async with running_gateway(settings) as gw:
@@ -81,7 +81,7 @@ async def test_profile_with_two_linked_channels(
     await expect(page.get_by_test_id("verified-badge")).to_contain_text("shop customer 1")
     orders = page.get_by_test_id("backend-order")
     await expect(orders.filter(has_text="#1001")).to_have_count(1)
-    await expect(page.get_by_test_id("backend-device").first).to_contain_text("SN100234")
+    await expect(page.get_by_test_id("backend-device").filter(has_text="SN100234")).to_have_count(1)
     conversations = page.get_by_test_id("profile-conversation")
     await expect(conversations).to_have_count(1)
     await expect(conversations.first).to_contain_text("resolved by Sam")

@@ -97,8 +97,12 @@ async def test_widget_and_console_journey(gateway: Gateway, browser: Browser) ->
     await console.screenshot(path=str(SHOTS / "console-conversation.png"), full_page=True)
     await shop.screenshot(path=str(SHOTS / "widget-with-agent.png"))
 
-    console.on("dialog", lambda dialog: dialog.accept())
     await console.get_by_test_id("resolve-button").click()
+    # The wrap-up: the bot's last intent (a sound problem) preselects the disposition.
+    await expect(console.get_by_test_id("wrapup-disposition")).to_have_value("technical_problem")
+    await console.get_by_test_id("wrapup-bot-should").check()
+    await console.screenshot(path=str(SHOTS / "console-wrapup.png"))
+    await console.get_by_test_id("wrapup-confirm").click()
     await expect(shop.get_by_test_id("blw-quick-reply").filter(has_text="5")).to_have_count(
         1, timeout=15_000
     )

@@ -175,11 +175,27 @@ async def test_upload_needs_a_token_a_client_id_and_a_multipart_body(
         async with http.post(url, json={"token": customer.token}) as resp:
             assert resp.status == 400
             assert "multipart/form-data" in (await resp.json())["message"]
-        # The same client_id twice (a retry) is one message.
+        # The same client_id twice (a retry) is one message and one stored file.
         fields = {"token": customer.token or "", "client_id": "same-upload"}
         first = await upload(http, url, PNG, "p.png", **fields)
         second = await upload(http, url, PNG, "p.png", **fields)
         assert first[0] == second[0] == 200 and first[1]["seq"] == second[1]["seq"]
+        assert first[1]["attachment"] == second[1]["attachment"]
+        assert len(stored_files(Path(gateway.settings.files.dir))) == 1
+        # A caption over the limit: refused before the file is kept.
+        status, body = await upload(
+            http, url, PNG, "p.png", token=customer.token or "", client_id="c2", caption="x" * 5000
+        )
+        assert (status, body["error"]) == (400, "too_long")
+        assert len(stored_files(Path(gateway.settings.files.dir))) == 1
+        # The file before the token: refused before its bytes are read.
+        form = aiohttp.FormData()
+        form.add_field("file", PNG, filename="p.png", content_type="image/png")
+        form.add_field("token", customer.token or "")
+        form.add_field("client_id", "c3")
+        async with http.post(url, data=form) as resp:
+            assert resp.status == 401
+            assert "before the file" in (await resp.json())["message"]
         async with http.options(url) as resp:  # the widget runs on other sites
             assert resp.headers["Access-Control-Allow-Origin"] == "*"
     finally:
@@ -267,3 +283,22 @@ async def test_a_bot_image_reaches_the_widget_as_an_image(
         }
     finally:
         await customer.close()
+
+
+async def test_an_unwritable_storage_is_a_503_and_nothing_is_stored(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """A full or missing disk (here: a file where the storage directory should be)."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("in the way")
+    rasa = ScriptedRasa({})
+    async with scripted_gateway(tmp_path, rasa, files={"dir": str(blocker)}) as gw:
+        customer = await CustomerClient(gw.url, http).connect()
+        try:
+            await customer.say("hello", "ok")
+            status, body = await customer_upload(gw, http, customer, PNG, "p.png")
+            assert (status, body["error"]) == (503, "storage_unavailable")
+            messages = await gw.app[STORE].messages(customer.conversation_id or "")
+            assert [m.attachment for m in messages] == [None, None]
+        finally:
+            await customer.close()

@@ -58,6 +58,32 @@ async def test_the_action_server_answers_only_rasa(
         assert resp.status == 200
 
 
+async def test_the_backend_route_takes_only_the_gateways_key(
+    rasa_stack: devctl.Stack, http: aiohttp.ClientSession
+) -> None:
+    """The console's customer profile reads the shop backend here, with a key of its own:
+    without it nothing; Rasa's key (which runs actions) does not open it either."""
+    url = f"http://127.0.0.1:{rasa_stack.actions_port}/backend/customers/1"
+    for params in ({}, {"token": "guessed"}, {"token": devctl.action_server_token()}):
+        async with http.get(url, params=params) as resp:
+            assert resp.status == 401, params
+            assert "Maya" not in await resp.text()
+    async with http.get(url, params={"token": devctl.backend_token()}) as resp:
+        assert resp.status == 200
+        assert (await resp.json())["customer"]["name"] == "Maya Patel"
+    async with http.get(
+        f"http://127.0.0.1:{rasa_stack.actions_port}/backend/customers/424242",
+        params={"token": devctl.backend_token()},
+    ) as resp:
+        assert resp.status == 404
+    # The gateway's key runs no action.
+    async with http.get(
+        f"http://127.0.0.1:{rasa_stack.actions_port}/actions",
+        params={"token": devctl.backend_token()},
+    ) as resp:
+        assert resp.status == 401
+
+
 def test_the_action_server_listens_on_loopback_only(rasa_stack: devctl.Stack) -> None:
     port_hex = f"{rasa_stack.actions_port:04X}"
     listening = [

@@ -138,8 +138,19 @@ async def test_link_shows_both_channels_their_history_and_the_shop_records(
         (entry,) = await store.audit_entries("identity_linked")
         assert entry["actor"] == f"agent:{agent.id}"
         assert entry["details"]["from_customer_id"] == telegram
-        # The next message on Telegram belongs to Maya's one history.
+        # The next message on Telegram belongs to Maya's one history...
         assert await telegram_customer(gateway, "5550101", "any news?") == maya
+        # ...but an agent's link is not proof: the chat does not carry Maya's verification
+        # (not to the bot, not on the card) until it verifies itself.
+        (tg,) = [c for c in await store.conversations_for_customer(maya) if c.channel == "telegram"]
+        turn = await store.pending_turn(tg.id)
+        assert turn is not None and turn.customer_verified_id == MAYA
+        assert turn.identity_linked_by == f"agent:{agent.id}"
+        assert (await desk.conversation_view(tg.id))["customer"]["verified_id"] is None
+        assert (await desk.conversation_view(cid))["customer"]["verified_id"] == MAYA
+        assert any(i["linked_by_hand"] for i in linked["identities"])
+        await store.identity_verified("telegram", "5550101")  # the bot's second factor passed
+        assert (await desk.conversation_view(tg.id))["customer"]["verified_id"] == MAYA
 
         status, unlinked = await sam.api(
             "POST",

@@ -77,7 +77,9 @@ export function renderActions(page) {
   claimBtn.disabled = page.busy;
   transferBox.hidden = !canAct;
   transferBtn.disabled = page.busy;
-  resolveBtn.hidden = !canAct;
+  const wrapupOpen = !document.getElementById("wrapup")?.hidden;
+  resolveBtn.hidden = !canAct || wrapupOpen;
+  if (!canAct && document.getElementById("wrapup")) document.getElementById("wrapup").hidden = true;
   resolveBtn.disabled = page.busy;
   renderTransferOptions(page);
 

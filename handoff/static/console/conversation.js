@@ -196,12 +196,34 @@ export function initConversation(me) {
     });
   });
 
+  // Resolve opens the wrap-up: what the problem really was (the bot's guess preselected) and
+  // whether the bot should have handled it; its Resolve button resolves.
+  const wrapup = $("#wrapup");
+  const disposition = $("#wrapup-disposition");
+  const botShould = $("#wrapup-bot-should");
   els.resolveBtn.addEventListener("click", function () {
-    const ok = window.confirm(
-      "Resolve this conversation?\n\nThe customer goes back to the bot and is asked to rate the conversation."
-    );
-    if (!ok) return;
-    runAction("resolve", undefined, function () {
+    const choices = (page.view && page.view.wrapup) || { dispositions: [], suggested: "" };
+    disposition.replaceChildren(...choices.dispositions.map(function (d) {
+      const option = document.createElement("option");
+      option.value = d.name;
+      option.textContent = d.title;
+      option.selected = d.name === choices.suggested;
+      return option;
+    }));
+    botShould.checked = false;
+    wrapup.hidden = false;
+    els.resolveBtn.hidden = true;
+    disposition.focus();
+  });
+  $("#wrapup-cancel").addEventListener("click", function () {
+    wrapup.hidden = true;
+    renderActions(page);
+  });
+  wrapup.addEventListener("submit", function (event) {
+    event.preventDefault();
+    const payload = { disposition: disposition.value || null, bot_should_have_handled: botShould.checked };
+    runAction("resolve", payload, function () {
+      wrapup.hidden = true;
       flash("Resolved. The customer is back with the bot.", "info");
     });
   });

@@ -103,7 +103,7 @@ export function initDashboard(me) {
   }
 
   function csvLinks() {
-    for (const table of ["daily", "reasons", "sla", "ratings"]) {
+    for (const table of ["daily", "reasons", "sla", "ratings", "intents", "dispositions", "confidence"]) {
       const p = params();
       p.set("table", table);
       $("#csv-" + table).setAttribute("href", "/console/api/dashboard.csv?" + p.toString());
@@ -122,6 +122,12 @@ export function initDashboard(me) {
     const p = data.period || {};
     $("#fig-conversations").textContent = String(p.conversations);
     $("#fig-containment").textContent = percent(p.containment);
+    const durable = p.durable_containment || {};
+    $("#fig-durable").textContent = durable.rate == null ? (durable.pending ? "pending (" + durable.pending + ")" : "—") : percent(durable.rate);
+    const fcr = p.first_contact_resolution || {};
+    $("#fig-fcr").textContent = fcr.rate == null ? (fcr.pending ? "pending (" + fcr.pending + ")" : "—") : percent(fcr.rate);
+    const bot = p.bot || {};
+    $("#fig-fallback").textContent = bot.fallback_rate == null ? "—" : percent(bot.fallback_rate) + " of " + bot.messages;
     $("#fig-repeated").textContent = percent(p.customer_repeated && p.customer_repeated.rate);
     $("#fig-handoffs").textContent = String(p.handoffs) + (p.handoff_rate === null ? "" : " (" + percent(p.handoff_rate) + ")");
     $("#fig-frt").textContent = seconds(p.first_response_seconds.p50) + " / " + seconds(p.first_response_seconds.p90);
@@ -143,6 +149,17 @@ export function initDashboard(me) {
       }
     }
     rows($("#sla-body"), sla, "No SLA clocks in this period.", 6);
+    rows($("#intents-body"), Object.entries(p.handoffs_by_intent || {}).map(function ([intent, count]) {
+      return h("tr", { testid: "intent-row" }, h("td", null, intent), h("td", { class: "num" }, String(count)));
+    }), "No handoffs in this period.", 2);
+    rows($("#dispositions-body"), Object.entries(p.dispositions || {}).map(function ([name, count]) {
+      return h("tr", { testid: "disposition-row" }, h("td", null, humanize(name)), h("td", { class: "num" }, String(count)));
+    }), "No wrap-ups in this period.", 2);
+    $("#bot-should").textContent = p.bot_should_have_handled ? p.bot_should_have_handled + " the bot should have handled" : "";
+    rows($("#confidence-body"), (bot.lowest_confidence || []).map(function (row) {
+      return h("tr", { testid: "confidence-row" }, h("td", null, row.intent), h("td", { class: "num" }, String(row.messages)),
+        h("td", { class: "num" }, String(row.low_confidence)), h("td", { class: "num" }, percent(row.average_confidence)));
+    }), "No customer messages in this period.", 4);
     drawCharts(charts, p.daily || []);
     csvLinks();
     rows($("#csat-body"), ["5", "4", "3", "2", "1"].map(function (stars) {

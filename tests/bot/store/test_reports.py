@@ -141,3 +141,88 @@ def test_percentiles_are_nearest_rank() -> None:
     assert percentile([10.0], 0.9) == 10.0
     values = [float(v) for v in range(1, 11)]
     assert (percentile(values, 0.5), percentile(values, 0.9)) == (5.0, 9.0)
+
+
+async def second_channel(store: Store, customer_id: str, user: str) -> str:
+    """A new conversation of the same customer, on Telegram (a customer comes back)."""
+    await store.link_identity(customer_id, "telegram", user)
+    conversation = await new_conversation(store, user, channel="telegram")
+    assert conversation.customer_id == customer_id
+    await say(store, conversation.id, "me again")
+    return conversation.id
+
+
+async def test_returns_intents_wrapup_and_nlu_on_hand_built_records(store: Store) -> None:
+    start = utcnow() - timedelta(hours=1)
+    # Ann: helped by a person (resolved), but back for a person the same day: not first-contact.
+    ann = await handed_off(store, "ann", "general", wait=0, handle=0)
+    ann_conversation = await store.conversation(ann.conversation_id)
+    assert ann_conversation is not None
+    again = await second_channel(store, ann_conversation.customer_id, "ann-tg")
+    await store.create_handoff(again, {}, "explicit_request", "general", "normal")
+    # Ben: resolved, and never came back: resolved at first contact.
+    ben = await handed_off(store, "ben", "orders", wait=0, handle=0)
+    # Cy: the bot finished it alone, then Cy asked for a person: contained, not durably.
+    cy = await new_conversation(store, "cy")
+    asked = await say(store, cy.id, "where is order 1001")
+    await store.set_message_nlu(asked.id, "order_status", 0.42)
+    cy_again = await second_channel(store, cy.customer_id, "cy-tg")
+    await store.create_handoff(cy_again, {}, "complaint", "general", "normal", intent="complaint")
+    # Dee: the bot finished it alone, for good.
+    dee = await new_conversation(store, "dee")
+    for text, intent, confidence in (
+        ("my speaker crackles", "troubleshoot_sound", 0.91),
+        ("asdf qwer", "nlu_fallback", 0.3),
+        ("thanks", "thanks", 0.99),
+    ):
+        said = await say(store, dee.id, text)
+        await store.set_message_nlu(said.id, intent, confidence)
+    # The wrap-up of the two resolved handoffs, and the bot's topic of one.
+    await store.update_handoff(ann.id, disposition="order_status", bot_should_have_handled=True)
+    await store.update_handoff(ben.id, disposition="return_refund", bot_should_have_handled=False)
+
+    later = utcnow() + timedelta(days=10)  # every return window is over
+    raw = await store.raw_report(start, later, None, now=later)
+    result = figures(raw)
+    assert result["first_contact_resolution"] == {
+        "checked": 2,
+        "resolved": 1,
+        "pending": 0,
+        "rate": 0.5,
+    }
+    # Contained: Cy's and Dee's first conversations (Ann's second one was handed off too).
+    assert result["durable_containment"] == {"checked": 2, "durable": 1, "pending": 0, "rate": 0.5}
+    assert result["handoffs_by_intent"] == {"(none understood)": 3, "complaint": 1}
+    assert result["dispositions"] == {"order_status": 1, "return_refund": 1}
+    assert result["bot_should_have_handled"] == 1
+    assert result["bot"]["messages"] == 4 and result["bot"]["fallbacks"] == 1
+    assert result["bot"]["fallback_rate"] == 0.25
+    assert [row["intent"] for row in result["bot"]["lowest_confidence"]] == [
+        "order_status",
+        "troubleshoot_sound",
+        "thanks",
+    ]
+    assert result["bot"]["lowest_confidence"][0] == {
+        "intent": "order_status",
+        "messages": 1,
+        "low_confidence": 1,
+        "average_confidence": 0.42,
+    }
+
+    # Right after: every window is still open, so nothing is judged yet.
+    soon = figures(await store.raw_report(start, later, None, now=utcnow()))
+    assert soon["first_contact_resolution"]["pending"] == 2
+    assert soon["first_contact_resolution"]["rate"] is None
+    assert soon["durable_containment"] == {"checked": 0, "durable": 0, "pending": 2, "rate": None}
+    # A window of a microsecond: Ann and Cy came back after it, so both count as helped.
+    tight = figures(
+        await store.raw_report(
+            start, later, None, now=later, return_window=timedelta(microseconds=1)
+        )
+    )
+    assert tight["first_contact_resolution"]["resolved"] == 2
+    assert tight["durable_containment"]["durable"] == 2
+    # One team: only its handoffs.
+    orders = figures(await store.raw_report(start, later, "orders", now=later))
+    assert orders["first_contact_resolution"]["checked"] == 1
+    assert orders["dispositions"] == {"return_refund": 1}
