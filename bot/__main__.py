@@ -18,11 +18,13 @@ from aiohttp.web import BaseRequest, StreamResponse
 from bot import chat
 from bot.app import create_app, server_options
 from bot.config import Settings, SettingsError, load_settings
+from bot.core.clock import utcnow
 from bot.core.errors import DuplicateAgent
 from bot.core.models import Agent
 from bot.logs import configure_logging
 from bot.store import Store
 from connectors.registry import channel_summary
+from handoff import training
 from handoff.auth import hash_password
 
 DEFAULT_CONFIG = Path("gateway.yml")
@@ -239,6 +241,41 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return asyncio.run(chat.run(args.url, sys.stdin, sys.stdout, user))
 
 
+def cmd_export_training(args: argparse.Namespace) -> int:
+    """Write the designers' export (handoff/training.py) into --out."""
+    settings = _settings(args)
+    now = utcnow()
+    try:
+        start = training.since_start(args.since, now)
+        intents = training.domain_intents(Path(args.domain or settings.metrics.domain_file))
+    except training.ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out: Path = args.out or Path("var") / "export" / f"{now:%Y-%m-%d}"
+
+    async def run() -> training.TrainingExport:
+        async with _migrated_store(settings) as store:
+            return await training.export_training(
+                store,
+                start=start,
+                end=now,
+                intents=intents,
+                low_confidence=settings.metrics.low_confidence,
+                command=f"python -m bot export-training --since {args.since}",
+            )
+
+    print(f"reading the conversations since {start:%Y-%m-%d %H:%M} UTC ...", flush=True)
+    export = asyncio.run(run())
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "nlu.yml").write_text(export.nlu, encoding="utf-8")
+    (out / "test_stories.yml").write_text(export.stories, encoding="utf-8")
+    print(f"wrote {out / 'nlu.yml'} and {out / 'test_stories.yml'}:")
+    for line in training.summary_lines(export.summary, export.skeletons):
+        print(line)
+    print("next: review them, move the examples you keep into data/, then make test-bot")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Brightline gateway")
     parser.add_argument("--config", type=Path, help="settings file (default: ./gateway.yml)")
@@ -294,6 +331,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     talk.add_argument("--user-id", help="a shop user id, signed in (needs --user-hash)")
     talk.add_argument("--user-hash", help="HMAC-SHA256(shop secret, user id), hex")
     talk.set_defaults(func=cmd_chat)
+    export = sub.add_parser(
+        "export-training",
+        help="write what the bot did not handle as Rasa YAML for the bot designers",
+    )
+    export.add_argument("--since", default="7d", help="the period: 24h, 7d, 2w (default 7d)")
+    export.add_argument("--out", type=Path, help="a directory (default var/export/<date>)")
+    export.add_argument("--domain", help="the bot's domain file (default metrics.domain_file)")
+    export.set_defaults(func=cmd_export_training)
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args([*(argv or sys.argv[1:]), "serve"])

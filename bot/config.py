@@ -429,6 +429,9 @@ class MetricsSettings(_Section):
     # A customer message the bot understood with less confidence than this counts as
     # low-confidence on the dashboard (the designers' loop reads the same).
     low_confidence: float = Field(0.6, gt=0, lt=1)
+    # The bot's domain, for the designers' export (its intents; relative to the working
+    # directory, which `make run` sets to the repository).
+    domain_file: str = "domain.yml"
 
     _token_length = field_validator("token")(secret_length(16, "no /metrics"))
 

@@ -9,13 +9,14 @@ once get exactly one winner. Resolve hands the conversation back to the bot in t
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
 
 from bot.broker import Subscription
 from bot.core.clock import iso
-from bot.core.errors import BadMessage, Conflict, NotFound
+from bot.core.errors import BadMessage, Conflict, Forbidden, NotFound
 from bot.core.frames import (
     CONSOLE_TOPIC,
     agent_joined_frame,
@@ -36,6 +37,7 @@ from handoff.queue import HandoffQueue, queue_line
 from handoff.reports import Dashboard
 from handoff.routing import Router, availability
 from handoff.start import QUEUE_STATUS, HandoffStarter, customer_info
+from handoff.training import ExportError, domain_intents, export_training, since_start
 
 log = structlog.get_logger(__name__)
 
@@ -127,6 +129,32 @@ class AgentDesk(Component):
     async def unread(self, agent: Agent) -> dict[str, int]:
         """Per conversation assigned to the agent: customer messages they have not seen."""
         return await self.store.unread_counts(agent.id)
+
+    async def export_training(self, agent: Agent, since: str, part: str) -> tuple[str, str]:
+        """The designers' export for a supervisor: (file name, YAML) of ``part`` ("nlu" or
+        "stories") over the last ``since`` (24h, 7d, 2w)."""
+        if agent.role != "supervisor":
+            raise Forbidden("Only supervisors can download the training export.")
+        if part not in ("nlu", "stories"):
+            raise BadMessage("bad_request", "part must be nlu or stories.")
+        metrics = self.settings.metrics
+        now = self.clock()
+        try:
+            start = since_start(since, now)
+            intents = domain_intents(Path(metrics.domain_file))
+        except ExportError as exc:
+            raise BadMessage("bad_request", str(exc)) from None
+        export = await export_training(
+            self.store,
+            start=start,
+            end=now,
+            intents=intents,
+            low_confidence=metrics.low_confidence,
+            command=f"the console's download (since {since})",
+        )
+        if part == "nlu":
+            return f"nlu-{now:%Y-%m-%d}.yml", export.nlu
+        return f"test_stories-{now:%Y-%m-%d}.yml", export.stories
 
     async def agent_typing(self, conversation_id: str, agent: Agent) -> None:
         """The agent is writing a reply: the customer sees "Sam is typing…" (the console says

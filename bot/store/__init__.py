@@ -41,10 +41,11 @@ How the package is put together (each module imports only those above it):
   :mod:`~bot.store.handoffs` (with the queue view's rows), :mod:`~bot.store.agents` (agents,
   notes, CSAT, audit), :mod:`~bot.store.outbox`, :mod:`~bot.store.sla` (SLA clocks as
   deadlines), :mod:`~bot.store.reports` (the dashboard's figures), :mod:`~bot.store.search`
-  (the inbox, with full-text search), :mod:`~bot.store.canned` (canned replies) and
-  :mod:`~bot.store.files` (uploads). A query one aggregate needs from another
-  (``require_conversation``, ``customer_by_id``) is a plain function of a connection in the
-  module that owns it, so the mixins never call each other's methods;
+  (the inbox, with full-text search), :mod:`~bot.store.canned` (canned replies),
+  :mod:`~bot.store.files` (uploads) and :mod:`~bot.store.training` (the designers' export). A
+  query one aggregate needs from another (``require_conversation``, ``customer_by_id``) is a
+  plain function of a connection in the module that owns it, so the mixins never call each
+  other's methods;
 * :class:`Store`, here: all the mixins together, and the only class the rest of the gateway
   uses.
 """
@@ -64,6 +65,7 @@ from bot.store.reports import ReportsMixin
 from bot.store.schema import metadata
 from bot.store.search import SearchMixin
 from bot.store.sla import SlaMixin
+from bot.store.training import TrainingMixin
 
 __all__ = ["DEFAULT_URL", "ShortcutTaken", "Store", "alembic_config", "metadata"]
 
@@ -80,6 +82,7 @@ class Store(
     SearchMixin,
     CannedMixin,
     FilesMixin,
+    TrainingMixin,
 ):
     """The conversation record. Create with :meth:`connect`, then :meth:`migrate` once.
 

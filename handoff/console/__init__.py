@@ -25,6 +25,7 @@ from handoff.console.api import (
     api_customer,
     api_dashboard,
     api_dashboard_csv,
+    api_export_training,
     api_file,
     api_health,
     api_inbox,
@@ -125,6 +126,7 @@ def setup_console(app: web.Application, settings: Settings) -> ConsoleContext:
     r.add_get(f"{PREFIX}/api/teams", api_teams)
     r.add_get(f"{PREFIX}/api/conversations", api_inbox)
     r.add_get(f"{PREFIX}/api/unread", api_unread)
+    r.add_get(f"{PREFIX}/api/export-training", api_export_training)
     customer = f"{PREFIX}/api/customers/{{customer_id}}"
     r.add_get(customer, api_customer)
     r.add_post(f"{customer}/identities", api_link_identity)

@@ -137,6 +137,19 @@ async def api_unread(request: web.Request, agent: Agent) -> Any:
 
 
 @api
+async def api_export_training(request: web.Request, agent: Agent) -> Any:
+    """``?since=7d&part=nlu|stories``: the designers' export, as a YAML download."""
+    name, text = await console_ctx(request).desk.export_training(
+        agent, request.query.get("since", "7d"), request.query.get("part", "nlu")
+    )
+    return web.Response(
+        text=text,
+        content_type="application/x-yaml",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@api
 async def api_typing(request: web.Request, agent: Agent) -> Any:
     await console_ctx(request).desk.agent_typing(_conversation_id(request), agent)
     return {"ok": True}

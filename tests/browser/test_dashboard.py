@@ -90,6 +90,11 @@ async def test_the_dashboard_shows_a_resolved_and_rated_handoff(
             await page.get_by_test_id("csv-ratings").click()
         ratings = read_lines(await (await download_info.value).path())
         assert ratings == ["stars,ratings", "1,0", "2,0", "3,0", "4,1", "5,0"]
+        async with page.expect_download() as download_info:
+            await page.get_by_test_id("export-nlu").click()
+        exported = await download_info.value
+        assert exported.suggested_filename.startswith("nlu-")
+        assert read_lines(await exported.path())[0].startswith("# Exported by")
 
         await page.get_by_test_id("dash-team").select_option(label="Orders and delivery")
         await expect(page.get_by_test_id("fig-handoffs")).to_contain_text("0")

@@ -311,7 +311,13 @@ class FakeService:
         self._get(conversation_id)
         self.calls.append(("transfer", conversation_id, agent.id, to_agent_id))
 
-    async def resolve(self, conversation_id: str, agent: Agent) -> None:
+    async def resolve(
+        self,
+        conversation_id: str,
+        agent: Agent,
+        disposition: object = None,
+        bot_should_have_handled: object = False,
+    ) -> None:
         conversation = self._get(conversation_id)
         if conversation.state is not ConversationState.ASSIGNED:
             raise IllegalTransition(conversation.state, ConversationEvent.RESOLVE)
