@@ -168,6 +168,10 @@ async def metrics(request: web.Request) -> web.Response:
         return response
     engine = request.app[ENGINE]
     engine.metrics.set_live(await request.app[DESK].dashboard.live_by_team(utcnow()))
+    engine.metrics.outbox_backlog.set(await request.app[STORE].outbox_backlog())
+    engine.metrics.set_sockets(
+        len(request.app[WEBCHAT].sockets), len(request.app[CONSOLE_CONTEXT].sockets)
+    )
     body = engine.metrics.exposition()
     return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
 

@@ -73,6 +73,39 @@ class Metrics:
             registry=r,
         )
 
+        self.handoff_reasons = Counter(
+            "csbot_handoff_reasons",
+            "Handoffs by reason (explicit_request, complaint, a keyword, the bot's reasons...)",
+            ["reason"],
+            registry=r,
+        )
+        self.deliveries = Counter(
+            "csbot_outbox_deliveries",
+            "Outbox delivery attempts to Telegram and Slack, by channel and outcome "
+            "(delivered, retry, gave_up)",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.sla_breaches = Counter(
+            "csbot_sla_breaches",
+            "Service-level targets missed, by team and clock (first_response, ...)",
+            ["team", "kind"],
+            registry=r,
+        )
+        # This replica's open sockets, read at each scrape (see set_sockets).
+        self.sockets = Gauge(
+            "csbot_websocket_connections",
+            "Open websockets on this replica: customer (the widget) or console",
+            ["kind"],
+            registry=r,
+        )
+        # From the shared record at each scrape: aggregate with max.
+        self.outbox_backlog = Gauge(
+            "csbot_outbox_backlog",
+            "Outbox items not delivered yet (waiting or being retried)",
+            registry=r,
+        )
+
         # Now, per team, from the shared record at each scrape (see set_live).
         self.waiting = Gauge(
             "csbot_queue_waiting", "Conversations waiting for a person", ["team"], registry=r
@@ -101,6 +134,10 @@ class Metrics:
             self.oldest_wait.labels(team).set(values["oldest_wait_seconds"])
             self.agents_online.labels(team).set(values["agents_online"])
             self.sla_at_risk.labels(team).set(values["at_risk"])
+
+    def set_sockets(self, customer: int, console: int) -> None:
+        self.sockets.labels("customer").set(customer)
+        self.sockets.labels("console").set(console)
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format."""

@@ -38,6 +38,7 @@ from bot.core.errors import DeliveryError
 from bot.core.models import OutboxItem
 from bot.core.ports import ChannelSender
 from bot.core.tasks import cancel_and_wait
+from bot.metrics import Metrics
 from bot.store import Store
 
 __all__ = ["OutboxWorker"]
@@ -79,6 +80,7 @@ class OutboxWorker:
         batch_size: int = 100,
         concurrency: int = 8,
         clock: Callable[[], datetime] = utcnow,
+        metrics: Metrics | None = None,
     ) -> None:
         """Set up a worker; nothing runs until :meth:`start` (or :meth:`run_once`).
 
@@ -97,6 +99,7 @@ class OutboxWorker:
         self.max_backoff = max_backoff
         self.batch_size = batch_size
         self.clock = clock
+        self.metrics = metrics
         self._lease_margin = min(MAX_LEASE_MARGIN, lease_seconds * LEASE_MARGIN_FRACTION)
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
@@ -238,6 +241,7 @@ class OutboxWorker:
         except Exception as exc:
             return await self._failed(item, f"{type(exc).__name__}: {exc}", fields)
         await self.store.outbox_delivered(item.id, self.clock())
+        self._count(item, "delivered")
         log.info("outbox delivered", **fields)
         return _Outcome.DELIVERED
 
@@ -253,6 +257,7 @@ class OutboxWorker:
             return await self._give_up(item, f"{error} (failed {item.attempts + 1} times)", fields)
         delay = self.backoff(item.attempts, retry_after)
         await self.store.outbox_retry(item.id, error, self.clock() + timedelta(seconds=delay))
+        self._count(item, "retry")
         log.info(
             "outbox delivery failed; will retry", error=error, retry_in=round(delay, 2), **fields
         )
@@ -260,8 +265,13 @@ class OutboxWorker:
 
     async def _give_up(self, item: OutboxItem, error: str, fields: dict[str, object]) -> _Outcome:
         await self.store.outbox_give_up(item.id, error, self.clock())
+        self._count(item, "gave_up")
         log.warning("outbox gave up on a message", reason=error, **fields)
         return _Outcome.GAVE_UP
+
+    def _count(self, item: OutboxItem, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.deliveries.labels(item.channel, outcome).inc()
 
     def backoff(self, attempts: int, retry_after: float | None = None) -> float:
         """Seconds to wait after a failure, with ``attempts`` failures before it: the channel's

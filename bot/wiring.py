@@ -70,13 +70,13 @@ def build_engine(
 
     ``senders`` (channel → sender) may be filled later, as connectors start."""
     channel_senders: dict[str, ChannelSender] = dict(senders or {})
+    metrics = Metrics()
     outbox = (
-        OutboxWorker(store, channel_senders)
+        OutboxWorker(store, channel_senders, metrics=metrics)
         if outbox_poll_seconds is None
-        else OutboxWorker(store, channel_senders, poll_seconds=outbox_poll_seconds)
+        else OutboxWorker(store, channel_senders, poll_seconds=outbox_poll_seconds, metrics=metrics)
     )
     outbound = Outbound(store, broker, channel_senders, outbox.notify)
-    metrics = Metrics()
     files = Files(store, file_storage(settings, rasa), settings.files)
     ctx = EngineContext(
         settings, store, broker, rasa, Records(store), outbound, files, clock, metrics

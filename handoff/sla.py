@@ -124,6 +124,8 @@ class SlaKeeper(Component):
             if not won:
                 continue  # another replica acted on it
             acted += 1
+            if level == "breach":
+                self.metrics.sla_breaches.labels(clock.team, clock.kind).inc()
             try:
                 await self._act(clock, level, now)
             except Exception:

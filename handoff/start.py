@@ -338,6 +338,7 @@ class HandoffStarter(Component):
         )
         await self.sla.handed_off(conversation, handoff, now)
         self.metrics.handoffs.labels(packet.source, conversation.state.value).inc()
+        self.metrics.handoff_reasons.labels(packet.reason).inc()
         await self.store.audit(
             f"agent:{source_agent.id}" if source_agent else "bot",
             "handoff",

@@ -176,6 +176,16 @@ class OutboxMixin(StoreEngine):
                 .values(leased_until=None)
             )
 
+    async def outbox_backlog(self) -> int:
+        """Items neither delivered nor given up (waiting, or being retried)."""
+        query = (
+            sa.select(sa.func.count())
+            .select_from(outbox)
+            .where(outbox.c.delivered_at.is_(None), outbox.c.gave_up_at.is_(None))
+        )
+        async with self._tx() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
     async def outbox_items(self, conversation_id: str) -> list[OutboxItem]:
         """All outbox items of a conversation (pending or not), oldest first."""
         return await self._all(of_conversation(outbox, conversation_id), to_outbox_item)

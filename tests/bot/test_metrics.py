@@ -75,6 +75,8 @@ async def test_the_counters_follow_a_conversation(
     assert got["csbot_resolved_total{}"] == 1
     assert got["csbot_csat_ratings_total{score=4}"] == 1
     assert got["csbot_rasa_turn_seconds_count{}"] == 2
+    assert got["csbot_handoff_reasons_total{reason=explicit_request}"] == 1
+    assert got["csbot_outbox_backlog{}"] == 0, "web chat needs no outbox"
     # Resolved: nobody waits now, in any team.
     assert got["csbot_queue_waiting{team=general}"] == 0
     assert got["csbot_queue_waiting{team=orders}"] == 0
@@ -101,6 +103,8 @@ async def test_the_live_gauges_show_who_waits_where_and_who_is_online(
         await gateway.app[DESK].claim(customer.conversation_id or "", sam)
         got = await scrape(gateway, http)
         assert got["csbot_queue_waiting{team=general}"] == 0
+        assert got["csbot_websocket_connections{kind=customer}"] == 1
+        assert got["csbot_websocket_connections{kind=console}"] == 0
         # With the console open, Sam counts as online in each of his teams.
         console = await AgentClient(gateway.url).login("sam", AGENT_PASSWORD)
         try:
@@ -109,6 +113,7 @@ async def test_the_live_gauges_show_who_waits_where_and_who_is_online(
             got = await scrape(gateway, http)
             assert got["csbot_agents_online{team=general}"] == 1
             assert got["csbot_agents_online{team=tech_support}"] == 1
+            assert got["csbot_websocket_connections{kind=console}"] == 1
         finally:
             await console.close()
     finally:

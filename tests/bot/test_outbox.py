@@ -23,6 +23,7 @@ from bot.config import Settings
 from bot.core.errors import DeliveryError, NotFound
 from bot.core.models import Conversation, OutboxItem
 from bot.core.types import Direction, SenderKind, StoredMessage
+from bot.metrics import Metrics
 from bot.outbox import OutboxWorker
 from bot.rasa_client import RasaClient
 from bot.store import Store
@@ -239,7 +240,8 @@ async def test_retries_with_backoff_until_the_channel_accepts(store: Store) -> N
         RuntimeError("connection reset"),  # not a DeliveryError: retried all the same
         DeliveryError("503 Service Unavailable"),
     )
-    outbox = worker(store, channel, clock)
+    metrics = Metrics()
+    outbox = worker(store, channel, clock, metrics=metrics)
 
     for failures, error in enumerate(
         ["502 Bad Gateway", "RuntimeError: connection reset", "503 Service Unavailable"],
@@ -260,6 +262,10 @@ async def test_retries_with_backoff_until_the_channel_accepts(store: Store) -> N
     assert channel.texts() == ["hello"]
     item = await item_of(store, message)
     assert (item.attempts, item.delivered_at, item.gave_up_at) == (3, clock.now, None)
+    counted = metrics.deliveries
+    assert counted.labels(CHANNEL, "retry")._value.get() == 3
+    assert counted.labels(CHANNEL, "delivered")._value.get() == 1
+    assert await store.outbox_backlog() == 0
 
 
 async def test_backoff_follows_retry_after_and_stops_growing_at_max_backoff(store: Store) -> None:
@@ -367,7 +373,9 @@ async def test_gives_up_at_once_on_a_permanent_error(store: Store) -> None:
     conversation = await new_conversation(store, "u1")
     refused, after = await queue(store, conversation, "refused", "after")
     channel.fail(refused, DeliveryError("403 bot was blocked by the user", permanent=True))
-    outbox = worker(store, channel, clock)
+    metrics = Metrics()
+    outbox = worker(store, channel, clock, metrics=metrics)
+    assert await store.outbox_backlog() == 2
 
     with capture_logs() as logs:
         assert await outbox.run_once() == 1
@@ -375,6 +383,8 @@ async def test_gives_up_at_once_on_a_permanent_error(store: Store) -> None:
     item = await item_of(store, refused)
     assert (item.attempts, item.gave_up_at) == (1, clock.now)
     assert item.last_error == "permanent: 403 bot was blocked by the user"
+    assert metrics.deliveries.labels(CHANNEL, "gave_up")._value.get() == 1
+    assert await store.outbox_backlog() == 0
     assert any(e["log_level"] == "warning" and e["outbox_id"] == item.id for e in logs)
 
 

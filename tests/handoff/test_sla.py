@@ -98,6 +98,12 @@ async def test_warning_then_breach_each_acted_on_once_by_two_replicas(tmp_path: 
         breach = log[1][1]
         assert breach["kind"] == "first_response" and breach["priority"] == "high"
         assert breach["escalated_to"] == "experts"
+        # Counted once, by the replica that acted on it.
+        breaches = [
+            engine.metrics.sla_breaches.labels(clock.team, "first_response")._value.get()
+            for engine in (desk.engine, other)
+        ]
+        assert sorted(breaches) == [0, 1]
         await subscription.close()
 
 
