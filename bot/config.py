@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from bot.config_defaults import DEFAULT_DISPOSITIONS
+
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -170,56 +172,6 @@ class Disposition(_Section):
     intents: list[str] = Field(default_factory=list)
 
 
-DEFAULT_DISPOSITIONS = [
-    Disposition(
-        name="order_status",
-        title="Where is my order",
-        intents=["order_status", "delivery_options"],
-    ),
-    Disposition(name="delivery_problem", title="Delivery problem", intents=["delivery_problem"]),
-    Disposition(
-        name="order_change",
-        title="Change or cancel an order",
-        intents=["cancel_order", "change_order", "change_shipping_address"],
-    ),
-    Disposition(
-        name="return_refund",
-        title="Return or refund",
-        intents=["return_request", "refund_status", "refund_policy", "cancellation_policy"],
-    ),
-    Disposition(
-        name="payment",
-        title="Payment or invoice",
-        intents=["payment_problem", "payment_methods", "invoice"],
-    ),
-    Disposition(
-        name="warranty_repair",
-        title="Warranty or repair",
-        intents=["warranty_check", "repair_booking"],
-    ),
-    Disposition(
-        name="technical_problem",
-        title="Technical problem",
-        intents=["troubleshoot_sound", "troubleshoot_wifi"],
-    ),
-    Disposition(
-        name="account",
-        title="Account or password",
-        intents=[
-            "password_reset",
-            "account_create",
-            "account_edit",
-            "account_delete",
-            "account_switch",
-            "newsletter",
-        ],
-    ),
-    Disposition(name="product_question", title="Product question", intents=["product_info"]),
-    Disposition(name="complaint", title="Complaint", intents=["complaint", "feedback"]),
-    Disposition(name="other", title="Something else"),
-]
-
-
 class QueueSettings(_Section):
     default_team: str = "general"
     teams: list[TeamSettings] = Field(
@@ -232,7 +184,7 @@ class QueueSettings(_Section):
     routing: list[RoutingRule] = Field(default_factory=list)
     # The wrap-up's list: what a problem really was (the last one is the catch-all).
     dispositions: list[Disposition] = Field(
-        default_factory=lambda: list(DEFAULT_DISPOSITIONS), min_length=1
+        default_factory=lambda: [Disposition(**d) for d in DEFAULT_DISPOSITIONS], min_length=1
     )
     # Used for the first wait estimates, until real handoffs give a measured average.
     average_handle_seconds: float = Field(240.0, gt=0)
@@ -397,6 +349,25 @@ class BackendSettings(_Section):
         return self
 
 
+class QualityAlertSettings(_Section):
+    """Quality alerts (handoff/quality.py, docs/metrics.md): contacts about one problem in the
+    current hour far above that problem's own hourly baseline."""
+
+    enabled: bool = True
+    # The hourly baseline: the problem's contacts over this many days before the hour.
+    baseline_days: int = Field(14, ge=1, le=90)
+    # Alert when at least this many customers wrote about it in the hour...
+    min_contacts: int = Field(5, ge=2)
+    # ...and a Poisson count with the baseline's mean reaches that many with at most this
+    # probability.
+    p_value: float = Field(0.001, gt=0, lt=0.5)
+    # How often each replica looks (the alert itself is stored once).
+    check_every_seconds: float = Field(60.0, gt=0)
+    # A Slack channel id (C...) the alert is posted to through the outbox (the Slack channel
+    # must be on, and the app invited to it); empty: the dashboard only.
+    slack_channel: str = ""
+
+
 class PrivacySettings(_Section):
     """What is masked in customer messages before they are stored or reach the bot. Payment
     card numbers (Luhn-checked) always are; e-mail addresses and phone numbers on request."""
@@ -508,6 +479,7 @@ class Settings(_Section):
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     files: FileSettings = Field(default_factory=FileSettings)
     backend: BackendSettings = Field(default_factory=BackendSettings)
+    quality_alerts: QualityAlertSettings = Field(default_factory=QualityAlertSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     channels: ChannelsSettings = Field(default_factory=ChannelsSettings)

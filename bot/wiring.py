@@ -26,6 +26,7 @@ from bot.rasa_client import RasaClient
 from bot.service import ConversationService
 from bot.store import Store
 from handoff.desk import AgentDesk
+from handoff.quality import QualityWatch
 from handoff.queue import HandoffQueue
 from handoff.reports import Dashboard
 from handoff.routing import Router
@@ -83,7 +84,8 @@ def build_engine(
     )
     queue = HandoffQueue(ctx)
     router = Router(ctx, queue)
-    starter = HandoffStarter(ctx, queue, router, SlaKeeper(ctx, queue, router))
+    quality = QualityWatch(ctx)
+    starter = HandoffStarter(ctx, queue, router, SlaKeeper(ctx, queue, router), quality)
     desk = AgentDesk(ctx, queue, starter, router, Dashboard(ctx))
     router.on_assigned = desk.announce_assignment
     service = ConversationService(ctx, starter)

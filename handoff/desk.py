@@ -441,7 +441,17 @@ class AgentDesk(Component):
         """The dashboard (supervisors only): live tiles and the period's figures."""
         if agent.role != "supervisor":
             raise Conflict("Only supervisors can see the dashboard.")
-        return await self.dashboard.report(start, end, team)
+        report = await self.dashboard.report(start, end, team)
+        quality = self.starter.quality
+        report["alerts"] = await quality.recent() if quality is not None else []
+        return report
+
+    async def acknowledge_alert(self, agent: Agent, alert_id: int) -> dict[str, Any]:
+        """A supervisor has seen the quality alert (audited)."""
+        quality = self.starter.quality
+        if quality is None:
+            raise NotFound("quality alerts are off")
+        return await quality.acknowledge(agent, alert_id)
 
     async def inbox(self, where: InboxFilter, limit: int, offset: int) -> tuple[list[Any], bool]:
         """A page of the inbox (bot/store/search.py) as the console shows it."""

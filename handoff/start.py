@@ -22,6 +22,7 @@ from bot.core.state import ConversationEvent, ConversationState, IllegalTransiti
 from bot.pipeline.context import Component, EngineContext
 from bot.rasa_client import RasaUnavailable
 from bot.store import Store
+from handoff.intents import CONVERSATIONAL_INTENTS, NOT_UNDERSTOOD
 from handoff.packet import (
     CustomerInfo,
     HandoffPacket,
@@ -30,6 +31,7 @@ from handoff.packet import (
     TranscriptEntry,
     build_packet,
 )
+from handoff.quality import QualityWatch
 from handoff.queue import PRIORITY_RANK, HandoffQueue, queue_line
 from handoff.routing import Router, route
 from handoff.sla import SlaKeeper
@@ -63,13 +65,6 @@ def why_a_person(reason: str) -> str:
         return KEYWORD_WHY + " "
     why = WHY_A_PERSON.get(reason)
     return why + " " if why else ""
-
-
-# Intents that say nothing of what the problem is: yes, no, hello, a person please, ...
-CONVERSATIONAL_INTENTS = frozenset(
-    {"affirm", "deny", "greet", "goodbye", "thanks", "inform", "request_human", "bot_challenge"}
-)
-NOT_UNDERSTOOD = frozenset({"nlu_fallback", "out_of_scope"})
 
 
 def topic_intent(transcript: Sequence[TranscriptEntry]) -> str | None:
@@ -189,10 +184,15 @@ class HandoffStarter(Component):
     """Moves conversations to the human queue (or to a follow-up when the team is closed)."""
 
     def __init__(
-        self, ctx: EngineContext, queue: HandoffQueue, router: Router, sla: SlaKeeper
+        self,
+        ctx: EngineContext,
+        queue: HandoffQueue,
+        router: Router,
+        sla: SlaKeeper,
+        quality: QualityWatch | None = None,
     ) -> None:
         super().__init__(ctx)
-        self.queue, self.router, self.sla = queue, router, sla
+        self.queue, self.router, self.sla, self.quality = queue, router, sla, quality
 
     async def _keep_shop_facts(self, conversation: Conversation, facts: CustomerInfo) -> None:
         """The bot's signal brought the shop's name and VIP flag for the verified customer (a
@@ -219,11 +219,14 @@ class HandoffStarter(Component):
 
     async def sweep(self) -> None:
         """The scheduler's periodic call: follow-ups at opening, pushes that wait for an
-        agent with room (a missed event, or a lock another replica held), SLA clocks due."""
+        agent with room (a missed event, or a lock another replica held), SLA clocks due, and
+        the quality alerts' look at the hour (at most every minute)."""
         await self.reopen()
         if await self.router.drain():
             await self.queue.broadcast()
         await self.sla.sweep()
+        if self.quality is not None:
+            await self.quality.sweep()
 
     async def customer_waiting(self, conversation: Conversation) -> None:
         """A customer wrote to a person: the next-response clock may start."""

@@ -33,25 +33,10 @@ from typing import Any, Protocol
 import yaml
 
 from bot.core.redact import CARD, EMAIL, PHONE, redact
+from handoff.intents import CONVERSATIONAL_INTENTS, NOT_TOPICS
 
 # Customer messages right before a handoff that are exported with it.
 BEFORE_HANDOFF = 3
-NOT_TOPICS = frozenset(
-    {
-        "affirm",
-        "deny",
-        "greet",
-        "goodbye",
-        "thanks",
-        "inform",
-        "request_human",
-        "bot_challenge",
-        "nlu_fallback",
-        "out_of_scope",
-    }
-)
-# Understood, and saying nothing of the problem.
-CONVERSATIONAL = NOT_TOPICS - {"nlu_fallback", "out_of_scope"}
 EMAIL_STAND_IN = "name@example.com"
 PHONE_STAND_IN = "+44 20 7946 0000"
 POSTCODE_STAND_IN = "AB1 2CD"
@@ -144,7 +129,7 @@ def nlu_yaml(said: Iterable[Said], intents: set[str], header: str) -> tuple[str,
     origins: dict[str, Counter[str]] = defaultdict(Counter)
     to_sort: dict[str, Counter[str]] = defaultdict(Counter)
     for item in said:
-        if item.why == "before_handoff" and item.intent in CONVERSATIONAL:
+        if item.why == "before_handoff" and item.intent in CONVERSATIONAL_INTENTS:
             continue  # "yes", "a person please": nothing to learn
         text = mask(item.text, item.customer_name)
         if text is None:

@@ -208,6 +208,21 @@ class OutboxItem:
 
 
 @dataclass(frozen=True)
+class QualityAlert:
+    """Many more customers than usual wrote about one problem in one hour."""
+
+    id: int
+    problem: str
+    hour: datetime
+    contacts: int
+    baseline: float  # the problem's usual contacts per hour
+    p_value: float
+    created_at: datetime
+    acknowledged_by: int | None = None
+    acknowledged_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class StoredFile:
     """An uploaded picture or file (its bytes are in the file storage under ``id``)."""
 

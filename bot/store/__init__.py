@@ -42,7 +42,8 @@ How the package is put together (each module imports only those above it):
   notes, CSAT, audit), :mod:`~bot.store.outbox`, :mod:`~bot.store.sla` (SLA clocks as
   deadlines), :mod:`~bot.store.reports` (the dashboard's figures), :mod:`~bot.store.search`
   (the inbox, with full-text search), :mod:`~bot.store.canned` (canned replies),
-  :mod:`~bot.store.files` (uploads) and :mod:`~bot.store.training` (the designers' export). A
+  :mod:`~bot.store.files` (uploads), :mod:`~bot.store.training` (the designers' export) and
+  :mod:`~bot.store.quality` (quality alerts). A
   query one aggregate needs from another (``require_conversation``, ``customer_by_id``) is a
   plain function of a connection in the module that owns it, so the mixins never call each
   other's methods;
@@ -61,6 +62,7 @@ from bot.store.files import FilesMixin
 from bot.store.handoffs import HandoffsMixin
 from bot.store.messages import MessagesMixin
 from bot.store.outbox import OutboxMixin
+from bot.store.quality import QualityMixin
 from bot.store.reports import ReportsMixin
 from bot.store.schema import metadata
 from bot.store.search import SearchMixin
@@ -83,6 +85,7 @@ class Store(
     CannedMixin,
     FilesMixin,
     TrainingMixin,
+    QualityMixin,
 ):
     """The conversation record. Create with :meth:`connect`, then :meth:`migrate` once.
 

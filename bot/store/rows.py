@@ -25,6 +25,7 @@ from bot.core.models import (
     Identity,
     Note,
     OutboxItem,
+    QualityAlert,
     SlaClock,
     StoredFile,
 )
@@ -107,3 +108,4 @@ to_outbox_item = row_mapper(OutboxItem)
 to_sla_clock = row_mapper(SlaClock)
 to_canned_reply = row_mapper(CannedReply)
 to_stored_file = row_mapper(StoredFile)
+to_quality_alert = row_mapper(QualityAlert)

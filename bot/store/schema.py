@@ -36,6 +36,7 @@ __all__ = [
     "notes",
     "outbox",
     "outside_search",
+    "quality_alerts",
     "sla_clocks",
 ]
 
@@ -253,6 +254,9 @@ messages = sa.Table(
         where="direction = 'in' AND channel_message_id IS NOT NULL",
         unique=True,
     ),
+    # Customer messages by time: the dashboard's NLU figures, quality alerts, the designers'
+    # export (0014).
+    _partial_index("ix_messages_inbound_created_at", "created_at", where="direction = 'in'"),
 )
 
 handoffs = _conversation_table(
@@ -328,6 +332,21 @@ conversation_reads = sa.Table(
     sa.Column("conversation_id", UUIDHex, sa.ForeignKey("conversations.id"), primary_key=True),
     sa.Column("last_read_seq", sa.Integer, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+quality_alerts = sa.Table(
+    "quality_alerts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("problem", sa.Text, nullable=False),
+    sa.Column("hour", UTCDateTime, nullable=False),
+    sa.Column("contacts", sa.Integer, nullable=False),
+    sa.Column("baseline", sa.Float, nullable=False),
+    sa.Column("p_value", sa.Float, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("acknowledged_by", sa.Integer, sa.ForeignKey("agents.id")),
+    sa.Column("acknowledged_at", UTCDateTime),
+    sa.UniqueConstraint("problem", "hour"),
 )
 
 files = sa.Table(

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from bot.config import Settings
 from handoff.console.api import (
+    api_acknowledge_alert,
     api_agents,
     api_availability,
     api_claim,
@@ -127,6 +128,7 @@ def setup_console(app: web.Application, settings: Settings) -> ConsoleContext:
     r.add_get(f"{PREFIX}/api/conversations", api_inbox)
     r.add_get(f"{PREFIX}/api/unread", api_unread)
     r.add_get(f"{PREFIX}/api/export-training", api_export_training)
+    r.add_post(f"{PREFIX}/api/alerts/{{alert_id}}/acknowledge", api_acknowledge_alert)
     customer = f"{PREFIX}/api/customers/{{customer_id}}"
     r.add_get(customer, api_customer)
     r.add_post(f"{customer}/identities", api_link_identity)

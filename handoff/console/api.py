@@ -150,6 +150,15 @@ async def api_export_training(request: web.Request, agent: Agent) -> Any:
 
 
 @api
+async def api_acknowledge_alert(request: web.Request, agent: Agent) -> Any:
+    try:
+        alert_id = int(request.match_info["alert_id"])
+    except ValueError:
+        raise ApiError(404, "not_found", "No such alert.") from None
+    return await console_ctx(request).desk.acknowledge_alert(agent, alert_id)
+
+
+@api
 async def api_typing(request: web.Request, agent: Agent) -> Any:
     await console_ctx(request).desk.agent_typing(_conversation_id(request), agent)
     return {"ok": True}

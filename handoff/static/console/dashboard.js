@@ -110,11 +110,40 @@ export function initDashboard(me) {
     }
   }
 
+  function alertRow(alert) {
+    const when = new Date(alert.hour);
+    const text = alert.contacts + " customers wrote about " + alert.problem + " since " +
+      when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) +
+      " (usually " + Number(alert.baseline_per_hour).toFixed(2) + " an hour)";
+    const ack = h("button", { type: "button", class: "btn btn--small", testid: "alert-ack" }, "Acknowledge");
+    ack.addEventListener("click", async function () {
+      ack.disabled = true;
+      try {
+        await api("POST", "/console/api/alerts/" + encodeURIComponent(alert.id) + "/acknowledge");
+        load();
+      } catch (err) {
+        ack.disabled = false;
+        flash(err.message);
+      }
+    });
+    return h(
+      "div",
+      { class: "alert" + (alert.acknowledged ? " alert--done" : ""), testid: "quality-alert", dataset: { problem: alert.problem } },
+      h("strong", null, alert.acknowledged ? "Acknowledged: " : "Quality alert: "),
+      text,
+      alert.acknowledged ? null : [" ", ack]
+    );
+  }
+
   function render(data) {
     if (!teamsShown) {
       for (const t of data.teams || []) team.append(h("option", { value: t.name }, t.title));
       teamsShown = true;
     }
+    const alerts = data.alerts || [];
+    const box = $("#quality-alerts");
+    box.replaceChildren(...alerts.map(alertRow));
+    box.hidden = alerts.length === 0;
     const live = data.live || {};
     $("#tile-waiting").textContent = String(live.waiting);
     $("#tile-online").textContent = String(live.agents_online);
@@ -183,7 +212,7 @@ export function initDashboard(me) {
   load();
   let last = 0;
   connectLive(function (event) {
-    if (event.type !== "queue" && event.type !== "sla") return;
+    if (event.type !== "queue" && event.type !== "sla" && event.type !== "quality_alert") return;
     if (Date.now() - last < 2000) return;
     last = Date.now();
     load();

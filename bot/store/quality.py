@@ -1,0 +1,71 @@
+"""Quality alerts: contacts per problem per hour, their baseline, and the alerts themselves
+(handoff/quality.py decides; docs/metrics.md states the rule)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from bot.core.models import QualityAlert
+from bot.core.types import Direction
+from bot.store.engine import StoreEngine, insert_record
+from bot.store.rows import to_quality_alert
+from bot.store.schema import messages, quality_alerts
+
+__all__ = ["QualityMixin"]
+
+
+class QualityMixin(StoreEngine):
+    async def contacts_per_problem(
+        self, start: datetime, end: datetime, ignore: Iterable[str]
+    ) -> dict[str, int]:
+        """Per intent (the customers' problems; ``ignore`` the ones that name none): how many
+        conversations had a customer message read as it in ``[start, end)``."""
+        query = (
+            sa.select(messages.c.intent, sa.func.count(sa.distinct(messages.c.conversation_id)))
+            .where(
+                messages.c.direction == Direction.INBOUND.value,
+                messages.c.created_at >= start,
+                messages.c.created_at < end,
+                messages.c.intent.is_not(None),
+                messages.c.intent.not_in(sorted(ignore)),
+            )
+            .group_by(messages.c.intent)
+        )
+        return dict(await self._all(query, lambda row: (str(row[0]), int(row[1]))))
+
+    async def add_quality_alert(self, alert: QualityAlert) -> QualityAlert | None:
+        """Store a new alert; None when that problem's alert of that hour exists already."""
+        try:
+            async with self._tx(write=True) as conn:
+                return await insert_record(conn, quality_alerts, alert)
+        except IntegrityError:
+            return None
+
+    async def quality_alerts(self, since: datetime, limit: int = 50) -> list[QualityAlert]:
+        """Alerts of the hours since ``since``, newest first."""
+        query = (
+            sa.select(quality_alerts)
+            .where(quality_alerts.c.hour >= since)
+            .order_by(quality_alerts.c.hour.desc(), quality_alerts.c.id.desc())
+            .limit(limit)
+        )
+        return await self._all(query, to_quality_alert)
+
+    async def acknowledge_quality_alert(
+        self, alert_id: int, agent_id: int, at: datetime
+    ) -> QualityAlert | None:
+        """Mark it acknowledged (the first acknowledgement stays); None for an unknown id."""
+        async with self._tx(write=True) as conn:
+            await conn.execute(
+                quality_alerts.update()
+                .where(quality_alerts.c.id == alert_id, quality_alerts.c.acknowledged_at.is_(None))
+                .values(acknowledged_by=agent_id, acknowledged_at=at)
+            )
+            row = (
+                await conn.execute(sa.select(quality_alerts).where(quality_alerts.c.id == alert_id))
+            ).first()
+        return to_quality_alert(row) if row is not None else None
