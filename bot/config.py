@@ -142,6 +142,9 @@ class TeamSettings(_Section):
     hours: HoursSettings | None = None
     # Where an SLA breach escalates to (the next tier), if anywhere.
     escalate_to: str | None = None
+    # Asked after the rating when the team resolves (docs/metrics.md): ces (how easy, 1-7)
+    # and nps (would recommend, 0-10; at most once per customer per queue.nps_every_days).
+    surveys: list[Literal["ces", "nps"]] = Field(default_factory=list)
 
     @property
     def title(self) -> str:
@@ -182,6 +185,8 @@ class QueueSettings(_Section):
         ]
     )
     routing: list[RoutingRule] = Field(default_factory=list)
+    # A customer is asked the NPS question at most once in this many days.
+    nps_every_days: int = Field(90, ge=1)
     # The wrap-up's list: what a problem really was (the last one is the catch-all).
     dispositions: list[Disposition] = Field(
         default_factory=lambda: [Disposition(**d) for d in DEFAULT_DISPOSITIONS], min_length=1
@@ -486,6 +491,13 @@ class Settings(_Section):
     csat_prompt: str = (
         "Thanks for your patience! How did we do? Please rate this conversation "
         "from 1 (poor) to 5 (excellent)."
+    )
+    ces_prompt: str = (
+        "One more: how easy was it to get this sorted out? From 1 (very hard) to 7 (very easy)."
+    )
+    nps_prompt: str = (
+        "And how likely are you to recommend Brightline to a friend? From 0 (not at all) to "
+        "10 (extremely likely)."
     )
     demo_agent: DemoAgentSettings | None = None
     log_format: str = Field("console", pattern="^(console|json)$")

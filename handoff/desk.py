@@ -292,6 +292,7 @@ class AgentDesk(Component):
             check=lambda current: _check_assignee(current, agent),
             assigned_agent_id=None,
             awaiting_csat=True,
+            awaiting_survey=None,
             bot_cursor=last_inbound,
         )
         handoff = await self.store.current_handoff(conversation_id)

@@ -110,12 +110,35 @@ def figures(raw: RawReport) -> dict[str, Any]:
         },
         "dispositions": dict(sorted(raw.dispositions.items(), key=lambda kv: (-kv[1], kv[0]))),
         "bot_should_have_handled": raw.bot_should_have,
+        "ces": _ces(raw.surveys.get("ces", {})),
+        "nps": _nps(raw.surveys.get("nps", {})),
         "bot": {
             "messages": raw.nlu_messages,
             "fallbacks": raw.nlu_fallbacks,
             "fallback_rate": _share(raw.nlu_fallbacks, raw.nlu_messages),
             "lowest_confidence": lowest_confidence(raw.intents),
         },
+    }
+
+
+def _ces(scores: dict[int, int]) -> dict[str, Any]:
+    """Customer effort: the mean of the 1-7 answers (7: very easy)."""
+    answers = sum(scores.values())
+    mean = sum(s * n for s, n in scores.items()) / answers if answers else None
+    return {"answers": answers, "average": round(mean, 2) if mean is not None else None}
+
+
+def _nps(scores: dict[int, int]) -> dict[str, Any]:
+    """Net promoter score: % promoters (9-10) minus % detractors (0-6), -100 to 100."""
+    answers = sum(scores.values())
+    promoters = sum(n for s, n in scores.items() if s >= 9)
+    detractors = sum(n for s, n in scores.items() if s <= 6)
+    return {
+        "answers": answers,
+        "promoters": promoters,
+        "passives": answers - promoters - detractors,
+        "detractors": detractors,
+        "score": round(100 * (promoters - detractors) / answers) if answers else None,
     }
 
 

@@ -85,6 +85,8 @@ class Conversation:
     # What the routing rule asked of the agent (handoff/routing.py).
     language: str | None = None
     required_skills: list[str] | None = None
+    # The survey question the customer is being asked after a resolve (csat, ces or nps).
+    awaiting_survey: str | None = None
 
 
 @dataclass(frozen=True)

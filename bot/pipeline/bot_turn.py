@@ -13,6 +13,7 @@ import asyncio
 import re
 import time
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -79,6 +80,25 @@ def csat_rating(message: StoredMessage) -> int | None:
     return None
 
 
+# The other survey questions: their scales, and a typed or pressed answer ("ces:6", "6").
+SURVEY_SCALES = {"ces": (1, 7), "nps": (0, 10)}
+_SCORE_RE = re.compile(r"^\s*(?:(ces|nps):)?(\d{1,2})\s*[.!]?\s*$", re.I)
+
+
+def survey_score(message: StoredMessage, kind: str) -> int | None:
+    """The answer to the ``kind`` question (csat, ces or nps) in the message, if it is one."""
+    if kind == "csat":
+        return csat_rating(message)
+    low, high = SURVEY_SCALES[kind]
+    for candidate in (message.payload, message.text):
+        match = _SCORE_RE.match(candidate or "")
+        if match and (match.group(1) is None or match.group(1).lower() == kind):
+            score = int(match.group(2))
+            if low <= score <= high:
+                return score
+    return None
+
+
 class BotTurn(Component):
     """Handles one pending customer message of a conversation that is with the bot."""
 
@@ -91,12 +111,15 @@ class BotTurn(Component):
     ) -> bool:
         """False when Rasa is down and the message waits for the next attempt."""
         if conversation.awaiting_csat:
-            rating = csat_rating(message)
-            if rating is not None:
-                await self._record_csat(conversation, message, rating)
+            kind = conversation.awaiting_survey or "csat"
+            score = survey_score(message, kind)
+            if score is not None:
+                await self._record_survey(conversation, message, kind, score)
                 return True
-            # Not a rating: the prompt is over, and this message goes to the bot.
-            conversation = await self.records.update(conversation.id, awaiting_csat=False)
+            # Not an answer: the survey is over, and this message goes to the bot.
+            conversation = await self.records.update(
+                conversation.id, awaiting_csat=False, awaiting_survey=None
+            )
         if message.payload in NOTICES:
             await self._answer_without_bot(conversation, message, NOTICES[message.payload])
             return True
@@ -314,17 +337,56 @@ class BotTurn(Component):
                 buttons=[Button(title="Talk to a person", payload=HANDOFF_PAYLOAD)],
             )
 
-    async def _record_csat(
-        self, conversation: Conversation, message: StoredMessage, rating: int
+    async def _record_survey(
+        self, conversation: Conversation, message: StoredMessage, kind: str, score: int
     ) -> None:
+        """Keep the answer, then ask the team's next survey question, or thank the customer."""
         handoffs = await self.store.handoffs_for_conversation(conversation.id)
         latest = max(handoffs, key=lambda h: h.requested_at) if handoffs else None
-        await self.store.add_csat(conversation.id, latest.id if latest else None, rating)
-        self.metrics.ratings.labels(str(rating)).inc()
+        handoff_id = latest.id if latest else None
+        if kind == "csat":
+            await self.store.add_csat(conversation.id, handoff_id, score)
+            self.metrics.ratings.labels(str(score)).inc()
+        else:
+            await self.store.add_survey_answer(
+                conversation.id, handoff_id, conversation.customer_id, kind, score
+            )
+        following = await self._next_survey(conversation, kind)
         conversation = await self.records.update(
-            conversation.id, awaiting_csat=False, bot_cursor=message.seq
+            conversation.id,
+            awaiting_csat=following is not None,
+            awaiting_survey=following,
+            bot_cursor=message.seq,
         )
-        await self.outbound.system_message(conversation, "Thank you for your feedback!")
+        if following is None:
+            await self.outbound.system_message(conversation, "Thank you for your feedback!")
+            return
+        low, high = SURVEY_SCALES[following]
+        prompt = self.settings.ces_prompt if following == "ces" else self.settings.nps_prompt
+        await self.outbound.send(
+            conversation,
+            SenderKind.SYSTEM,
+            prompt,
+            buttons=[Button(str(n), f"{following}:{n}") for n in range(low, high + 1)],
+            payload=f"{following}_request",
+        )
+
+    async def _next_survey(self, conversation: Conversation, after: str) -> str | None:
+        """The team's next question after ``after`` (the rating comes first); NPS only when
+        the customer has not answered it within queue.nps_every_days."""
+        asked = self.settings.queue.team(conversation.team).surveys
+        if after == "csat":
+            rest = list(asked)
+        else:
+            rest = list(asked[asked.index(after) + 1 :]) if after in asked else []
+        for kind in rest:
+            if kind == "nps":
+                last = await self.store.last_survey_answer(conversation.customer_id, "nps")
+                every = timedelta(days=self.settings.queue.nps_every_days)
+                if last is not None and self.clock() - last < every:
+                    continue
+            return kind
+        return None
 
 
 def newest_user_parse(tracker: dict[str, Any]) -> Understood:

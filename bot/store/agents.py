@@ -24,6 +24,7 @@ from bot.store.schema import (
     csat,
     messages,
     notes,
+    survey_answers,
 )
 
 __all__ = ["AVAILABILITY", "AgentsMixin"]
@@ -197,6 +198,48 @@ class AgentsMixin(StoreEngine):
                 return await insert_record(conn, csat, new)
         except IntegrityError as exc:
             raise NotFound(f"no handoff {handoff_id}") from exc
+
+    async def add_survey_answer(
+        self,
+        conversation_id: str,
+        handoff_id: int | None,
+        customer_id: str,
+        kind: str,
+        score: int,
+    ) -> None:
+        """A CES or NPS answer."""
+        async with self._tx(write=True) as conn:
+            await conn.execute(
+                survey_answers.insert().values(
+                    conversation_id=conversation_id,
+                    handoff_id=handoff_id,
+                    customer_id=customer_id,
+                    kind=kind,
+                    score=score,
+                    created_at=utcnow(),
+                )
+            )
+
+    async def last_survey_answer(self, customer_id: str, kind: str) -> datetime | None:
+        """When the customer last answered a survey of ``kind``, if ever."""
+        query = (
+            sa.select(survey_answers.c.created_at)
+            .where(survey_answers.c.customer_id == customer_id, survey_answers.c.kind == kind)
+            .order_by(survey_answers.c.created_at.desc())
+            .limit(1)
+        )
+        async with self._tx() as conn:
+            value: datetime | None = (await conn.execute(query)).scalar_one_or_none()
+        return value
+
+    async def survey_answers_of(self, conversation_id: str) -> list[tuple[str, int]]:
+        """A conversation's CES and NPS answers, oldest first: (kind, score)."""
+        query = (
+            sa.select(survey_answers.c.kind, survey_answers.c.score)
+            .where(survey_answers.c.conversation_id == conversation_id)
+            .order_by(survey_answers.c.id)
+        )
+        return await self._all(query, lambda row: (str(row[0]), int(row[1])))
 
     async def csat_for(self, conversation_id: str) -> list[CsatRating]:
         """A conversation's ratings, oldest first."""

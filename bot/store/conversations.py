@@ -30,6 +30,7 @@ _CONVERSATION_CHANGES = frozenset(
         "priority",
         "assigned_agent_id",
         "awaiting_csat",
+        "awaiting_survey",
         "bot_cursor",
         "handoff_due",
         "language",

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from bot.core.clock import utcnow
 from bot.core.types import Direction
 from bot.store.engine import StoreEngine
-from bot.store.schema import conversations, csat, handoffs, messages, sla_clocks
+from bot.store.schema import conversations, csat, handoffs, messages, sla_clocks, survey_answers
 
 __all__ = ["RawReport", "ReportsMixin"]
 
@@ -62,6 +62,8 @@ class RawReport:
     durable_pending: int = 0
     # Customer messages the bot read in the period, those it did not understand
     # (nlu_fallback), and per intent: (messages, low-confidence ones, average confidence).
+    # CES and NPS answers to the period's handoffs: kind -> score -> count.
+    surveys: dict[str, dict[int, int]] = field(default_factory=dict)
     nlu_messages: int = 0
     nlu_fallbacks: int = 0
     intents: dict[str, tuple[int, int, float]] = field(default_factory=dict)
@@ -232,6 +234,13 @@ def _read_report(
             .group_by(handoffs.c.disposition)
         )
     }
+    for kind, score, count in conn.execute(
+        sa.select(survey_answers.c.kind, survey_answers.c.score, sa.func.count())
+        .join(handoffs, handoffs.c.id == survey_answers.c.handoff_id)
+        .where(*of_handoffs)
+        .group_by(survey_answers.c.kind, survey_answers.c.score)
+    ):
+        report.surveys.setdefault(str(kind), {})[int(score)] = int(count)
     report.bot_should_have = int(
         conn.execute(
             sa.select(sa.func.count()).where(

@@ -38,6 +38,7 @@ __all__ = [
     "outside_search",
     "quality_alerts",
     "sla_clocks",
+    "survey_answers",
 ]
 
 
@@ -202,6 +203,8 @@ conversations = sa.Table(
     sa.Column("priority", sa.String(32), nullable=False),
     sa.Column("assigned_agent_id", sa.Integer, sa.ForeignKey("agents.id")),
     sa.Column("awaiting_csat", sa.Boolean, nullable=False, server_default=sa.false()),
+    # The survey question being asked (csat, ces, nps; NULL with awaiting_csat: csat) (0015).
+    sa.Column("awaiting_survey", sa.String(8)),
     sa.Column("bot_cursor", sa.Integer, nullable=False, server_default=sa.text("0")),
     # Highest message seq handed out so far; bumping it is how appenders take turns.
     sa.Column("last_seq", sa.Integer, nullable=False, server_default=sa.text("0")),
@@ -311,6 +314,18 @@ csat = _conversation_table(
     sa.Column("rating", sa.SmallInteger, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.CheckConstraint("rating BETWEEN 1 AND 5", name="rating_range"),
+)
+
+# CES and NPS answers (0015); the 1-5 ratings stay in csat.
+survey_answers = _conversation_table(
+    "survey_answers",
+    sa.Column("handoff_id", sa.Integer, sa.ForeignKey("handoffs.id")),
+    sa.Column("customer_id", UUIDHex, nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("score", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index(None, "customer_id", "kind"),
+    sa.Index(None, "handoff_id"),
 )
 
 audit = sa.Table(

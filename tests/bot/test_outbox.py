@@ -127,7 +127,7 @@ def worker(store: Store, channel: FakeChannel, clock: Clock, **kwargs: Any) -> O
 
 async def test_outbox_table_matches_its_migration(store: Store, db_url: str) -> None:
     head, revision, diff = await schema_state(db_url)
-    assert revision == head == "0014"
+    assert revision == head == "0015"
     assert diff == []
 
 

@@ -156,6 +156,10 @@ export function initDashboard(me) {
     const fcr = p.first_contact_resolution || {};
     $("#fig-fcr").textContent = fcr.rate == null ? (fcr.pending ? "pending (" + fcr.pending + ")" : "—") : percent(fcr.rate);
     const bot = p.bot || {};
+    const ces = p.ces || {};
+    $("#fig-ces").textContent = ces.average == null ? "—" : ces.average.toFixed(2) + " (" + ces.answers + ")";
+    const nps = p.nps || {};
+    $("#fig-nps").textContent = nps.score == null ? "—" : (nps.score > 0 ? "+" : "") + nps.score + " (" + nps.answers + ")";
     $("#fig-fallback").textContent = bot.fallback_rate == null ? "—" : percent(bot.fallback_rate) + " of " + bot.messages;
     $("#fig-repeated").textContent = percent(p.customer_repeated && p.customer_repeated.rate);
     $("#fig-handoffs").textContent = String(p.handoffs) + (p.handoff_rate === null ? "" : " (" + percent(p.handoff_rate) + ")");

@@ -28,7 +28,7 @@ async def test_migrate_is_idempotent_and_matches_the_tables(db_url: str) -> None
             await s.close()
 
     head, revision, diff = await schema_state(db_url)
-    assert revision == head == "0014"
+    assert revision == head == "0015"
     assert diff == [], "bot/store.py tables and bot/migrations disagree"
 
 
