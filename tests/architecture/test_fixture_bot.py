@@ -31,6 +31,7 @@ SHIPPED_BOT_TESTS = {
     "e2e/test_verification.py",
 }
 GATEWAY_MECHANICS = {
+    "e2e/test_dashboard_journey.py",  # the dashboard's figures from real conversations
     "browser/test_files.py",  # a Rasa image response, drawn in the widget
     "e2e/test_rasa_gateway_channel.py",
     "e2e/test_recovery.py",
