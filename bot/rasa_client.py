@@ -55,9 +55,14 @@ def parse_replies(items: list[dict[str, Any]]) -> list[BotReply]:
             for b in item.get("buttons") or []
         ]
         custom = item.get("custom")
+        text = item.get("text")
+        if not text and isinstance(custom, dict) and isinstance(custom.get("text"), str):
+            # A custom response the channels cannot render degrades to its text (the rest of
+            # it, e.g. a widget-specific card, is for the bot's own integrations).
+            text = custom["text"]
         replies.append(
             BotReply(
-                text=item.get("text"),
+                text=text,
                 buttons=buttons,
                 custom=custom if isinstance(custom, dict) else None,
                 attachment=outside_attachment("image", item.get("image"))

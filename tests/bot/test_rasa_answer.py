@@ -100,6 +100,21 @@ async def test_a_rasa_without_the_gateway_channel_is_asked_again_later(
         await runner.cleanup()
 
 
+def test_a_custom_response_degrades_to_its_text() -> None:
+    (card, signal, nothing) = parse_replies(
+        [
+            {"custom": {"type": "card", "text": "Your order ships Monday", "image": "x"}},
+            {"text": "Connecting you", "custom": {"handoff": {"reason": "customer_request"}}},
+            {"custom": {"type": "carousel"}},
+        ]
+    )
+    assert card.text == "Your order ships Monday"
+    assert signal.text == "Connecting you" and signal.custom == {
+        "handoff": {"reason": "customer_request"}
+    }
+    assert nothing.text is None and nothing.custom == {"type": "carousel"}
+
+
 def test_image_and_attachment_responses_keep_only_web_addresses() -> None:
     replies = parse_replies(
         [
