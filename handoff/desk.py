@@ -272,7 +272,10 @@ class AgentDesk(Component):
         wrap-up is kept on the handoff: ``disposition`` (one of queue.dispositions; None: the
         one the bot's intent suggests) and whether the bot should have handled it."""
         queue = self.settings.queue
-        if disposition is not None and disposition not in {d.name for d in queue.dispositions}:
+        if disposition is not None and (
+            not isinstance(disposition, str)
+            or disposition not in {d.name for d in queue.dispositions}
+        ):
             names = ", ".join(d.name for d in queue.dispositions)
             raise BadMessage("bad_request", f"disposition must be one of: {names}.")
         if not isinstance(bot_should_have_handled, bool):

@@ -7,8 +7,10 @@ writing five times is one contact.
 
 The rule (docs/metrics.md): in the current clock hour, a problem with at least
 ``quality_alerts.min_contacts`` contacts raises an alert when a Poisson count whose mean is the
-problem's own hourly baseline (its contacts over the last ``baseline_days`` days / hours, at
-least ``MIN_BASELINE``) reaches that many with probability at most ``quality_alerts.p_value``.
+problem's own baseline for that hour of the day (its contacts in the same hour on each of the
+last ``baseline_days`` days, averaged; at least ``MIN_BASELINE``) reaches that many with
+probability at most ``quality_alerts.p_value``. Comparing an hour with the same hour on other
+days keeps the daily peaks (Monday 9 am) from looking like spikes.
 One alert per problem and hour (the database's unique key: replicas that notice it at once
 store it once). It is shown on the dashboard until a supervisor acknowledges it (audited), and
 posted to a Slack channel through the outbox when one is configured.
@@ -67,6 +69,8 @@ class QualityWatch(Component):
     def __init__(self, ctx: EngineContext) -> None:
         super().__init__(ctx)
         self._checked_at: datetime | None = None
+        # The baseline of the hour being watched, read once per hour: (hour, per problem).
+        self._baseline: tuple[datetime, dict[str, int]] | None = None
 
     async def sweep(self) -> None:
         """The scheduler's periodic call: look at most every ``check_every_seconds``."""
@@ -90,12 +94,11 @@ class QualityWatch(Component):
         busy = {p: n for p, n in counts.items() if n >= config.min_contacts}
         if not busy:
             return []
-        start = hour - timedelta(days=config.baseline_days)
-        before = await self.store.contacts_per_problem(start, hour, CONVERSATIONAL_INTENTS)
-        hours = config.baseline_days * 24
+        before = await self._baseline_of(hour)
+        days = config.baseline_days
         raised = []
         for problem, contacts in sorted(busy.items()):
-            mean = max(before.get(problem, 0) / hours, MIN_BASELINE)
+            mean = max(before.get(problem, 0) / days, MIN_BASELINE)
             p = poisson_tail(contacts, mean)
             if p > config.p_value:
                 continue
@@ -106,6 +109,18 @@ class QualityWatch(Component):
                 raised.append(alert)
                 await self._announce(alert)
         return raised
+
+    async def _baseline_of(self, hour: datetime) -> dict[str, int]:
+        """Contacts per problem in the same hour of each of the last ``baseline_days`` days."""
+        if self._baseline is None or self._baseline[0] != hour:
+            days = self.settings.quality_alerts.baseline_days
+            windows = [
+                (hour - timedelta(days=d), hour - timedelta(days=d) + timedelta(hours=1))
+                for d in range(1, days + 1)
+            ]
+            counts = await self.store.contacts_per_problem_in(windows, CONVERSATIONAL_INTENTS)
+            self._baseline = (hour, counts)
+        return self._baseline[1]
 
     async def _announce(self, alert: QualityAlert) -> None:
         await self.store.audit("system", "quality_alert", details=alert_dict(alert))

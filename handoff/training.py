@@ -41,11 +41,32 @@ EMAIL_STAND_IN = "name@example.com"
 PHONE_STAND_IN = "+44 20 7946 0000"
 POSTCODE_STAND_IN = "AB1 2CD"
 NAME_STAND_IN = "Alex"
-_POSTCODE = re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b", re.I)
+_POSTCODE = re.compile(
+    r"\b(?:[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}"  # UK: SW1A 1AA
+    r"|[A-Z]\d[A-Z]\s?\d[A-Z]\d)\b",  # Canada: K1A 0B1
+    re.I,
+)
+# The Netherlands: 1012 AB (capitals only: "order 1001 is late" is not a postcode).
+_DUTCH_POSTCODE = re.compile(r"\b\d{4}\s?[A-Z]{2}\b")
+# Bank accounts (IBAN: two letters, two digits, then groups).
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){2,7}(?:\s?[A-Z0-9]{1,3})?\b", re.I)
+IBAN_STAND_IN = "GB00 BANK 0000"
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,2}[./]\d{1,2}[./]\d{2,4}")
+# Long numbers, grouped or not (accounts, cards that fail Luhn, references): 8+ digits.
+_GROUPED_DIGITS = re.compile(r"\d(?:[\s.\-]?\d){7,}")
 _LONG_DIGITS = re.compile(r"\d{5,}")
+# A house number and a street: "12 Baker Street".
+_STREET = re.compile(
+    r"\b\d{1,4}[a-z]?\s+(?:[A-Z][a-z]+\s+){1,3}"
+    r"(?:Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Way|Drive|Dr|Close|Place|Square|Strasse|Straße)\b"
+)
+STREET_STAND_IN = "1 Main Street"
+# Control characters YAML cannot carry (the export would not load).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
 # A name the customer gives: "I'm Maya Patel", "my name is Jonas", "this is Sam Lee".
 _GIVEN_NAME = re.compile(
-    r"\b((?i:i'?m|i am|my name is|my name's|this is|name's|it's)\s+)"
+    r"\b((?i:i['\u2019]?m|i am|my name is|my name['\u2019]s|this is|name['\u2019]s"
+    r"|it['\u2019]s|call me)\s+)"
     r"([A-Z][a-z'-]+(?:\s+[A-Z][a-z'-]+)?)"
 )
 _SPACES = re.compile(r"\s+")
@@ -103,12 +124,25 @@ def domain_intents(path: Path) -> set[str]:
 
 def mask(text: str, customer_name: str | None = None) -> str | None:
     """``text`` with personal data replaced by stand-ins; None when it held a card number."""
-    masked = redact(text, emails=True, phones=True)
+    masked = redact(_CONTROL.sub(" ", text), emails=True, phones=True)
     if CARD in masked:
         return None
-    masked = masked.replace(EMAIL, EMAIL_STAND_IN).replace(PHONE, PHONE_STAND_IN)
+    masked = _IBAN.sub("[iban]", masked)
+    masked = _STREET.sub("[street]", masked)
     masked = _POSTCODE.sub(POSTCODE_STAND_IN, masked)
-    masked = _LONG_DIGITS.sub(lambda m: "12345", masked)
+    masked = _DUTCH_POSTCODE.sub(POSTCODE_STAND_IN, masked)
+    masked = _GROUPED_DIGITS.sub(
+        lambda m: m.group(0) if _DATE.fullmatch(m.group(0)) else "12345", masked
+    )
+    masked = _LONG_DIGITS.sub("12345", masked)
+    # The stand-ins last: their own digits must not be masked again.
+    for marker, stand_in in (
+        (EMAIL, EMAIL_STAND_IN),
+        (PHONE, PHONE_STAND_IN),
+        ("[iban]", IBAN_STAND_IN),
+        ("[street]", STREET_STAND_IN),
+    ):
+        masked = masked.replace(marker, stand_in)
     masked = _GIVEN_NAME.sub(lambda m: m.group(1) + NAME_STAND_IN, masked)
     for part in (customer_name or "").split():
         if len(part) >= 2:
@@ -170,14 +204,14 @@ def stories_yaml(skeletons: Iterable[Skeleton], intents: set[str], header: str) 
     lines = [header, 'version: "3.1"', "", "stories:"]
     count = 0
     for skeleton in skeletons:
+        turns = [(m, i) for t, i in skeleton.turns if (m := mask(t, skeleton.customer_name))]
+        if not turns:
+            continue  # only buttons, or nothing left once masked: nothing to write
         count += 1
         what = skeleton.disposition or "no wrap-up"
         lines.append(f"  - story: should have handled {skeleton.conversation_id[:8]} ({what})")
         lines.append("    steps:")
-        for text, intent in skeleton.turns:
-            masked = mask(text, skeleton.customer_name)
-            if masked is None:
-                continue
+        for masked, intent in turns:
             lines.append("      - user: |")
             lines.append(f"          {_example(masked)}")
             if intent in intents and intent not in ("nlu_fallback",):

@@ -440,7 +440,6 @@ def rasa_env(token: str | None = None) -> dict[str, str]:
         **RASA_ENV,
         "RASA_TOKEN": token or rasa_token(),
         "ACTION_SERVER_TOKEN": action_server_token(),
-        "BACKEND_TOKEN": backend_token(),
     }
 
 
@@ -535,6 +534,9 @@ class Stack:
                     "--port",
                     str(self.actions_port),
                 ],
+                # Its read-only backend route's key: the action server's alone (Rasa never
+                # gets it; the gateway sends it).
+                env={"BACKEND_TOKEN": backend_token()},
             )
         self.spawn_rasa("rasa", self.rasa_port)
         self.wait_ready(timeout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -54,14 +55,8 @@ class Attachment:
         return f"/files/{self.file_id}/{quote(self.name, safe='')}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "name": self.name,
-            "content_type": self.content_type,
-            "size": self.size,
-            "file_id": self.file_id,
-            "url": self.url if self.file_id is None else self.path,
-        }
+        """For the frames and the API: ``url`` is where to fetch it (a stored file's path)."""
+        return {**self.stored(), "url": self.url if self.file_id is None else self.path}
 
     @classmethod
     def from_dict(cls, value: dict[str, Any] | None) -> Attachment | None:
@@ -187,3 +182,7 @@ EDITED_PAYLOAD = "gateway:edited"
 # A picture or file without words: kept for the agents; while the bot has the conversation,
 # the gateway says the bot cannot look at it and a person can.
 ATTACHMENT_PAYLOAD = "gateway:attachment"
+# A survey button after a resolve ("csat:4", "ces:6", "nps:10"): kept even when it is an older
+# question's button (Telegram and Slack keep them pressable), so it is never read as the
+# answer to the question asked now.
+SURVEY_PAYLOAD = re.compile(r"^(csat|ces|nps):(\d{1,2})$")

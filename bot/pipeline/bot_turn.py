@@ -34,6 +34,7 @@ from bot.core.types import (
     ATTACHMENT_PAYLOAD,
     EDITED_PAYLOAD,
     HANDOFF_PAYLOAD,
+    SURVEY_PAYLOAD,
     UNSUPPORTED_PAYLOAD,
     Button,
     SenderKind,
@@ -86,11 +87,19 @@ _SCORE_RE = re.compile(r"^\s*(?:(ces|nps):)?(\d{1,2})\s*[.!]?\s*$", re.I)
 
 
 def survey_score(message: StoredMessage, kind: str) -> int | None:
-    """The answer to the ``kind`` question (csat, ces or nps) in the message, if it is one."""
+    """The answer to the ``kind`` question (csat, ces or nps) in the message, if it is one: a
+    button of that question, or a number typed."""
+    pressed = SURVEY_PAYLOAD.match(message.payload or "")
+    if pressed:
+        if pressed.group(1) != kind:
+            return None
+        score = int(pressed.group(2))
+        low, high = SURVEY_SCALES.get(kind, (1, 5))
+        return score if low <= score <= high else None
     if kind == "csat":
         return csat_rating(message)
     low, high = SURVEY_SCALES[kind]
-    for candidate in (message.payload, message.text):
+    for candidate in (message.text,):
         match = _SCORE_RE.match(candidate or "")
         if match and (match.group(1) is None or match.group(1).lower() == kind):
             score = int(match.group(2))
@@ -115,6 +124,11 @@ class BotTurn(Component):
             score = survey_score(message, kind)
             if score is not None:
                 await self._record_survey(conversation, message, kind, score)
+                return True
+            if SURVEY_PAYLOAD.match(message.payload or ""):
+                # An earlier question's button pressed again: not an answer to this one, and
+                # not a message for the bot either.
+                await self.records.update(conversation.id, bot_cursor=message.seq)
                 return True
             # Not an answer: the survey is over, and this message goes to the bot.
             conversation = await self.records.update(
@@ -289,9 +303,6 @@ class BotTurn(Component):
             log.warning("ignored a malformed identity payload", conversation_id=conversation.id)
             return
         await self.store.verify_conversation(conversation.id, verified.customer_id, verified.method)
-        # This channel identity proved itself: from now on it carries the customer's
-        # verification even if an agent had linked it by hand.
-        await self.store.identity_verified(conversation.channel, conversation.channel_user_id)
         customer = await self.store.verify_customer(
             conversation.customer_id,
             verified.customer_id,
@@ -299,6 +310,11 @@ class BotTurn(Component):
             name=verified.name,
             vip=verified.vip,
         )
+        if customer.verified_id == verified.customer_id:
+            # This channel identity proved to be this customer: from now on it carries the
+            # customer's verification even if an agent had linked it by hand. (Proved to be
+            # someone else, it stays hand-linked: that person verifies per conversation.)
+            await self.store.identity_verified(conversation.channel, conversation.channel_user_id)
         self.metrics.verified.labels(verified.method).inc()
         await self.store.audit(
             "bot",

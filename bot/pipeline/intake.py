@@ -30,6 +30,7 @@ from bot.core.state import HUMAN_STATES, ConversationState
 from bot.core.types import (
     ATTACHMENT_PAYLOAD,
     EDITED_PAYLOAD,
+    SURVEY_PAYLOAD,
     UNSUPPORTED_PAYLOAD,
     InboundMessage,
     StoredMessage,
@@ -209,6 +210,8 @@ class Intake(Component):
         payload = message.payload
         if payload is None or message.trusted_payload or payload in NOTICE_PAYLOADS:
             return payload
+        if SURVEY_PAYLOAD.match(payload):
+            return payload  # read only by the survey, for its own question (bot_turn.py)
         if payload in await self.store.offered_payloads(conversation_id):
             return payload
         log.info("payload not offered; kept as text", channel=message.channel)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -36,6 +36,36 @@ class QualityMixin(StoreEngine):
             .group_by(messages.c.intent)
         )
         return dict(await self._all(query, lambda row: (str(row[0]), int(row[1]))))
+
+    async def contacts_per_problem_in(
+        self, windows: Sequence[tuple[datetime, datetime]], ignore: Iterable[str]
+    ) -> dict[str, int]:
+        """Like :meth:`contacts_per_problem`, over several windows at once (a conversation
+        counts once per window it wrote in): the baseline's same hour of earlier days. Runs
+        as a sweep (in a worker thread on SQLite), not on the event loop."""
+        ignored = sorted(ignore)
+
+        def read(conn: sa.Connection) -> dict[str, int]:
+            totals: dict[str, int] = {}
+            for start, end in windows:
+                query = (
+                    sa.select(
+                        messages.c.intent, sa.func.count(sa.distinct(messages.c.conversation_id))
+                    )
+                    .where(
+                        messages.c.direction == Direction.INBOUND.value,
+                        messages.c.created_at >= start,
+                        messages.c.created_at < end,
+                        messages.c.intent.is_not(None),
+                        messages.c.intent.not_in(ignored),
+                    )
+                    .group_by(messages.c.intent)
+                )
+                for intent, count in conn.execute(query):
+                    totals[str(intent)] = totals.get(str(intent), 0) + int(count)
+            return totals
+
+        return await self._sweep(read)
 
     async def add_quality_alert(self, alert: QualityAlert) -> QualityAlert | None:
         """Store a new alert; None when that problem's alert of that hour exists already."""

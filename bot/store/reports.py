@@ -268,18 +268,17 @@ def _read_returns(
     later = handoffs.alias("later")
     later_conversation = conversations.alias("later_conversation")
 
-    def came_back(customer: Any, since: Any) -> Any:
-        """A handoff of the same customer requested within the window after ``since``."""
-        return (
-            sa.exists()
-            .where(
-                later_conversation.c.customer_id == customer,
-                later.c.conversation_id == later_conversation.c.id,
-                later.c.requested_at > since,
-                _seconds(dialect, later.c.requested_at, since) <= seconds,
-            )
-            .correlate_except(later, later_conversation)
-        )
+    def came_back(since: Any) -> list[Any]:
+        """Join conditions: a handoff (``later``) of the same customer requested within the
+        window after ``since``. Set-based (a join driven by the handoffs, which are few), not
+        a subquery per row."""
+        return [
+            later.c.requested_at > since,
+            _seconds(dialect, later.c.requested_at, since) <= seconds,
+        ]
+
+    def count(query: Any) -> int:
+        return int(conn.execute(query).scalar_one() or 0)
 
     of_handoffs: list[Any] = [
         handoffs.c.requested_at >= start,
@@ -289,38 +288,52 @@ def _read_returns(
     if team is not None:
         of_handoffs.append(handoffs.c.team == team)
     settled = handoffs.c.resolved_at <= over
-    checked, returned, pending = conn.execute(
-        sa.select(
-            _count(settled),
-            _count(
-                sa.and_(settled, came_back(conversations.c.customer_id, handoffs.c.resolved_at))
-            ),
-            _count(~settled),
-        )
+    checked, pending = conn.execute(
+        sa.select(_count(settled), _count(~settled)).where(*of_handoffs)
+    ).one()
+    returned = count(
+        sa.select(sa.func.count(sa.distinct(handoffs.c.id)))
+        .select_from(handoffs)
         .join(conversations, conversations.c.id == handoffs.c.conversation_id)
-        .where(*of_handoffs)
-    ).one()
-    report.fcr_checked, report.fcr_pending = int(checked or 0), int(pending or 0)
-    report.fcr_resolved = report.fcr_checked - int(returned or 0)
-
-    contained = sa.and_(
-        conversations.c.created_at >= start,
-        conversations.c.created_at < end,
-        conversations.c.last_seq > 0,
-        ~sa.exists().where(handoffs.c.conversation_id == conversations.c.id),
+        .join(later_conversation, later_conversation.c.customer_id == conversations.c.customer_id)
+        .join(later, later.c.conversation_id == later_conversation.c.id)
+        .where(*of_handoffs, settled, *came_back(handoffs.c.resolved_at))
     )
-    settled = conversations.c.created_at <= over
-    checked, returned, pending = conn.execute(
-        sa.select(
-            _count(settled),
-            _count(
-                sa.and_(settled, came_back(conversations.c.customer_id, conversations.c.created_at))
-            ),
-            _count(~settled),
-        ).where(contained)
-    ).one()
-    report.durable_checked, report.durable_pending = int(checked or 0), int(pending or 0)
-    report.durable = report.durable_checked - int(returned or 0)
+    report.fcr_checked, report.fcr_pending = int(checked or 0), int(pending or 0)
+    report.fcr_resolved = report.fcr_checked - returned
+
+    def contained(since: datetime, until: datetime) -> list[Any]:
+        return [
+            conversations.c.created_at >= since,
+            conversations.c.created_at < until,
+            conversations.c.last_seq > 0,
+            ~sa.exists().where(handoffs.c.conversation_id == conversations.c.id),
+        ]
+
+    # The period's contained conversations are counted already (report.contained): only the
+    # part whose window is still open is read (the last days), and the returns of the rest.
+    settled_until = min(end, max(start, over))
+    pending = (
+        count(sa.select(sa.func.count()).where(*contained(settled_until, end)))
+        if settled_until < end
+        else 0
+    )
+    returned = (
+        count(
+            sa.select(sa.func.count(sa.distinct(conversations.c.id)))
+            .select_from(conversations)
+            .join(
+                later_conversation, later_conversation.c.customer_id == conversations.c.customer_id
+            )
+            .join(later, later.c.conversation_id == later_conversation.c.id)
+            .where(*contained(start, settled_until), *came_back(conversations.c.created_at))
+        )
+        if start < settled_until
+        else 0
+    )
+    report.durable_pending = pending
+    report.durable_checked = report.contained - pending
+    report.durable = report.durable_checked - returned
 
 
 def _read_nlu(

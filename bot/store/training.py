@@ -70,14 +70,8 @@ def _candidates(
         .join(customers, customers.c.id == conversations.c.customer_id)
         .where(*_typed(start, end), messages.c.intent.is_not(None), unsure)
     ):
-        found[(row.conversation_id, row.seq)] = {
-            "conversation_id": row.conversation_id,
-            "text": row.text,
-            "intent": row.intent,
-            "confidence": row.confidence,
-            "why": "fallback" if row.intent == "nlu_fallback" else "low_confidence",
-            "customer_name": row.display_name,
-        }
+        why = "fallback" if row.intent == "nlu_fallback" else "low_confidence"
+        found[(row.conversation_id, row.seq)] = _said(row, why)
     rank = (
         sa.func.row_number()
         .over(partition_by=handoffs.c.id, order_by=messages.c.seq.desc())
@@ -106,21 +100,22 @@ def _candidates(
         .subquery()
     )
     for row in conn.execute(sa.select(last).where(last.c.rank <= before)):
-        found.setdefault(
-            (row.conversation_id, row.seq),
-            {
-                "conversation_id": row.conversation_id,
-                "text": row.text,
-                "intent": row.intent,
-                "confidence": row.confidence,
-                "why": "before_handoff",
-                "customer_name": row.display_name,
-            },
-        )
+        found.setdefault((row.conversation_id, row.seq), _said(row, "before_handoff"))
     wrapups = _latest_dispositions(conn, {key[0] for key in found})
     for item in found.values():
         item["disposition"] = wrapups.get(item["conversation_id"])
     return [found[key] for key in sorted(found)]
+
+
+def _said(row: Any, why: str) -> dict[str, Any]:
+    return {
+        "conversation_id": row.conversation_id,
+        "text": row.text,
+        "intent": row.intent,
+        "confidence": row.confidence,
+        "why": why,
+        "customer_name": row.display_name,
+    }
 
 
 def _latest_dispositions(conn: sa.Connection, conversation_ids: set[str]) -> dict[str, str]:

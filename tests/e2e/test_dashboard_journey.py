@@ -9,13 +9,14 @@ first-contact, once its window is over). Cy asks for a person and is resolved.""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from bot.appkeys import DESK, SERVICE, STORE
+from handoff.reports import figures
 from scripts import devctl
 from tests.gateway_fixtures import AGENT_PASSWORD, Gateway, gateway_settings, running_gateway
 from tests.helpers import AgentClient, CustomerClient
@@ -97,3 +98,18 @@ async def test_every_figure_from_real_conversations(
     assert report["live"] == {"waiting": 1, "agents_online": 0, "at_risk": 0}
     (day,) = p["daily"]
     assert (day["conversations"], day["handoffs"]) == (3, 3)
+
+    # Four days on, the windows are over: Ben came back for a person (not first-contact),
+    # Cy did not; Ann never asked for one (durably contained).
+    today_start = datetime.combine(date.today(), time.min, tzinfo=UTC)
+    later = datetime.now(UTC) + timedelta(days=4)
+    judged = figures(
+        await store.raw_report(today_start, today_start + timedelta(days=1), None, now=later)
+    )
+    assert judged["first_contact_resolution"] == {
+        "checked": 2,
+        "resolved": 1,
+        "pending": 0,
+        "rate": 0.5,
+    }
+    assert judged["durable_containment"] == {"checked": 1, "durable": 1, "pending": 0, "rate": 1.0}

@@ -15,12 +15,14 @@ from aiohttp import web
 
 from bot.appkeys import DESK, SERVICE, STORE
 from bot.core.types import InboundMessage
+from tests.fakes.rasa import ScriptedRasa
 from tests.gateway_fixtures import (
     AGENT_PASSWORD,
     MAYA,
     Gateway,
     gateway_settings,
     running_gateway,
+    scripted_gateway,
     shop_user,
 )
 from tests.helpers import AgentClient, CustomerClient, dead_port, listen
@@ -219,3 +221,47 @@ async def test_the_shop_backend_down_or_unknown_is_said_not_raised(
         update={"backend": profiles.settings.backend.model_copy(update={"url": None})}
     )
     assert (await profiles.backend("1"))["status"] == "off"
+
+
+async def test_a_linked_chat_that_proves_to_be_someone_else_stays_hand_linked(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """An agent linked Bob's Telegram chat to Maya by mistake; Bob then passes the bot's check
+    as shop customer 2. His chat must not start carrying Maya's verification."""
+    bob_says = "it's Bob, order 1002"
+    rasa = ScriptedRasa(
+        {}, customs={bob_says: {"identity": {"customer_id": "2", "method": "second_factor"}}}
+    )
+    async with scripted_gateway(tmp_path, rasa) as gateway:
+        store, desk = gateway.app[STORE], gateway.app[DESK]
+        maya = await CustomerClient(gateway.url, http).connect(user=shop_user(MAYA))
+        sam = await AgentClient(gateway.url).login("sam", AGENT_PASSWORD)
+        try:
+            await maya.say("hello", "ok")
+            webchat = await store.conversation(maya.conversation_id or "")
+            assert webchat is not None
+            await telegram_customer(gateway, "777", "hi")
+            status, _ = await sam.api(
+                "POST",
+                f"/customers/{webchat.customer_id}/identities",
+                {"channel": "telegram", "channel_user_id": "777"},
+            )
+            assert status == 200
+            await telegram_customer(gateway, "777", bob_says)
+            await gateway.app[SERVICE].drain()
+            (tg,) = [
+                c
+                for c in await store.conversations_for_customer(webchat.customer_id)
+                if c.channel == "telegram"
+            ]
+            identity = next(
+                i for i in await store.identities(webchat.customer_id) if i.channel == "telegram"
+            )
+            assert identity.linked_by is not None, "still hand-linked: Bob is not Maya"
+            view = await desk.conversation_view(tg.id)
+            assert view["customer"]["verified_id"] == "2", "Bob, for his own conversation"
+            turn = await store.pending_turn(tg.id)
+            assert turn is not None and turn.identity_linked_by is not None
+        finally:
+            await maya.close()
+            await sam.close()

@@ -61,6 +61,11 @@ async def test_rating_then_effort_then_recommend(
         await customer.send("4", payload="csat:4")
         ces = await customer.wait_for(question("ces"), after=mark)
         assert [b["payload"] for b in ces["buttons"]] == [f"ces:{n}" for n in range(1, 8)]
+        # The rating's button pressed again (Telegram and Slack keep old buttons): not an
+        # answer to the effort question, and not a message for the bot.
+        stale = len(customer.frames)
+        await customer.send("5", payload="csat:5")
+        await customer.send("11", payload="ces:11")  # off the scale: ignored too
         mark = len(customer.frames)
         await customer.send("6")  # typed
         nps = await customer.wait_for(question("nps"), after=mark)
@@ -72,6 +77,11 @@ async def test_rating_then_effort_then_recommend(
         )
         assert [r.rating for r in await store.csat_for(cid)] == [4]
         assert await store.survey_answers_of(cid) == [("ces", 6), ("nps", 10)]
+        assert not [
+            f
+            for f in customer.frames[stale:]
+            if f.get("type") == "message" and f.get("sender") == "bot"
+        ], "the bot kept out of the survey"
         conversation = await store.conversation(cid)
         assert conversation is not None and not conversation.awaiting_csat
         assert conversation.awaiting_survey is None

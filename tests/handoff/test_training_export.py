@@ -16,7 +16,15 @@ import pytest
 import yaml
 
 from bot.appkeys import DESK, SERVICE, STORE
-from handoff.training import ExportError, Said, mask, nlu_yaml, parse_since
+from handoff.training import (
+    ExportError,
+    Said,
+    Skeleton,
+    mask,
+    nlu_yaml,
+    parse_since,
+    stories_yaml,
+)
 from scripts import devctl
 from tests.fakes.rasa import ScriptedRasa
 from tests.gateway_fixtures import AGENT_PASSWORD, Gateway, scripted_gateway
@@ -43,7 +51,37 @@ def test_mask_replaces_personal_data_with_stand_ins() -> None:
         assert secret.lower() not in masked.lower(), secret
     assert "name@example.com" in masked and "AB1 2CD" in masked and "Alex" in masked
     assert mask("my card is 4111 1111 1111 1111 thanks") is None, "a card: left out"
+    for secret, text in (
+        ("NWBK", "GB29 NWBK 6016 1331 9268 19 is my account"),
+        ("9012", "the number is 1234 5678 9012 3456 7"),
+        ("5678", "ref 1234.5678.9012.3456.78"),
+        ("Maya", "I\u2019m Maya Patel"),  # a phone keyboard's apostrophe
+        ("Patel", "call me Maya Patel"),
+        ("K1A", "send it to K1A 0B1"),
+        ("1012", "postcode 1012 AB"),
+        ("Baker", "I live at 12 Baker Street"),
+    ):
+        masked = mask(text)
+        assert masked is not None and secret not in masked, (text, masked)
+    # What is not personal stays: order numbers, dates, words.
+    assert mask("order 1001 is late since 2026-11-20") == "order 1001 is late since 2026-11-20"
+    assert mask("I'm looking for a speaker") == "I'm looking for a speaker"
+    # Control characters YAML cannot carry are dropped (the file must load).
+    assert mask("bad\x1b[31m colour\x07") == "bad (31m colour"
     assert mask("order [1001](order_number)") == "order (1001)(order_number)"
+
+
+def test_skeletons_without_typed_words_are_left_out() -> None:
+    text = stories_yaml(
+        [
+            Skeleton("c1", "other", [("4111 1111 1111 1111", None)]),  # masked away
+            Skeleton("c2", "payment", [("my payment failed twice", "payment_problem")]),
+        ],
+        {"payment_problem"},
+        "# test",
+    )
+    (story,) = yaml.safe_load(text)["stories"]
+    assert "payment" in story["story"] and story["steps"][0]["intent"] == "payment_problem"
 
 
 def test_since_takes_hours_days_weeks() -> None:

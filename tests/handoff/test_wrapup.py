@@ -60,6 +60,8 @@ async def test_wrapup_is_suggested_kept_and_counted(
         for body, message in (
             ({"disposition": "weather"}, "disposition must be one of"),
             ({"disposition": 7}, "disposition must be one of"),
+            ({"disposition": []}, "disposition must be one of"),
+            ({"disposition": {}}, "disposition must be one of"),
             ({"disposition": "account", "bot_should_have_handled": "yes"}, "true or false"),
         ):
             status, answer = await kim.api("POST", f"/conversations/{sound}/resolve", body)

@@ -1,5 +1,5 @@
-"""ix_messages_inbound_created_at: customer messages by time (the dashboard's NLU figures,
-quality alerts and the designers' export read a period of them).
+"""ix_messages_created_at: messages by time (the dashboard's NLU figures, the quality alerts
+and the designers' export read a period of customer messages).
 
 quality_alerts: a problem (the customers' topic intent) that many more customers wrote about
 in an hour than its own baseline says (handoff/quality.py); one row per problem and hour, so
@@ -24,14 +24,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    inbound = sa.text("direction = 'in'")
-    op.create_index(
-        "ix_messages_inbound_created_at",
-        "messages",
-        ["created_at"],
-        sqlite_where=inbound,
-        postgresql_where=inbound,
-    )
+    op.create_index("ix_messages_created_at", "messages", ["created_at"])
     op.create_table(
         "quality_alerts",
         sa.Column("id", sa.Integer, autoincrement=True, nullable=False),
@@ -55,4 +48,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("quality_alerts")
-    op.drop_index("ix_messages_inbound_created_at", table_name="messages")
+    op.drop_index("ix_messages_created_at", table_name="messages")
