@@ -6,7 +6,7 @@ query is reduced to its words (letters and digits); every word must occur, and t
 be the start of a word (search as you type). Pages are ``limit`` rows, with one more read to
 know whether there is a next page (no count of the whole table).
 
-Two plans, chosen by how many messages match (counted in the text index, up to COMMON): a
+On SQLite, two plans, chosen by how many messages match (counted in the index, up to COMMON): a
 rare word (an order number, a name) collects the few conversations that hold it; a word in
 thousands of messages walks the conversations newest first and checks each one's own messages
 (a handful each) until the page is full, so it costs a page, not a million matches.
@@ -64,34 +64,25 @@ def _matching(dialect: str, table: sa.Table, words: list[str]) -> Any:
     return sa.select(table.c.conversation_id).where(_ts_match(table, words))
 
 
-def _holds(dialect: str, table: sa.Table, words: list[str]) -> Any:
-    """Whether the conversation at hand has a row of ``table`` holding every word, checked
-    through that conversation's own rows (the plan for common words)."""
-    if dialect == "sqlite":
-        # The conversation's rows first (CROSS JOIN keeps that order), then each row's entry
-        # in the text index by rowid.
-        name = table.name
-        return sa.text(
-            f"EXISTS (SELECT 1 FROM {name} AS r CROSS JOIN {name}_fts "
-            f"WHERE r.conversation_id = conversations.id AND {name}_fts.rowid = r.id "
-            f"AND {name}_fts MATCH :q_{name})"
-        ).bindparams(**{f"q_{name}": _fts_query(words)})
-    return sa.exists().where(table.c.conversation_id == conversations.c.id, _ts_match(table, words))
+def _holds(table: sa.Table, words: list[str]) -> Any:
+    """SQLite: whether the conversation at hand has a row of ``table`` holding every word,
+    checked through that conversation's own rows (the plan for common words): its rows first
+    (CROSS JOIN keeps that order), then each row's entry in the text index by rowid."""
+    name = table.name
+    return sa.text(
+        f"EXISTS (SELECT 1 FROM {name} AS r CROSS JOIN {name}_fts "
+        f"WHERE r.conversation_id = conversations.id AND {name}_fts.rowid = r.id "
+        f"AND {name}_fts MATCH :q_{name})"
+    ).bindparams(**{f"q_{name}": _fts_query(words)})
 
 
 def _is_common(conn: sa.Connection, words: list[str]) -> bool:
-    """Whether the words match COMMON messages or more (counted in the index, no further)."""
-    dialect = conn.dialect.name
-    hits: Any
-    if dialect == "sqlite":
-        hits = sa.text(
-            "SELECT count(*) FROM (SELECT rowid FROM messages_fts WHERE messages_fts MATCH :q "
-            "LIMIT :cap)"
-        ).bindparams(q=_fts_query(words), cap=COMMON)
-    else:
-        hits = sa.select(sa.func.count()).select_from(
-            sa.select(messages.c.id).where(_ts_match(messages, words)).limit(COMMON).subquery()
-        )
+    """SQLite: whether the words match COMMON messages or more (counted in the index, no
+    further)."""
+    hits = sa.text(
+        "SELECT count(*) FROM (SELECT rowid FROM messages_fts WHERE messages_fts MATCH :q "
+        "LIMIT :cap)"
+    ).bindparams(q=_fts_query(words), cap=COMMON)
     return int(conn.execute(hits).scalar_one()) >= COMMON
 
 
@@ -161,10 +152,11 @@ def _read_inbox(
     words = search_words(where.text)
     if words:
         dialect = conn.dialect.name
-        if _is_common(conn, words):
-            conditions.append(
-                sa.or_(_holds(dialect, messages, words), _holds(dialect, notes, words))
-            )
+        # PostgreSQL's GIN index answers the collecting plan well enough (under 0.6 s for a
+        # word in every conversation), and counting matches there can turn into a scan of
+        # every message: the walking plan is SQLite's.
+        if dialect == "sqlite" and _is_common(conn, words):
+            conditions.append(sa.or_(_holds(messages, words), _holds(notes, words)))
         else:
             conditions.append(
                 sa.or_(

@@ -19,7 +19,8 @@ from tests.bot.store.helpers import new_conversation, say
 @pytest.fixture(params=["rare", "common"])
 def plan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Both plans of the search (bot/store/search.py) must give the same answers: "common"
-    makes every query count as common (its threshold 0), so the walk-the-newest plan runs."""
+    makes every query count as common (its threshold 0), so SQLite walks the newest
+    conversations (PostgreSQL always collects)."""
     if request.param == "common":
         monkeypatch.setattr(search, "COMMON", 0)
     return str(request.param)
