@@ -11,12 +11,14 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from bot.core.types import Attachment
 from scripts import devctl
 
 Frame = dict[str, Any]
@@ -265,3 +267,16 @@ def png_bytes(
         + chunk(b"IDAT", zlib.compress(raw))
         + chunk(b"IEND", b"")
     )
+
+
+def stored_files(directory: Path) -> list[Path]:
+    """The files a gateway's local file storage holds (none before its first upload)."""
+    return [p for p in directory.rglob("*") if p.is_file()] if directory.exists() else []
+
+
+async def served(base_url: str, http: aiohttp.ClientSession, attachment: Attachment) -> bytes:
+    """A stored attachment's bytes, as the gateway serves them (GET /files/...)."""
+    assert attachment.path is not None
+    async with http.get(base_url + attachment.path) as resp:
+        assert resp.status == 200
+        return await resp.read()

@@ -152,14 +152,8 @@ class Intake(Component):
         text = message.text.strip()
         if not text and not message.payload and message.attachment is None:
             raise BadMessage("bad_request", "The message is empty.")
-        limit = self.settings.limits.max_message_chars
-        if len(message.text) > limit:
-            raise BadMessage(
-                "too_long",
-                f"Your message is {len(message.text)} characters long; the limit is {limit}. "
-                "Please shorten it or split it into several messages.",
-            )
-        if not all(is_text(v) for v in (message.text, message.payload, message.display_name)):
+        self.check_text(message.text)
+        if not all(is_text(v) for v in (message.payload, message.display_name)):
             raise BadMessage("bad_request", "The message has characters that are not valid text.")
         privacy = self.settings.privacy
         # Card numbers (and, if configured, e-mails and phone numbers) never reach the record,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -18,23 +19,29 @@ from bot.store.schema import messages, quality_alerts
 __all__ = ["QualityMixin"]
 
 
+def _contacts(start: datetime, end: datetime, ignored: list[str]) -> sa.Select[Any]:
+    """Per intent: how many conversations had a customer message read as it in
+    ``[start, end)`` (``ignored``: intents that name no problem)."""
+    return (
+        sa.select(messages.c.intent, sa.func.count(sa.distinct(messages.c.conversation_id)))
+        .where(
+            messages.c.direction == Direction.INBOUND.value,
+            messages.c.created_at >= start,
+            messages.c.created_at < end,
+            messages.c.intent.is_not(None),
+            messages.c.intent.not_in(ignored),
+        )
+        .group_by(messages.c.intent)
+    )
+
+
 class QualityMixin(StoreEngine):
     async def contacts_per_problem(
         self, start: datetime, end: datetime, ignore: Iterable[str]
     ) -> dict[str, int]:
         """Per intent (the customers' problems; ``ignore`` the ones that name none): how many
         conversations had a customer message read as it in ``[start, end)``."""
-        query = (
-            sa.select(messages.c.intent, sa.func.count(sa.distinct(messages.c.conversation_id)))
-            .where(
-                messages.c.direction == Direction.INBOUND.value,
-                messages.c.created_at >= start,
-                messages.c.created_at < end,
-                messages.c.intent.is_not(None),
-                messages.c.intent.not_in(sorted(ignore)),
-            )
-            .group_by(messages.c.intent)
-        )
+        query = _contacts(start, end, sorted(ignore))
         return dict(await self._all(query, lambda row: (str(row[0]), int(row[1]))))
 
     async def contacts_per_problem_in(
@@ -48,19 +55,7 @@ class QualityMixin(StoreEngine):
         def read(conn: sa.Connection) -> dict[str, int]:
             totals: dict[str, int] = {}
             for start, end in windows:
-                query = (
-                    sa.select(
-                        messages.c.intent, sa.func.count(sa.distinct(messages.c.conversation_id))
-                    )
-                    .where(
-                        messages.c.direction == Direction.INBOUND.value,
-                        messages.c.created_at >= start,
-                        messages.c.created_at < end,
-                        messages.c.intent.is_not(None),
-                        messages.c.intent.not_in(ignored),
-                    )
-                    .group_by(messages.c.intent)
-                )
+                query = _contacts(start, end, ignored)
                 for intent, count in conn.execute(query):
                     totals[str(intent)] = totals.get(str(intent), 0) + int(count)
             return totals

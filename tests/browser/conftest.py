@@ -8,9 +8,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
-from bot.appkeys import STORE
+from bot.appkeys import DESK, SERVICE, STORE
+from bot.core.models import Conversation
+from bot.core.state import ConversationState
 from handoff.auth import hash_password
 from tests.gateway_fixtures import AGENT_PASSWORD, Gateway, gateway_settings, running_gateway
 from tests.helpers import dead_port
@@ -90,3 +92,29 @@ async def gateway_without_bot(tmp: Path, *agents: str) -> AsyncIterator[Gateway]
                 username, username.capitalize(), hash_password(AGENT_PASSWORD)
             )
         yield gw
+
+
+async def shop_page(browser: Browser, url: str) -> tuple[Page, list[str]]:
+    """The demo shop with the widget open, and the page's uncaught script errors."""
+    context = await browser.new_context(
+        viewport={"width": 1280, "height": 800}, accept_downloads=True
+    )
+    shop = await context.new_page()
+    errors: list[str] = []
+    shop.on("pageerror", lambda exc: errors.append(str(exc)))
+    await shop.goto(url + "/")
+    await shop.get_by_test_id("blw-launcher").click()
+    return shop, errors
+
+
+async def sam_took_over(gateway: Gateway, shop: Page, text: str) -> Conversation:
+    """The customer writes ``text`` in the widget (Rasa is down), and Sam takes it over."""
+    await shop.get_by_test_id("blw-input").fill(text)
+    await shop.get_by_test_id("blw-send").click()
+    await expect(shop.locator("[data-testid=blw-msg][data-sender=customer]")).to_have_count(1)
+    await gateway.app[SERVICE].drain()
+    (conversation,) = await gateway.app[STORE].conversations_in_states(list(ConversationState))
+    sam = await gateway.app[STORE].agent_by_username("sam")
+    assert sam is not None
+    await gateway.app[DESK].take_over(conversation.id, sam)
+    return conversation

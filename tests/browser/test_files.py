@@ -11,10 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, Route, expect
 
-from bot.appkeys import DESK, SERVICE, STORE
-from bot.core.state import ConversationState
 from scripts import devctl
-from tests.browser.conftest import SHOTS, gateway_without_bot, signed_in
+from tests.browser.conftest import SHOTS, gateway_without_bot, sam_took_over, shop_page, signed_in
 from tests.gateway_fixtures import AGENT_PASSWORD, Gateway, gateway_settings, running_gateway
 from tests.helpers import png_bytes
 
@@ -37,29 +35,10 @@ async def image_drawn(page: Page, selector: str) -> bool:
     )
 
 
-async def shop_page(browser: Browser, url: str) -> tuple[Page, list[str]]:
-    context = await browser.new_context(
-        viewport={"width": 1280, "height": 800}, accept_downloads=True
-    )
-    shop = await context.new_page()
-    errors: list[str] = []
-    shop.on("pageerror", lambda exc: errors.append(str(exc)))
-    await shop.goto(url + "/")
-    await shop.get_by_test_id("blw-launcher").click()
-    return shop, errors
-
-
 async def test_a_photo_in_and_a_pdf_out(gateway: Gateway, browser: Browser, tmp_path: Path) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     shop, errors = await shop_page(browser, gateway.url)
-    await shop.get_by_test_id("blw-input").fill("my screen cracked")
-    await shop.get_by_test_id("blw-send").click()
-    await expect(shop.locator("[data-testid=blw-msg][data-sender=customer]")).to_have_count(1)
-    await gateway.app[SERVICE].drain()
-    (conversation,) = await gateway.app[STORE].conversations_in_states(list(ConversationState))
-    sam = await gateway.app[STORE].agent_by_username("sam")
-    assert sam is not None
-    await gateway.app[DESK].take_over(conversation.id, sam)
+    conversation = await sam_took_over(gateway, shop, "my screen cracked")
 
     console = await signed_in(browser, gateway.url, "sam", AGENT_PASSWORD)
     await console.goto(f"{gateway.url}/console/conversations/{conversation.id}")

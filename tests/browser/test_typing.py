@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, expect
 
-from bot.appkeys import DESK, SERVICE, STORE
-from bot.core.state import ConversationState
-from tests.browser.conftest import SHOTS, gateway_without_bot, signed_in
+from tests.browser.conftest import SHOTS, gateway_without_bot, sam_took_over, shop_page, signed_in
 from tests.gateway_fixtures import AGENT_PASSWORD, Gateway
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.usefixtures("page_errors")]
@@ -25,19 +23,8 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
 
 async def test_typing_shows_on_both_sides(gateway: Gateway, browser: Browser) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    shop = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
-    errors: list[str] = []
-    shop.on("pageerror", lambda exc: errors.append(str(exc)))
-    await shop.goto(gateway.url + "/")
-    await shop.get_by_test_id("blw-launcher").click()
-    await shop.get_by_test_id("blw-input").fill("my router keeps dropping")
-    await shop.get_by_test_id("blw-send").click()
-    await expect(shop.locator("[data-testid=blw-msg][data-sender=customer]")).to_have_count(1)
-    await gateway.app[SERVICE].drain()
-    (conversation,) = await gateway.app[STORE].conversations_in_states(list(ConversationState))
-    sam = await gateway.app[STORE].agent_by_username("sam")
-    assert sam is not None
-    await gateway.app[DESK].take_over(conversation.id, sam)
+    shop, errors = await shop_page(browser, gateway.url)
+    conversation = await sam_took_over(gateway, shop, "my router keeps dropping")
 
     console = await signed_in(browser, gateway.url, "sam", AGENT_PASSWORD)
     await console.goto(f"{gateway.url}/console/conversations/{conversation.id}")

@@ -18,7 +18,7 @@ from bot.appkeys import SERVICE, STORE
 from handoff.auth import hash_password
 from tests.fakes.rasa import ScriptedRasa
 from tests.gateway_fixtures import AGENT_PASSWORD, Gateway, scripted_gateway
-from tests.helpers import AgentClient, CustomerClient
+from tests.helpers import AgentClient, CustomerClient, stored_files
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n"
@@ -35,10 +35,6 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
     ) as gw:
         await gw.app[STORE].add_agent("kim", "Kim", hash_password(AGENT_PASSWORD))
         yield gw
-
-
-def stored_files(directory: Path) -> list[Path]:
-    return [p for p in directory.rglob("*") if p.is_file()] if directory.exists() else []
 
 
 async def upload(

@@ -42,7 +42,7 @@ from tests.gateway_fixtures import (
     running_gateway,
     scripted_gateway,
 )
-from tests.helpers import AgentClient, dead_port, png_bytes
+from tests.helpers import AgentClient, dead_port, png_bytes, served, stored_files
 
 PNG = png_bytes()
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n"
@@ -85,17 +85,6 @@ def with_files(event: dict[str, Any], *files: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def stored_files(tmp_path: Path) -> list[Path]:
-    return [p for p in (tmp_path / "files").rglob("*") if p.is_file()]
-
-
-async def served(gw: Gateway, http: aiohttp.ClientSession, attachment: Attachment) -> bytes:
-    assert attachment.path is not None
-    async with http.get(gw.url + attachment.path) as resp:
-        assert resp.status == 200
-        return await resp.read()
-
-
 async def test_a_shared_picture_is_downloaded_with_the_token_and_stored(
     gateway: Gateway, slack_api: FakeSlackApi, http: aiohttp.ClientSession
 ) -> None:
@@ -116,7 +105,7 @@ async def test_a_shared_picture_is_downloaded_with_the_token_and_stored(
     assert stored.attachment is not None
     assert (stored.attachment.kind, stored.attachment.name) == ("image", "box.png")
     assert (stored.attachment.content_type, stored.attachment.size) == ("image/png", len(PNG))
-    assert await served(gateway, http, stored.attachment) == PNG
+    assert await served(gateway.url, http, stored.attachment) == PNG
     (download,) = slack_api.calls_to("download")
     assert download.status == 200 and download.token == slack_api.token
     await slack_api.wait_for_post(lambda c: TECH_PROBLEM in c.params["text"])  # the words: bot
@@ -147,8 +136,8 @@ async def test_each_file_is_a_message_and_a_refused_one_gets_the_reason(
     assert stored.channel_message_id == f"{event['event_id']}:1"
     assert (stored.text, stored.payload) == ("", ATTACHMENT_PAYLOAD)
     assert stored.attachment is not None and stored.attachment.name == "invoice.pdf"
-    assert await served(gateway, http, stored.attachment) == PDF
-    assert len(stored_files(tmp_path)) == 1  # the PDF only
+    assert await served(gateway.url, http, stored.attachment) == PDF
+    assert len(stored_files(tmp_path / "files")) == 1  # the PDF only
     await slack_api.wait_for_post(lambda c: NOTICES[ATTACHMENT_PAYLOAD][:40] in c.params["text"])
 
 
@@ -176,7 +165,7 @@ async def test_a_file_over_the_limit_is_refused_in_its_thread_and_nothing_stored
     root = mention["event"]["ts"]
     assert (reason.params["channel"], reason.params["thread_ts"]) == ("C0SUPPORT", root)
     assert len(slack_api.calls_to("download")) == (0 if size_known else 1)
-    assert stored_files(tmp_path) == []
+    assert stored_files(tmp_path / "files") == []
     # The words still reach the bot, in the mention's thread.
     store = small_gateway.app[STORE]
     (stored,) = await customer_messages(store, (await only_conversation(store)).id)
@@ -204,7 +193,7 @@ async def test_a_file_that_cannot_be_downloaded_leaves_a_placeholder(
     (stored,) = await customer_messages(store, (await only_conversation(store)).id)
     assert stored.text == "[file invoice.pdf that could not be downloaded] my invoice"
     assert (stored.payload, stored.attachment) == (UNSUPPORTED_PAYLOAD, None)
-    assert stored_files(tmp_path) == []  # not even the sign-in page
+    assert stored_files(tmp_path / "files") == []  # not even the sign-in page
     await slack_api.wait_for_post(lambda c: c.params["text"] == NOTICES[UNSUPPORTED_PAYLOAD])
 
 

@@ -38,7 +38,7 @@ from tests.connectors.test_telegram import (
 from tests.fakes.rasa import ScriptedRasa
 from tests.fakes.telegram_api import TOKEN, FakeTelegramApi, UploadedFile, load_update
 from tests.gateway_fixtures import Gateway, gateway_settings, running_gateway, scripted_gateway
-from tests.helpers import dead_port, png_bytes
+from tests.helpers import dead_port, png_bytes, served, stored_files
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 8
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n"
@@ -93,17 +93,6 @@ def document_update(api: FakeTelegramApi, name: str, data: bytes, **document: An
     return update
 
 
-def stored_files(tmp_path: Path) -> list[Path]:
-    return [p for p in (tmp_path / "files").rglob("*") if p.is_file()]
-
-
-async def served(gw: Gateway, http: aiohttp.ClientSession, attachment: Attachment) -> bytes:
-    assert attachment.path is not None
-    async with http.get(gw.url + attachment.path) as resp:
-        assert resp.status == 200
-        return await resp.read()
-
-
 async def test_a_photo_is_downloaded_and_stored_with_its_caption(
     gateway: Gateway, api: FakeTelegramApi, http: aiohttp.ClientSession
 ) -> None:
@@ -118,7 +107,7 @@ async def test_a_photo_is_downloaded_and_stored_with_its_caption(
     assert stored.attachment is not None
     assert (stored.attachment.kind, stored.attachment.name) == ("image", "photo.jpg")
     assert (stored.attachment.content_type, stored.attachment.size) == ("image/jpeg", len(JPEG))
-    assert await served(gateway, http, stored.attachment) == JPEG
+    assert await served(gateway.url, http, stored.attachment) == JPEG
     # The largest size, fetched through getFile and the file path it named.
     assert [c.params["file_id"] for c in api.calls_to("getFile")] == [PHOTO_LARGE]
     (download,) = api.calls_to("downloadFile")
@@ -164,7 +153,7 @@ async def test_a_script_disguised_as_a_document_is_refused_with_the_reason(
     assert "Accepted: " in reply.params["text"] and "PDF" in reply.params["text"]
     await quiet_period(gateway)
     assert await customer_messages(gateway, CHAT) == []
-    assert stored_files(tmp_path) == []
+    assert stored_files(tmp_path / "files") == []
 
 
 @pytest.mark.parametrize("size_in_update", [True, False], ids=["size_known", "size_unknown"])
@@ -183,7 +172,7 @@ async def test_a_document_over_the_limit_is_refused_without_downloading_it(
     assert not api.calls_to("downloadFile")
     await quiet_period(small_gateway)
     assert await customer_messages(small_gateway, CHAT) == []
-    assert stored_files(tmp_path) == []
+    assert stored_files(tmp_path / "files") == []
 
 
 async def test_a_photo_comes_in_the_largest_size_that_fits_the_limit(
@@ -200,7 +189,7 @@ async def test_a_photo_comes_in_the_largest_size_that_fits_the_limit(
     assert status == 200
     (stored,) = await customer_messages(small_gateway, CHAT)
     assert stored.attachment is not None
-    assert await served(small_gateway, http, stored.attachment) == small
+    assert await served(small_gateway.url, http, stored.attachment) == small
     assert [c.params["file_id"] for c in api.calls_to("getFile")] == [PHOTO_SMALL]
 
 

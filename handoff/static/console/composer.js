@@ -19,11 +19,30 @@ export function updateCounter(page) {
 }
 
 /**
+ * Post something for the customer (a reply, a file) and show the stored message; the error
+ * under the reply box otherwise (a 409, the conversation changed hands: refresh()). True when
+ * it was sent.
+ */
+async function post(page, action, payload, refresh) {
+  const { replyError, transcript } = page.els;
+  try {
+    const result = await api("POST", apiConversation(page.convId, action), payload);
+    if (result && result.message && addMessage(page, result.message)) renderTranscript(page);
+    transcript.scrollTop = transcript.scrollHeight;
+    return true;
+  } catch (err) {
+    setError(replyError, err.message);
+    if (err.status === 409) refresh();
+    return false;
+  }
+}
+
+/**
  * Send the reply in #reply-input. The box is cleared only if the agent did not change it while
  * it was sending. A 409 (the conversation changed hands or state) calls refresh().
  */
 export async function sendReply(page, refresh) {
-  const { replyInput, replySend, replyError, transcript } = page.els;
+  const { replyInput, replySend, replyError } = page.els;
   const maxChars = page.maxChars;
   if (page.sending || replyInput.disabled) return;
   const text = replyInput.value.trim();
@@ -41,14 +60,10 @@ export async function sendReply(page, refresh) {
   replySend.disabled = true;
   replySend.textContent = "Sending…";
   try {
-    const result = await api("POST", apiConversation(page.convId, "reply"), { text: text });
-    if (replyInput.value.trim() === text) replyInput.value = "";
+    if (await post(page, "reply", { text: text }, refresh) && replyInput.value.trim() === text) {
+      replyInput.value = "";
+    }
     updateCounter(page);
-    if (result && result.message && addMessage(page, result.message)) renderTranscript(page);
-    transcript.scrollTop = transcript.scrollHeight;
-  } catch (err) {
-    setError(replyError, err.message);
-    if (err.status === 409) refresh();
   } finally {
     page.sending = false;
     replySend.textContent = "Send";
@@ -59,7 +74,7 @@ export async function sendReply(page, refresh) {
 
 /** Send the customer a picture or file; the gateway checks its type and size. */
 export async function sendFile(page, file, refresh) {
-  const { replyAttach, replyError, transcript } = page.els;
+  const { replyAttach, replyError } = page.els;
   if (page.sending) return;
   setError(replyError, "");
   page.sending = true;
@@ -68,12 +83,7 @@ export async function sendFile(page, file, refresh) {
   const form = new FormData();
   form.append("file", file, file.name);
   try {
-    const result = await api("POST", apiConversation(page.convId, "files"), form);
-    if (result && result.message && addMessage(page, result.message)) renderTranscript(page);
-    transcript.scrollTop = transcript.scrollHeight;
-  } catch (err) {
-    setError(replyError, err.message);
-    if (err.status === 409) refresh();
+    await post(page, "files", form, refresh);
   } finally {
     page.sending = false;
     replyAttach.textContent = "Attach file";
